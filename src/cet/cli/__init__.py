@@ -1,0 +1,21 @@
+"""The `cet` command: one Typer sub-app per area."""
+
+from __future__ import annotations
+
+import typer
+
+from cet.cli.common import app_callback
+from cet.cli.kb import kb_app
+from cet.cli.run import run_command
+
+app = typer.Typer(
+    name="cet", help="Context Engineering Transformers: knowledge base, training phases, evaluation.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+app.callback()(app_callback)
+app.add_typer(kb_app, name="kb")
+app.command("run")(run_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,55 @@
+"""What every command shares: config loading, --json output, one-line errors with a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from cet.config import CetConfig, load_config
+from cet.errors import CetError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(stderr=True)  # human-facing messages and progress go to stderr; --json data to stdout
+_state: dict[str, Any] = {"config_path": None}
+
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def app_callback(
+    config: str = typer.Option(None, "--config", "-c", help="YAML config file (default: $CET_CONFIG, then built-in)."),
+) -> None:
+    """Context Engineering Transformers."""
+    _state["config_path"] = config
+
+
+def get_config(**overrides: Any) -> CetConfig:
+    return load_config(_state["config_path"], **overrides)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def user_errors(func: F) -> F:
+    """Turn errors a user can cause into one clear line on stderr and a non-zero exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CetError as e:
+            console.print(f"[bold red]error:[/] {e}", highlight=False)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted:[/] work committed so far is kept; run the command again to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]

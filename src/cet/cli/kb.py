@@ -1,0 +1,165 @@
+"""`cet kb ...`: build, search and inspect the knowledge base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cet.cli.common import JsonOption, console, emit_json, get_config, user_errors
+from cet.errors import CetError
+from cet.knowledge.records import Filters
+
+kb_app = typer.Typer(help="Knowledge base: ingest sources, search, stats, a local PostgreSQL.", no_args_is_help=True)
+postgres_app = typer.Typer(help="A local PostgreSQL with pgvector for trying the scale-out store.",
+                           no_args_is_help=True)
+kb_app.add_typer(postgres_app, name="postgres")
+
+DbOption = typer.Option(None, "--db", help="SQLite path or postgresql:// URL (default: config kb.db).")
+
+
+@kb_app.command("ingest")
+@user_errors
+def ingest_command(
+    path: str = typer.Argument(..., help="Where the source is ('packaged' for the packaged LeetCode set)."),
+    source: str = typer.Option(..., "--source", "-s",
+                               help="exercism | freecodecamp | stackexchange | git | docs | leetcode"),
+    db: str = DbOption,
+    embedder: str = typer.Option(None, "--embedder", help="sentence-transformers | onnx | openai"),
+    min_score: int = typer.Option(None, "--min-score", help="Stack Exchange: minimum question score."),
+    tags: list[str] = typer.Option(None, "--tag", help="Stack Exchange: keep questions with any of these tags."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Read a source and store its chunks and embeddings (idempotent; a re-run resumes)."""
+    from cet.knowledge.ingest import IngestReport
+    from cet.knowledge.pipeline import ingest_source
+
+    cfg = get_config(kb={"db": db, "embedding": {"backend": embedder}})
+    options = {}
+    if source == "stackexchange":
+        options = {"min_score": cfg.sources.stackexchange_min_score if min_score is None else min_score,
+                   "tags": tags or cfg.sources.stackexchange_tags or None}
+    with _progress(json_out) as progress:
+        task = progress.add_task(f"ingest {source}", total=None)
+
+        def update(r: IngestReport) -> None:
+            progress.update(task, completed=r.documents_read, description=f"ingest {source}: {r.documents_read} "
+                            f"docs, {r.chunks_written} chunks, {r.skipped} skipped")
+
+        report = ingest_source(cfg, source, path, options, on_progress=update)
+    if json_out:
+        emit_json(report.to_dict())
+        return
+    table = Table(title=f"ingest {source} into {cfg.kb.db}", show_header=False)
+    for key, value in report.to_dict().items():
+        if key not in ("skipped_examples",):
+            table.add_row(key, str(value))
+    console.print(table)
+    if report.error:
+        raise CetError(f"the {source} reader stopped early ({report.error}); committed batches are kept")
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                    console=console, transient=True, disable=quiet or not console.is_terminal)
+
+
+@kb_app.command("search")
+@user_errors
+def search_command(
+    query: str = typer.Argument(..., help="What to look for."),
+    db: str = DbOption,
+    k: int = typer.Option(None, "--k", "-k", min=1, help="How many hits (default: config kb.top_k = 5)."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid | bm25 | vector"),
+    source: list[str] = typer.Option(None, "--source", help="Only these sources."),
+    language: list[str] = typer.Option(None, "--language", help="Only these languages."),
+    kind: list[str] = typer.Option(None, "--kind", help="Only these kinds (statement, approach, qa, code, doc...)."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Hybrid (BM25 + vector, rank-fused) search over the knowledge base."""
+    from cet.knowledge.pipeline import open_retriever
+
+    if mode not in ("hybrid", "bm25", "vector"):
+        raise CetError(f"unknown --mode {mode!r}: choose hybrid, bm25 or vector")
+    if not query.strip():
+        raise CetError("the query is empty")
+    cfg = get_config(kb={"db": db})
+    retriever = open_retriever(cfg)
+    filters = Filters(source=source or None, language=language or None, kind=kind or None)
+    hits = retriever.search(query, k or cfg.kb.top_k, filters, mode=mode)  # type: ignore[arg-type]
+    if json_out:
+        emit_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        console.print("no hits")
+    for rank, hit in enumerate(hits, start=1):
+        console.rule(f"{rank}. {hit.title}  [dim]{hit.source}/{hit.kind}  score {hit.score:.4f}[/]")
+        console.print(f"[dim]{hit.path}  id {hit.id}[/]", highlight=False)
+        text = hit.text if len(hit.text) < 600 else hit.text[:600] + " …"
+        console.print(text, markup=False, highlight=False)
+
+
+@kb_app.command("stats")
+@user_errors
+def stats_command(db: str = DbOption, json_out: bool = JsonOption) -> None:
+    """What the knowledge base holds: counts by source, kind and language, embedding model, ingests."""
+    from cet.knowledge.stores import open_store
+
+    cfg = get_config(kb={"db": db})
+    store = open_store(cfg.kb.db, cfg.kb, must_exist=True)
+    stats = store.stats()
+    store.close()
+    if json_out:
+        emit_json(stats)
+        return
+    table = Table(title=f"knowledge base {stats['db']}", show_header=False)
+    for key in ("backend", "documents", "chunks", "embeddings", "embedding_model", "embedding_dim"):
+        table.add_row(key, str(stats.get(key)))
+    for group in ("by_source", "by_kind", "by_language"):
+        table.add_row(group, ", ".join(f"{k or '-'}: {v}" for k, v in stats.get(group, {}).items()))
+    console.print(table)
+
+
+PgDirOption = typer.Option(Path("data/postgres"), "--data-dir", help="Where the local cluster lives.")
+
+
+@postgres_app.command("start")
+@user_errors
+def postgres_start(data_dir: Path = PgDirOption, json_out: bool = JsonOption) -> None:
+    """Start (or reuse) a local PostgreSQL with pgvector and print its URL for --db."""
+    from cet.knowledge.stores.postgres_local import start_local_postgres
+
+    url = start_local_postgres(data_dir)
+    if json_out:
+        emit_json({"url": url, "data_dir": str(data_dir)})
+    else:
+        console.print(f"PostgreSQL with pgvector is running; use:  --db '{url}'", highlight=False)
+        print(url)
+
+
+@postgres_app.command("stop")
+@user_errors
+def postgres_stop(data_dir: Path = PgDirOption, json_out: bool = JsonOption) -> None:
+    """Stop the local PostgreSQL started by `cet kb postgres start`."""
+    from cet.knowledge.stores.postgres_local import stop_local_postgres
+
+    stopped = stop_local_postgres(data_dir)
+    if json_out:
+        emit_json({"stopped": stopped, "data_dir": str(data_dir)})
+    else:
+        console.print("stopped" if stopped else "no local PostgreSQL was running there")
+
+
+@postgres_app.command("status")
+@user_errors
+def postgres_status(data_dir: Path = PgDirOption, json_out: bool = JsonOption) -> None:
+    """Whether the local PostgreSQL runs, and its URL."""
+    from cet.knowledge.stores.postgres_local import local_postgres_status
+
+    status = local_postgres_status(data_dir)
+    if json_out:
+        emit_json(status)
+    else:
+        console.print(status)

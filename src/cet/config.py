@@ -1,0 +1,126 @@
+"""One typed config: embedded defaults, overridden by a YAML file, overridden by CET_* environment variables.
+
+Environment overrides use ``__`` for nesting, e.g. ``CET_KB__TOP_K=8`` or ``CET_RUN__SEED=3``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from cet.errors import CetError
+
+
+class EmbeddingConfig(BaseModel):
+    backend: Literal["sentence-transformers", "onnx", "openai"] = "sentence-transformers"
+    model: str = "all-MiniLM-L6-v2"  # a packaged name, a local path, or the endpoint's model name
+    batch_size: int = Field(64, ge=1)
+    # all-MiniLM-L6-v2 was trained on 128 word pieces; the text beyond that is still keyword-indexed
+    max_tokens: int = Field(128, ge=8)
+    base_url: str | None = None  # OpenAI-compatible endpoint, for backend=openai
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never stored
+
+
+class KnowledgeConfig(BaseModel):
+    db: str = "data/kb.sqlite"  # a SQLite path or a postgresql:// URL
+    top_k: int = Field(5, ge=1)
+    candidates: int = Field(50, ge=1)  # per retriever, before rank fusion
+    rrf_k: int = Field(60, ge=1)
+    chunk_max_chars: int = Field(1800, ge=200)
+    ann_threshold: int = Field(20000, ge=0)  # at or above this many vectors, use the HNSW index
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_search: int = Field(96, ge=8)
+    hnsw_ef_construction: int = Field(80, ge=8)
+    embedding: EmbeddingConfig = EmbeddingConfig()
+
+
+class SourcesConfig(BaseModel):
+    """Where the main job finds each default source ("packaged": located inside an installed package)."""
+
+    exercism: str | None = "../shared/data/exercism"
+    docs: str | None = "/usr/share/doc/python3.11/html/_sources"
+    # the parts of Python's docs a coding assistant needs (not the C API, changelogs or packaging history)
+    docs_include: list[str] = ["library", "tutorial", "reference", "howto", "faq", "glossary.rst.txt"]
+    leetcode: str | None = "packaged"
+    git: str | None = "."
+    freecodecamp: str | None = None
+    stackexchange: str | None = None
+    stackexchange_min_score: int = 0
+    stackexchange_tags: list[str] = []
+
+
+class RunConfig(BaseModel):
+    runs_dir: str = "runs"
+    seed: int = 0
+
+
+class CetConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CET_", env_nested_delimiter="__", extra="forbid")
+
+    kb: KnowledgeConfig = KnowledgeConfig()
+    sources: SourcesConfig = SourcesConfig()
+    run: RunConfig = RunConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment beats the YAML file (passed as init values), which beats the defaults
+        return (env_settings, init_settings)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> CetConfig:
+    """Resolve the config: defaults < YAML file (``path`` or $CET_CONFIG) < environment < ``overrides``."""
+    path = path or os.environ.get("CET_CONFIG")
+    values: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise CetError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise CetError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise CetError(f"config file {p} must hold a mapping at the top level")
+        values = loaded
+    try:
+        cfg = CetConfig(**values)
+        if overrides:
+            # explicit overrides (command-line flags) beat everything; sections are re-validated one by one
+            # so the environment is not applied a second time over them
+            sections = {}
+            for name in CetConfig.model_fields:
+                section = getattr(cfg, name)
+                extra = overrides.get(name) or {}
+                sections[name] = type(section).model_validate(_deep_merge(section.model_dump(), extra))
+            cfg = CetConfig.model_construct(**sections)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise CetError(f"invalid config value for {where}: {first['msg']}") from None
+    return cfg
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def dump_config(cfg: CetConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, labelled sets, reports and plots."""

@@ -1,0 +1,30 @@
+"""Plots for reports (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def grouped_bars(groups: dict[str, dict[str, float]], title: str, target: Path, ylabel: str = "") -> Path:
+    """One bar group per outer key, one bar per inner key (e.g. metric -> mode -> value)."""
+    names = list(groups)
+    series = list(dict.fromkeys(s for g in groups.values() for s in g))
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(names)), 4))
+    for i, s in enumerate(series):
+        xs = [j + i * width - 0.4 + width / 2 for j in range(len(names))]
+        bars = ax.bar(xs, [groups[n].get(s, 0.0) for n in names], width, label=s)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

@@ -1,0 +1,409 @@
+"""The embedded default store: one SQLite file with FTS5 (BM25) and float32 vectors, plus an HNSW sidecar.
+
+Layout: ``documents`` and ``chunks`` tables, an external-content FTS5 table over chunk titles and
+texts kept in step by triggers, and ``embeddings`` keyed by (model, text hash): the embedding
+cache and the vector store at once, so identical texts share one vector and re-ingesting
+unchanged data embeds nothing. WAL journaling lets readers search while an ingest writes.
+
+Vector search is exact (one matrix product) below ``ann_threshold`` vectors and goes through a
+faiss HNSW index above it. The index is a derived cache kept in ``<db>.hnsw``: rows added since
+it was saved are appended on load; rows deleted since are filtered out of its results, and it is
+rebuilt when too many are stale. The SQLite file stays the single source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cet.errors import CetError, StoreUnavailable
+from cet.knowledge.records import Chunk, Filters
+from cet.knowledge.stores.base import DocumentBatch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, hash TEXT NOT NULL, title TEXT, path TEXT,
+    kind TEXT, language TEXT, metadata TEXT, updated_at REAL);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL, language TEXT,
+    title TEXT, path TEXT, text TEXT NOT NULL, metadata TEXT, hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, text, content='chunks', content_rowid='rowid', tokenize='porter unicode61');
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, title, text) VALUES (new.rowid, new.title, new.text); END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, title, text) VALUES ('delete', old.rowid, old.title, old.text);
+    END;
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash));
+CREATE TABLE IF NOT EXISTS ingest_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT, path TEXT, at REAL, counts TEXT);
+"""
+
+# Words too common to help BM25 on an OR query; dropping them keeps queries fast on large stores.
+STOPWORDS = frozenset(
+    "a an and are as at be by can do does for from how i if in into is it its of on or so that the their "
+    "then there these this to was what when where which who why will with you your".split()
+)
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 OR-query of the text's words (quoted, so no user text is read as FTS syntax)."""
+    words = [w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS]
+    if not words:
+        words = re.findall(r"\w+", text.lower())
+    unique = list(dict.fromkeys(words))[:32]
+    return " OR ".join(f'"{w}"' for w in unique) if unique else None
+
+
+class SQLiteStore:
+    """Knowledge base in one SQLite file (the embedded default)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        ann_threshold: int = 20000,
+        hnsw_m: int = 32,
+        hnsw_ef_construction: int = 80,
+        hnsw_ef_search: int = 96,
+    ) -> None:
+        self.path = Path(path)
+        self.url = str(self.path)
+        self.ann_threshold = ann_threshold
+        self.hnsw_m = hnsw_m
+        self.hnsw_ef_construction = hnsw_ef_construction
+        self.hnsw_ef_search = hnsw_ef_search
+        if self.path.is_dir():
+            raise StoreUnavailable(f"knowledge base path is a directory, not a SQLite file: {self.path}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise StoreUnavailable(f"cannot open knowledge base {self.path}: {e}") from None
+        except OSError as e:
+            raise StoreUnavailable(f"cannot create knowledge base {self.path}: {e.strerror}") from None
+        self._matrix_cache: _VectorCache | None = None
+        self._ann: _HnswIndex | None = None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- meta -----------------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def embedding_model(self) -> tuple[str, int] | None:
+        name, dim = self._meta("embedding_model"), self._meta("embedding_dim")
+        return (name, int(dim)) if name and dim else None
+
+    def bind_embedding_model(self, name: str, dim: int) -> None:
+        bound = self.embedding_model()
+        if bound is None:
+            with self._transaction():
+                self._set_meta("embedding_model", name)
+                self._set_meta("embedding_dim", str(dim))
+        elif bound != (name, dim):
+            raise CetError(
+                f"knowledge base {self.url} was built with embedding model {bound[0]} ({bound[1]} dims), "
+                f"not {name} ({dim} dims): use the same embedder or a new --db"
+            )
+
+    def _generation(self) -> int:
+        return int(self._meta("generation") or 0)
+
+    # --- ingest ---------------------------------------------------------------------------------
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    def document_hashes(self, source: str) -> dict[str, str]:
+        rows = self.conn.execute("SELECT doc_id, hash FROM documents WHERE source=?", (source,))
+        return dict(rows.fetchall())
+
+    def cached_embeddings(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, len(hashes), 500):
+            part = hashes[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.conn.execute(
+                f"SELECT hash, vector FROM embeddings WHERE model=? AND hash IN ({marks})", (model, *part)
+            )
+            for h, blob in rows:
+                out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def write_batch(self, batch: DocumentBatch, model: str) -> None:
+        now = time.time()
+        row = 0
+        with self._transaction():
+            for doc, chunks in zip(batch.documents, batch.chunks, strict=True):
+                self.conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc.doc_id,))
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+                    (doc.doc_id, doc.source, doc.hash, doc.title, doc.path, doc.kind, doc.language,
+                     json.dumps(doc.metadata, default=str), now),
+                )
+                for chunk in chunks:
+                    vector = np.ascontiguousarray(batch.vectors[row], dtype=np.float32)
+                    row += 1
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO embeddings(model, hash, vector) VALUES (?,?,?)",
+                        (model, chunk.hash, vector.tobytes()),
+                    )
+                    self.conn.execute(
+                        "INSERT INTO chunks(chunk_id, doc_id, ordinal, source, kind, language, title, path, "
+                        "text, metadata, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (chunk.chunk_id, chunk.doc_id, chunk.ordinal, chunk.source, chunk.kind, chunk.language,
+                         chunk.title, chunk.path, chunk.text, json.dumps(chunk.metadata, default=str), chunk.hash),
+                    )
+            if row != len(batch.vectors):
+                raise ValueError(f"batch has {len(batch.vectors)} vectors for {row} chunks")
+            self._set_meta("generation", str(self._generation() + 1))
+
+    def record_ingest(self, source: str, path: str, counts: dict[str, Any]) -> None:
+        with self._transaction():
+            self.conn.execute(
+                "INSERT INTO ingest_log(source, path, at, counts) VALUES (?,?,?,?)",
+                (source, path, time.time(), json.dumps(counts, default=str)),
+            )
+
+    # --- search ---------------------------------------------------------------------------------
+    def _filter_sql(self, filters: Filters, alias: str = "c") -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        for column, values in (("source", filters.source), ("language", filters.language), ("kind", filters.kind)):
+            if values:
+                clauses.append(f"{alias}.{column} IN ({','.join('?' * len(values))})")
+                params.extend(values)
+        return (" AND " + " AND ".join(clauses) if clauses else ""), params
+
+    def keyword_search(self, query: str, k: int, filters: Filters) -> list[tuple[str, float]]:
+        match = fts_query(query)
+        if match is None:
+            return []
+        where, params = self._filter_sql(filters)
+        sql = (
+            "SELECT c.chunk_id, -bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
+            "JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            f"WHERE chunks_fts MATCH ? {where} ORDER BY bm25(chunks_fts, 2.0, 1.0) LIMIT ?"
+        )
+        return [(cid, float(s)) for cid, s in self.conn.execute(sql, (match, *params, k))]
+
+    def vector_search(
+        self, vector: np.ndarray, k: int, filters: Filters, exact: bool = False
+    ) -> list[tuple[str, float]]:
+        cache = self._vectors()
+        if cache.size == 0:
+            return []
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if not exact and cache.size >= self.ann_threshold:
+            found = self._hnsw(cache).search(query, k, filters, cache)
+            if found is not None:
+                return found
+        return cache.exact_search(query, k, filters)
+
+    def _vectors(self) -> _VectorCache:
+        generation = self._generation()
+        if self._matrix_cache is None or self._matrix_cache.generation != generation:
+            bound = self.embedding_model()
+            self._matrix_cache = _VectorCache.load(self.conn, bound[0] if bound else "", generation)
+        return self._matrix_cache
+
+    def _hnsw(self, cache: _VectorCache) -> _HnswIndex:
+        if self._ann is None:
+            self._ann = _HnswIndex(
+                Path(str(self.path) + ".hnsw"), self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search
+            )
+        self._ann.sync(cache)
+        return self._ann
+
+    def get_chunks(self, chunk_ids: list[str]) -> dict[str, Chunk]:
+        out: dict[str, Chunk] = {}
+        for start in range(0, len(chunk_ids), 500):
+            part = chunk_ids[start : start + 500]
+            rows = self.conn.execute(
+                "SELECT chunk_id, doc_id, ordinal, source, kind, title, path, text, language, metadata "
+                f"FROM chunks WHERE chunk_id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for r in rows:
+                out[r[0]] = Chunk(*r[:9], metadata=json.loads(r[9] or "{}"))
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        def grouped(column: str) -> dict[str, int]:
+            rows = self.conn.execute(f"SELECT COALESCE({column}, ''), COUNT(*) FROM chunks GROUP BY 1 ORDER BY 2 DESC")
+            return dict(rows.fetchall())
+
+        bound = self.embedding_model()
+        log = self.conn.execute("SELECT source, path, at, counts FROM ingest_log ORDER BY id DESC LIMIT 10")
+        return {
+            "backend": "sqlite",
+            "db": self.url,
+            "documents": self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
+            "chunks": self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0],
+            "embeddings": self.conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0],
+            "embedding_model": bound[0] if bound else None,
+            "embedding_dim": bound[1] if bound else None,
+            "by_source": grouped("source"),
+            "by_kind": grouped("kind"),
+            "by_language": grouped("language"),
+            "recent_ingests": [
+                {"source": s, "path": p, "at": at, "counts": json.loads(c)} for s, p, at, c in log.fetchall()
+            ],
+            "file_bytes": self.path.stat().st_size if self.path.exists() else 0,
+        }
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (the store is never left half-written)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+class _VectorCache:
+    """Every chunk vector of the bound model in one matrix, with its rowids and filter columns."""
+
+    def __init__(self, generation: int, rowids: np.ndarray, chunk_ids: list[str], matrix: np.ndarray,
+                 columns: dict[str, np.ndarray]) -> None:
+        self.generation = generation
+        self.rowids = rowids
+        self.chunk_ids = chunk_ids
+        self.matrix = matrix
+        self.columns = columns
+        self.position = {int(r): i for i, r in enumerate(rowids)}
+
+    @property
+    def size(self) -> int:
+        return len(self.chunk_ids)
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, model: str, generation: int) -> _VectorCache:
+        rows = conn.execute(
+            "SELECT c.rowid, c.chunk_id, c.source, COALESCE(c.language, ''), c.kind, e.vector FROM chunks c "
+            "JOIN embeddings e ON e.model = ? AND e.hash = c.hash ORDER BY c.rowid",
+            (model,),
+        ).fetchall()
+        if not rows:
+            return cls(generation, np.zeros(0, dtype=np.int64), [], np.zeros((0, 1), np.float32), {})
+        matrix = np.frombuffer(b"".join(r[5] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        columns = {name: np.array([r[i] for r in rows], dtype=object)
+                   for i, name in ((2, "source"), (3, "language"), (4, "kind"))}
+        return cls(generation, np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows],
+                   matrix, columns)
+
+    def mask(self, filters: Filters) -> np.ndarray | None:
+        if filters.is_empty():
+            return None
+        keep = np.ones(self.size, dtype=bool)
+        for name, values in (("source", filters.source), ("language", filters.language), ("kind", filters.kind)):
+            if values:
+                keep &= np.isin(self.columns[name], values)
+        return keep
+
+    def exact_search(self, query: np.ndarray, k: int, filters: Filters) -> list[tuple[str, float]]:
+        scores = self.matrix @ query
+        keep = self.mask(filters)
+        if keep is not None:
+            scores = np.where(keep, scores, -np.inf)
+        k = min(k, self.size)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self.chunk_ids[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
+
+
+class _HnswIndex:
+    """faiss HNSW over chunk rowids, persisted beside the database; rebuilt when too stale."""
+
+    STALE_FRACTION = 0.2
+
+    def __init__(self, path: Path, m: int, ef_construction: int, ef_search: int) -> None:
+        self.path = path
+        self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
+        self.index: Any = None
+        self.max_rowid = -1
+        self.generation = -1
+
+    def _new_index(self, dim: int) -> Any:
+        import faiss
+
+        hnsw = faiss.IndexHNSWFlat(dim, self.m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = self.ef_construction
+        return faiss.IndexIDMap2(hnsw)
+
+    def sync(self, cache: _VectorCache) -> None:
+        """Bring the index up to date with the store's vectors (load, append, or rebuild)."""
+        import faiss
+
+        if self.generation == cache.generation and self.index is not None:
+            return
+        if self.index is None and self.path.exists():
+            try:
+                self.index = faiss.read_index(str(self.path))
+                self.max_rowid = int(faiss.vector_to_array(self.index.id_map).max(initial=-1))
+            except RuntimeError:
+                self.index = None  # a damaged cache file is rebuilt, never trusted
+        if self.index is not None and (
+            self.index.d != cache.matrix.shape[1]
+            or self.index.ntotal - _count_at_most(cache.rowids, self.max_rowid)
+            > self.STALE_FRACTION * max(self.index.ntotal, 1)
+        ):
+            self.index = None
+        if self.index is None:
+            self.index, self.max_rowid = self._new_index(cache.matrix.shape[1]), -1
+        new = cache.rowids > self.max_rowid
+        if new.any():
+            self.index.add_with_ids(np.ascontiguousarray(cache.matrix[new]), cache.rowids[new])
+            self.max_rowid = int(cache.rowids[new].max())
+            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+            faiss.write_index(self.index, str(tmp))
+            tmp.replace(self.path)
+        self.generation = cache.generation
+
+    def search(
+        self, query: np.ndarray, k: int, filters: Filters, cache: _VectorCache
+    ) -> list[tuple[str, float]] | None:
+        """Top-k by HNSW, or None when filters leave too few candidates (the caller then scans exactly)."""
+        fetch = k if filters.is_empty() else max(k * 10, 100)
+        fetch = min(fetch + (self.index.ntotal - cache.size), self.index.ntotal)
+        self.index.index.hnsw.efSearch = max(self.ef_search, fetch)
+        scores, ids = self.index.search(query.reshape(1, -1), fetch)
+        keep = cache.mask(filters)
+        out = []
+        for score, rowid in zip(scores[0], ids[0], strict=True):
+            pos = cache.position.get(int(rowid))
+            if pos is None or (keep is not None and not keep[pos]):
+                continue
+            out.append((cache.chunk_ids[pos], float(score)))
+            if len(out) == k:
+                return out
+        return None
+
+
+def _count_at_most(rowids: np.ndarray, limit: int) -> int:
+    return int(np.count_nonzero(rowids <= limit))

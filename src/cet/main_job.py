@@ -1,0 +1,144 @@
+"""The main job (`cet run`, `make run`): ingest the default sources into the embedded store, evaluate
+retrieval on the labelled Exercism query set, and write a run directory with the report.
+
+Later phases extend this job; each step reads like the pipeline it is.
+"""
+
+from __future__ import annotations
+
+import itertools
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from cet.cli.common import console
+from cet.config import CetConfig
+from cet.errors import CetError
+from cet.evaluation.plots import grouped_bars
+from cet.evaluation.retrieval_eval import METRICS, evaluate_retrieval, exercism_query_set
+from cet.knowledge.embedding import embedder_for_name, make_embedder
+from cet.knowledge.ingest import Ingestor, IngestReport
+from cet.knowledge.pipeline import open_retriever, resolve_source_path
+from cet.knowledge.sources import read_source
+from cet.knowledge.stores import open_store
+from cet.runs import RunDir
+
+QUICK_DOCUMENTS = 150  # per source, for --quick smoke runs
+
+
+def default_sources(cfg: CetConfig) -> list[tuple[str, str, dict[str, Any]]]:
+    s = cfg.sources
+    planned = [
+        ("exercism", s.exercism, {}),
+        ("leetcode", s.leetcode, {}),
+        ("docs", s.docs, {"include": s.docs_include or None}),
+        ("git", s.git, {}),
+        ("freecodecamp", s.freecodecamp, {}),
+        ("stackexchange", s.stackexchange, {"min_score": s.stackexchange_min_score,
+                                            "tags": s.stackexchange_tags or None}),
+    ]
+    return [(name, path, opts) for name, path, opts in planned if path]
+
+
+def run_main_job(cfg: CetConfig, quick: bool = False, show_progress: bool = True) -> dict[str, Any]:
+    run = RunDir(cfg, "main")
+    started = time.perf_counter()
+    store = open_store(cfg.kb.db, cfg.kb)
+    bound = store.embedding_model()
+    embedder = embedder_for_name(bound[0], cfg.kb.embedding) if bound else make_embedder(cfg.kb.embedding)
+    ingestor = Ingestor(store, embedder, max_chars=cfg.kb.chunk_max_chars)
+
+    ingests: list[dict[str, Any]] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not show_progress) as progress:
+        for name, path, options in default_sources(cfg):
+            try:
+                where = resolve_source_path(name, path)
+            except CetError as e:
+                ingests.append({"source": name, "path": path, "status": f"skipped: {e}"})
+                continue
+            task = progress.add_task(f"ingest {name}", total=None)
+            records = read_source(name, where, **options)  # type: ignore[arg-type]
+            if quick:
+                records = itertools.islice(records, QUICK_DOCUMENTS)
+
+            def update(r: IngestReport, task: Any = task, name: str = name) -> None:
+                progress.update(task, description=f"ingest {name}: {r.documents_read} docs "
+                                f"({r.documents_unchanged} unchanged), {r.chunks_written} chunks, {r.skipped} skipped")
+
+            report = ingestor.ingest(records, name, str(where), on_progress=update)
+            progress.remove_task(task)
+            ingests.append({**report.to_dict(), "status": "ok" if report.error is None else "stopped early"})
+            run.log_metrics(f"ingest/{name}", report.to_dict())
+
+    queries = exercism_query_set(read_source("exercism", resolve_source_path("exercism", cfg.sources.exercism or "")),
+                                 cfg.kb.chunk_max_chars) if cfg.sources.exercism else []
+    present = set(store.get_chunks(sorted({c for q in queries for c in q.relevant})))
+    for q in queries:
+        q.relevant &= present
+    queries = [q for q in queries if q.relevant]
+    retrieval = evaluate_retrieval(open_retriever(cfg, store), queries) if queries else {}
+    run.log_metrics("retrieval", retrieval)
+    stats = store.stats()
+    store.close()
+
+    plot = None
+    if retrieval:
+        plot = grouped_bars({m: {mode: v[m]["mean"] for mode, v in retrieval["modes"].items()} for m in METRICS},
+                            f"Retrieval on {retrieval['queries']} labelled queries", run.plots / "retrieval.png")
+    summary = {
+        "run_dir": str(run.path), "db": cfg.kb.db, "quick": quick, "seconds": round(time.perf_counter() - started, 1),
+        "ingest": ingests, "retrieval": retrieval, "store": {k: stats[k] for k in ("documents", "chunks", "by_source")},
+    }
+    run.write_json("summary.json", summary)
+    summary["report"] = str(run.write_report(render_report(summary, plot)))
+    return summary
+
+
+def render_report(summary: dict[str, Any], plot: Path | None) -> str:
+    lines = [
+        "# cet main job report", "",
+        f"- run directory: `{summary['run_dir']}`", f"- knowledge base: `{summary['db']}`",
+        f"- wall time: {summary['seconds']} s on {platform.machine()} ({'quick' if summary['quick'] else 'full'})",
+        "", "## Ingest", "",
+        "| source | status | docs read | unchanged | written | chunks | embedded | reused | skipped | chunks/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["ingest"]:
+        if "documents_read" not in r:
+            lines.append(f"| {r['source']} | {r['status']} | | | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['source']} | {r['status']} | {r['documents_read']} | {r['documents_unchanged']} | "
+            f"{r['documents_written']} | {r['chunks_written']} | {r['texts_embedded']} | {r['embeddings_reused']} | "
+            f"{r['skipped']} | {r['chunks_per_second']} |"
+        )
+    skipped = [
+        (r["source"], reason, n) for r in summary["ingest"] for reason, n in r.get("skipped_reasons", {}).items()
+    ]
+    if skipped:
+        lines += ["", "Skipped records, by reason:", ""] + [f"- {s}: {reason} ({n})" for s, reason, n in skipped]
+    store = summary["store"]
+    lines += ["", f"Store: {store['documents']} documents, {store['chunks']} chunks; by source: "
+              + ", ".join(f"{k} {v}" for k, v in store["by_source"].items())]
+    retrieval = summary["retrieval"]
+    if retrieval:
+        lines += ["", "## Retrieval quality", "",
+                  f"{retrieval['queries']} labelled queries (" + ", ".join(
+                      f"{n} {f}" for f, n in retrieval["families"].items()) + "): Exercism blurbs, held out of "
+                  "the index, whose relevant chunks are known.", "",
+                  "| mode | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+        for mode, values in retrieval["modes"].items():
+            cells = [f"{values[m]['mean']:.3f} [{values[m]['ci95'][0]:.2f}, {values[m]['ci95'][1]:.2f}]"
+                     for m in METRICS]
+            lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+        lines += ["", "Paired test of hybrid against each single retriever (nDCG@10, Wilcoxon signed-rank):", ""]
+        for mode, t in retrieval.get("hybrid_vs", {}).items():
+            lines.append(f"- vs {mode}: mean difference {t['mean_difference']:+.3f}, wins/losses/ties "
+                         f"{t['wins']}/{t['losses']}/{t['ties']}, p = {t['wilcoxon_p']:.3g}")
+        if plot:
+            lines += ["", f"![retrieval](plots/{plot.name})"]
+    return "\n".join(lines) + "\n"

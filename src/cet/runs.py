@@ -1,0 +1,52 @@
+"""Run directories: every job writes its resolved config, seed, metrics (JSONL), artefacts and report."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cet.config import CetConfig, dump_config
+
+
+class RunDir:
+    """``runs/<UTC time>-<name>/`` with config.yaml, seed, metrics.jsonl, report.md and plots/."""
+
+    def __init__(self, cfg: CetConfig, name: str, root: str | Path | None = None) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        base = Path(root or cfg.run.runs_dir)
+        path = base / f"{stamp}-{name}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = base / f"{stamp}-{name}-{suffix}"
+        self.path = path
+        self.plots = path / "plots"
+        self.plots.mkdir(parents=True)
+        self.seed = cfg.run.seed
+        (path / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+        (path / "seed").write_text(f"{self.seed}\n", encoding="utf-8")
+        seed_everything(self.seed)
+
+    def log_metrics(self, step: str, values: dict[str, Any]) -> None:
+        with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, "time": time.time(), **values}, default=str) + "\n")
+
+    def write_json(self, name: str, data: Any) -> Path:
+        target = self.path / name
+        target.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8")
+        return target
+
+    def write_report(self, markdown: str) -> Path:
+        target = self.path / "report.md"
+        target.write_text(markdown, encoding="utf-8")
+        return target
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
