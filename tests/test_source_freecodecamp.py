@@ -174,11 +174,11 @@ def test_bad_files_are_skipped_with_reasons(tmp_path: Path) -> None:
         "c-unclosed": "front matter is never closed with ---",
         "d-no-description": "no # --description-- section",
         "e-latin1": reasons["e-latin1"],
-        "f-binary": "binary content",
+        "f-binary": "binary file (contains NUL bytes)",
         "g-huge": reasons["g-huge"],
     }
     assert reasons["e-latin1"].startswith("not UTF-8")
-    assert reasons["g-huge"].startswith("file larger than 1 MB")
+    assert reasons["g-huge"].startswith("file too large")
     [doc] = _docs(records).values()
     assert doc.doc_id == "freecodecamp:curriculum/challenges/english/03-front-end/react/h-good#statement"
     assert doc.metadata["superblock"] == "front-end" and doc.metadata["block"] == "react"

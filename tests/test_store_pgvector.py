@@ -326,8 +326,9 @@ def test_keyword_search_weighs_rare_words_above_repeated_common_ones(store: PgVe
     store.analyze()
     hits = store.keyword_search("how does the zyzzyva work on a task", 5, Filters())
     assert hits[0][0] == "target#0"
-    assert len(hits) == 5  # the common word still brings candidates (OR)
-    assert [cid for cid, _ in store.keyword_search("work", 3, Filters())] != []
+    # words in nearly every chunk select no candidates beside a rarer word, but alone they still do
+    assert [cid for cid, _ in hits] == ["target#0"]
+    assert len(store.keyword_search("work task", 5, Filters())) == 5
 
 
 def test_query_words_are_sanitised() -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from cet.errors import CetError
 from cet.knowledge.records import Document, SkippedRecord
+from cet.knowledge.sources.files import UnusableFile, read_text_file
 
 if TYPE_CHECKING:
     from bs4 import Tag
@@ -83,8 +84,8 @@ def _stream(
         if include and rel.split("/", 1)[0] not in include:
             continue
         try:
-            text = _read_text(file, max_file_bytes)
-        except _Unusable as exc:
+            text = read_text_file(file, max_file_bytes)
+        except UnusableFile as exc:
             yield SkippedRecord(SOURCE, rel, str(exc))
             continue
         docs = list(_file_documents(rel, fmt, text, language, licence_name))
@@ -129,27 +130,6 @@ def _iter_files(root: Path) -> Iterator[Path]:
             yield from _iter_files(entry)
         elif entry.is_file():
             yield entry
-
-
-class _Unusable(Exception):
-    """A docs file that cannot be read as text; the message is the SkippedRecord's reason."""
-
-
-def _read_text(file: Path, max_file_bytes: int) -> str:
-    """The file's UTF-8 text; raises _Unusable saying why there is none."""
-    try:
-        size = file.stat().st_size
-        if size > max_file_bytes:
-            raise _Unusable(f"file too large ({size} bytes > {max_file_bytes})")
-        data = file.read_bytes()
-    except OSError as exc:
-        raise _Unusable(f"unreadable: {exc.strerror or exc}") from None
-    if b"\x00" in data:
-        raise _Unusable("binary file (contains NUL bytes)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _Unusable(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 # ------------------------------------------------------------------------------------------- documents

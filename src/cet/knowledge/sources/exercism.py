@@ -21,6 +21,7 @@ from typing import Any
 
 from cet.errors import CetError
 from cet.knowledge.records import Document, SkippedRecord
+from cet.knowledge.sources.files import UnusableFile, read_text_file
 
 SOURCE = "exercism"
 LICENCE = "MIT (exercism)"
@@ -58,15 +59,10 @@ def _track_dirs(root: Path) -> list[Path]:
 
 
 def _read_text(root: Path, file: Path) -> str | SkippedRecord:
-    rel = str(file.relative_to(root))
     try:
-        if file.stat().st_size > MAX_FILE_BYTES:
-            return SkippedRecord(SOURCE, rel, f"file over {MAX_FILE_BYTES} bytes")
-        return file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return SkippedRecord(SOURCE, rel, "not UTF-8 text")
-    except OSError as e:
-        return SkippedRecord(SOURCE, rel, f"unreadable: {e.strerror}")
+        return read_text_file(file, MAX_FILE_BYTES)
+    except UnusableFile as e:
+        return SkippedRecord(SOURCE, str(file.relative_to(root)), str(e))
 
 
 def _read_structured(root: Path, file: Path, parse: Any) -> Any | SkippedRecord:

@@ -29,6 +29,7 @@ import yaml
 
 from cet.errors import CetError
 from cet.knowledge.records import Document, SkippedRecord
+from cet.knowledge.sources.files import UnusableFile, read_text_file
 
 SOURCE = "freecodecamp"
 LICENCE = "BSD-3-Clause (freeCodeCamp curriculum)"
@@ -355,23 +356,6 @@ def _markdown_files(root: Path) -> Iterator[Path]:
             yield Path(entry.path)
 
 
-def _read_text(path: Path) -> str:
-    """The file's text; raises ChallengeError for large, binary or non-UTF-8 files."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ChallengeError(f"file larger than {MAX_FILE_BYTES // 1_000_000} MB ({size} bytes)")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ChallengeError(f"unreadable file ({exc.strerror or exc})") from exc
-    if b"\x00" in data:
-        raise ChallengeError("binary content")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ChallengeError(f"not UTF-8 (byte {exc.start})") from exc
-
-
 def read_freecodecamp(path: Path) -> Iterator[Document | SkippedRecord]:
     """Documents from a freeCodeCamp curriculum tree (or one challenge file).
 
@@ -390,8 +374,8 @@ def _read_tree(root: Path) -> Iterator[Document | SkippedRecord]:
         relative = file.relative_to(base)
         where = _Where(relative, relative.with_suffix("").as_posix())
         try:
-            challenge = parse_challenge(_read_text(file))
-        except ChallengeError as exc:
+            challenge = parse_challenge(read_text_file(file, MAX_FILE_BYTES))
+        except (ChallengeError, UnusableFile) as exc:
             yield SkippedRecord(SOURCE, relative.as_posix(), str(exc))
             continue
         yield from challenge_documents(challenge, where)

@@ -7,7 +7,7 @@ batch is written in one transaction, so readers (other connections) always see w
 
 Keyword search ORs the query's words (PostgreSQL's own query parsers AND them, which hurts
 recall) and ranks by the summed IDF of the matched words (frequencies from ANALYZE's statistics
-of the tsvector column) plus ``ts_rank_cd``. Vector search walks the HNSW index; with filters it widens
+of the tsvector column) plus ``ts_rank``. Vector search walks the HNSW index; with filters it widens
 ``hnsw.ef_search`` and falls back to an exact scan when the index yields fewer than ``k`` rows.
 
 For large loads, ``with store.bulk_load(): ...`` drops the HNSW index and builds it once at the
@@ -48,7 +48,12 @@ TERM_STATS_RETRY_S = 30.0  # how soon it looks again when the table had no stati
 INDEX_BUILD_MEMORY = "1GB"  # maintenance_work_mem for HNSW builds (a graph that fits builds much faster)
 VECTOR_INDEX = "chunks_embedding_hnsw"
 SCHEMA_LOCK = 0x6365745F6B62  # advisory lock id ("cet_kb") serialising schema changes across processes
+SCHEMA_VERSION = "1"
+COMMON_TERM_FREQ = 0.1  # words in more chunks than this only add to scores, they don't select candidates
 
+# Row layout: a chunk row keeps its tsvector (STORAGE MAIN) and its vector (STORAGE PLAIN, see
+# INLINE_MAX_DIM) in the heap, up to toast_tuple_target bytes, so keyword and exact vector scans
+# read no TOAST; the text moves out of line first. (Measured at 20k chunks: 4x faster matching.)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
@@ -62,7 +67,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     ordinal integer NOT NULL, source text NOT NULL, kind text NOT NULL, language text,
     title text NOT NULL DEFAULT '', path text NOT NULL DEFAULT '', text text NOT NULL,
     metadata jsonb NOT NULL DEFAULT '{}', hash text NOT NULL,
-    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', title || ' ' || text)) STORED);
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', title || ' ' || text)) STORED)
+    WITH (toast_tuple_target = 4080);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 CREATE INDEX IF NOT EXISTS chunks_tsv ON chunks USING gin (tsv);
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks (source);
@@ -140,6 +146,14 @@ def query_words(text: str) -> list[str]:
     """The query's distinct alphanumeric words, lower-cased, at most MAX_QUERY_WORDS."""
     words = re.findall(r"[^\W_]+", text.lower())
     return list(dict.fromkeys(words))[:MAX_QUERY_WORDS]
+
+
+def idf(freq: float | None) -> float:
+    """BM25's inverse document frequency for a word in this fraction of chunks (1.0 when unknown)."""
+    if freq is None:
+        return 1.0
+    f = min(max(freq, 1e-9), 1.0)
+    return math.log1p((1.0 - f + 1e-9) / f)
 
 
 def tsquery_literal(lexeme: str) -> str:
@@ -238,7 +252,10 @@ class PgVectorStore:
             ) from None
 
     def _create_schema(self) -> None:
+        """Create the extension and tables unless a current schema is there (then take no locks)."""
         try:
+            if self._schema_is_current():
+                return
             with self._conn.transaction():
                 self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 self._conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -254,12 +271,33 @@ class PgVectorStore:
         try:
             with self._conn.transaction():
                 self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                new_chunks = not self._exists("chunks")
                 self._conn.execute(SCHEMA)
+                if new_chunks:
+                    self._conn.execute("ALTER TABLE chunks ALTER COLUMN tsv SET STORAGE MAIN")
+                self._conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    (SCHEMA_VERSION,),
+                )
         except psycopg.Error as err:
             raise StoreUnavailable(
                 f"cannot create the knowledge-base schema in {self.display_url}: "
                 f"{_one_line(err, self._secret)}"
             ) from None
+
+    def _exists(self, relation: str) -> bool:
+        row = self._conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone()
+        return bool(row and row[0])
+
+    def _schema_is_current(self) -> bool:
+        if not self._exists("meta"):
+            return False
+        row = self._conn.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version' "
+            "AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')"
+        ).fetchone()
+        return bool(row and row[0] == SCHEMA_VERSION)
 
     def close(self) -> None:
         self._conn.close()
@@ -301,16 +339,22 @@ class PgVectorStore:
                     "INSERT INTO meta (key, value) VALUES ('embedding_model', %s), ('embedding_dim', %s)",
                     (name, str(dim)),
                 )
-            self._conn.execute(
-                sql.SQL("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS embedding vector({})").format(
-                    sql.Literal(dim)
+            if not self._has_embedding_column():
+                self._conn.execute(
+                    sql.SQL("ALTER TABLE chunks ADD COLUMN embedding vector({})").format(sql.Literal(dim))
                 )
-            )
-            if dim <= INLINE_MAX_DIM:  # keep vectors in the heap row: exact scans need no TOAST reads
-                self._conn.execute("ALTER TABLE chunks ALTER COLUMN embedding SET STORAGE PLAIN")
+                if dim <= INLINE_MAX_DIM:  # keep vectors in the heap row: exact scans read no TOAST
+                    self._conn.execute("ALTER TABLE chunks ALTER COLUMN embedding SET STORAGE PLAIN")
         self._bound = (name, dim)
         if not self._bulk and not self._has_vector_index():
             self._create_vector_index()
+
+    def _has_embedding_column(self) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding' "
+            "AND NOT attisdropped"
+        ).fetchone()
+        return row is not None
 
     def _require_model(self, model: str, dim: int) -> None:
         if self._bound != (model, dim):
@@ -318,8 +362,7 @@ class PgVectorStore:
 
     # --- vector index -------------------------------------------------------------------------
     def _has_vector_index(self) -> bool:
-        row = self._conn.execute("SELECT to_regclass(%s) IS NOT NULL", (VECTOR_INDEX,)).fetchone()
-        return bool(row and row[0])
+        return self._exists(VECTOR_INDEX)
 
     def _create_vector_index(self) -> None:
         if self._bound is None or self._bound[1] > HNSW_MAX_DIM:
@@ -461,11 +504,14 @@ class PgVectorStore:
     # --- search -------------------------------------------------------------------------------
     @_guarded
     def keyword_search(self, query: str, k: int, filters: Filters) -> list[tuple[str, float]]:
-        """OR of the query's words; score = sum of matched terms' IDF + ts_rank_cd (a tie-breaker).
+        """OR of the query's words; score = summed IDF of the matched words + ts_rank (a tie-breaker).
 
-        ts_rank_cd alone weighs every term alike, so a common word repeated in a long chunk beats
-        the one chunk holding the query's rare word; the IDF sum (BM25's term weights, taken from
-        the planner's statistics of the tsvector column) fixes that.
+        ts_rank alone weighs every word alike, so a common word repeated in a long chunk beats the
+        one chunk holding the query's rare word; the IDF sum (BM25's term weights, with frequencies
+        from the planner's statistics of the tsvector column) fixes that. Words in more than
+        COMMON_TERM_FREQ of the chunks still count in scores but select no candidates (unless all
+        words are that common), which keeps OR queries from ranking most of the table. ts_rank is
+        used over ts_rank_cd: it breaks ties as well and costs a quarter as much on OR queries.
         """
         words = query_words(query)
         if not words or k <= 0:
@@ -474,16 +520,18 @@ class PgVectorStore:
         if not lexemes:  # only stop words
             return []
         terms = [tsquery_literal(lexeme) for lexeme in lexemes]
-        any_term = " | ".join(terms)
-        weights = self._idf(lexemes)
+        freqs = self._frequencies(lexemes)
+        weights = [idf(f) for f in freqs]
+        selective = [t for t, f in zip(terms, freqs, strict=True) if f is None or f <= COMMON_TERM_FREQ]
         where, params = filter_sql(filters)
         matched = sql.SQL(" + ").join([sql.SQL("%s * (tsv @@ %s::tsquery)::int")] * len(terms))
         statement = sql.SQL(
-            "SELECT chunk_id, {} + ts_rank_cd(tsv, %s::tsquery, 1) AS score FROM chunks "
+            "SELECT chunk_id, {} + ts_rank(tsv, %s::tsquery, 1) AS score FROM chunks "
             "WHERE tsv @@ %s::tsquery AND {} ORDER BY score DESC, chunk_id LIMIT %s"
         ).format(matched, where)
         term_params = [p for weight, term in zip(weights, terms, strict=True) for p in (weight, term)]
-        rows = self._conn.execute(statement, [*term_params, any_term, any_term, *params, k])
+        ranked, selecting = " | ".join(terms), " | ".join(selective or terms)
+        rows = self._conn.execute(statement, [*term_params, ranked, selecting, *params, k])
         return [(cid, float(score)) for cid, score in rows]
 
     def _lexemes(self, words: list[str]) -> list[str]:
@@ -491,17 +539,13 @@ class PgVectorStore:
         rows = self._conn.execute("SELECT lexeme FROM unnest(to_tsvector('english', %s))", (" ".join(words),))
         return [lexeme for (lexeme,) in rows]
 
-    def _idf(self, lexemes: list[str]) -> list[float]:
-        """BM25-style IDF of each lexeme, from ANALYZE's most-common-elements statistics (1.0 without)."""
+    def _frequencies(self, lexemes: list[str]) -> list[float | None]:
+        """Fraction of chunks holding each lexeme, per ANALYZE's statistics (None before any ANALYZE)."""
         stats = self._term_stats()
         if stats is None:
-            return [1.0] * len(lexemes)
+            return [None] * len(lexemes)
         freqs, floor = stats
-        out = []
-        for lexeme in lexemes:
-            f = min(max(freqs.get(lexeme, floor), 1e-9), 1.0)
-            out.append(math.log1p((1.0 - f + 1e-9) / f))
-        return out
+        return [freqs.get(lexeme, floor) for lexeme in lexemes]
 
     def _term_stats(self) -> tuple[dict[str, float], float] | None:
         """(lexeme -> fraction of chunks holding it, fraction assumed for unlisted lexemes), cached."""

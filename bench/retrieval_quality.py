@@ -1,0 +1,62 @@
+"""Retrieval quality: BM25-only vs vector-only vs hybrid (RRF) on the labelled Exercism query set.
+
+Uses the knowledge base the main job builds (`make run`, data/kb.sqlite); with no such store it builds
+one from the Exercism data alone. Prints each mode's recall@5 / MRR / nDCG@10 and the ratio of hybrid to
+each single retriever, all measured in this run.
+
+    .venv/bin/python bench/retrieval_quality.py [--db data/kb.sqlite] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cet.config import load_config
+from cet.evaluation.retrieval_eval import METRICS, evaluate_retrieval, exercism_query_set
+from cet.knowledge.pipeline import ingest_source, open_retriever
+from cet.knowledge.sources import read_source
+from cet.knowledge.stores import open_store
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default="data/kb.sqlite")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    cfg = load_config(kb={"db": args.db})
+    exercism = cfg.sources.exercism or "../shared/data/exercism"
+    if not Path(args.db).exists():
+        print(f"{args.db} missing: building it from Exercism only", file=sys.stderr)
+        ingest_source(cfg, "exercism", exercism)
+    store = open_store(args.db, cfg.kb, must_exist=True)
+    queries = exercism_query_set(read_source("exercism", Path(exercism)), cfg.kb.chunk_max_chars)
+    present = set(store.get_chunks(sorted({c for q in queries for c in q.relevant})))
+    for q in queries:
+        q.relevant &= present
+    queries = [q for q in queries if q.relevant]
+    chunks = store.stats()["chunks"]
+    result = evaluate_retrieval(open_retriever(cfg, store), queries)
+    result["store_chunks"] = chunks
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{len(queries)} labelled queries {result['families']} over {chunks} chunks in {args.db}")
+    print(f"{'mode':8}" + "".join(f"{m:>12}" for m in METRICS))
+    for mode, values in result["modes"].items():
+        print(f"{mode:8}" + "".join(f"{values[m]['mean']:12.3f}" for m in METRICS))
+    for base in ("bm25", "vector"):
+        ratios = "  ".join(
+            f"{m} {result['modes']['hybrid'][m]['mean'] / max(result['modes'][base][m]['mean'], 1e-9):.3f}x"
+            for m in METRICS
+        )
+        test = result["hybrid_vs"][base]
+        print(f"hybrid / {base}: {ratios}   (nDCG@10 wins/losses {test['wins']}/{test['losses']}, "
+              f"Wilcoxon p={test['wilcoxon_p']:.3g})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Shared fixtures: the packaged MiniLM embedder (loaded once), data locations, and a `cet` subprocess runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CORE_EXERCISM = FIXTURES / "core" / "exercism"
+REAL_EXERCISM = Path(__file__).resolve().parents[2] / "shared" / "data" / "exercism"
+CET_BIN = Path(sys.executable).parent / "cet"
+
+
+@pytest.fixture(scope="session")
+def embedder():  # -> OnnxEmbedder
+    """The packaged int8 ONNX all-MiniLM-L6-v2 (the fastest packaged embedder to load), shared by the session."""
+    from cet.knowledge.embedding import OnnxEmbedder
+
+    return OnnxEmbedder()
+
+
+@pytest.fixture(scope="session")
+def core_exercism() -> Path:
+    """A small hand-written tree in the problem-specifications layout, with one malformed JSON and one bad TOML."""
+    assert (CORE_EXERCISM / "exercises" / "lantern-relay" / "description.md").is_file()
+    return CORE_EXERCISM
+
+
+@pytest.fixture(scope="session")
+def real_exercism() -> Path:
+    """The real Exercism data (problem-specifications, the Python track, website-copy mentoring notes)."""
+    if not (REAL_EXERCISM / "problem-specifications" / "exercises").is_dir():
+        pytest.skip(f"real Exercism data not found at {REAL_EXERCISM} (fetch it into ../shared/data/exercism)")
+    return REAL_EXERCISM
+
+
+def _cet_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CET_") and k not in ("COLUMNS", "LINES")}
+    env["CET_KB__EMBEDDING__BACKEND"] = "onnx"
+    env["HF_HUB_OFFLINE"] = "1"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def cet_env() -> Callable[..., dict[str, str]]:
+    """Build the environment for a `cet` subprocess: no inherited CET_* settings, the ONNX embedder, and no
+    COLUMNS (so output is laid out as for a pipe); keyword arguments add variables."""
+    return _cet_env
+
+
+@pytest.fixture(scope="session")
+def cet_bin() -> Path:
+    """The installed `cet` executable of this virtual environment."""
+    if not CET_BIN.is_file():
+        pytest.skip(f"the cet executable is not installed next to {sys.executable}")
+    return CET_BIN
+
+
+@pytest.fixture(scope="session")
+def run_cet(cet_bin: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real `cet` executable; returns the completed process (text mode, output captured)."""
+
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(cet_bin), *args], capture_output=True, text=True, env=env or _cet_env(), cwd=cwd or REPO,
+            timeout=timeout,
+        )
+
+    return run
