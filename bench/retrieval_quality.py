@@ -1,4 +1,4 @@
-"""Retrieval quality: BM25-only vs vector-only vs hybrid (RRF) on the labelled Exercism query set.
+"""Retrieval quality: BM25-only vs vector-only vs hybrid (convex and RRF fusion) on the labelled Exercism set.
 
 Uses the knowledge base the main job builds (`make run`, data/kb.sqlite); with no such store it builds
 one from the Exercism data alone. Prints each mode's recall@5 / MRR / nDCG@10 and the ratio of hybrid to
@@ -44,14 +44,18 @@ def main() -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{len(queries)} labelled queries {result['families']} over {chunks} chunks in {args.db}")
-    print(f"{'mode':8}" + "".join(f"{m:>12}" for m in METRICS))
+    print(f"{'mode':14}" + "".join(f"{m:>12}" for m in METRICS) + "   | held-out test half: " + " ".join(METRICS))
     for mode, values in result["modes"].items():
-        print(f"{mode:8}" + "".join(f"{values[m]['mean']:12.3f}" for m in METRICS))
+        test = " ".join(f"{values['by_split']['test'][m]:.3f}" for m in METRICS)
+        print(f"{mode:14}" + "".join(f"{values[m]['mean']:12.3f}" for m in METRICS) + f"   | {test}")
     for base in ("bm25", "vector"):
         ratios = "  ".join(
             f"{m} {result['modes']['hybrid'][m]['mean'] / max(result['modes'][base][m]['mean'], 1e-9):.3f}x"
             for m in METRICS
         )
+        held_out = result["modes"]["hybrid"]["by_split"]["test"]["ndcg@10"] / max(
+            result["modes"][base]["by_split"]["test"]["ndcg@10"], 1e-9)
+        ratios += f"  (test-half nDCG@10 {held_out:.3f}x)"
         test = result["hybrid_vs"][base]
         print(f"hybrid / {base}: {ratios}   (nDCG@10 wins/losses {test['wins']}/{test['losses']}, "
               f"Wilcoxon p={test['wilcoxon_p']:.3g})")

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cet.errors import CetError
 
 
 class EmbeddingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     backend: Literal["sentence-transformers", "onnx", "openai"] = "sentence-transformers"
     model: str = "all-MiniLM-L6-v2"  # a packaged name, a local path, or the endpoint's model name
     batch_size: int = Field(64, ge=1)
@@ -27,9 +29,13 @@ class EmbeddingConfig(BaseModel):
 
 
 class KnowledgeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     db: str = "data/kb.sqlite"  # a SQLite path or a postgresql:// URL
     top_k: int = Field(5, ge=1)
     candidates: int = Field(50, ge=1)  # per retriever, before rank fusion
+    fusion: Literal["convex", "rrf"] = "convex"  # how hybrid search merges BM25 and vector rankings
+    fusion_alpha: float = Field(0.6, ge=0.0, le=1.0)  # BM25's weight in the convex fusion
     rrf_k: int = Field(60, ge=1)
     chunk_max_chars: int = Field(1800, ge=200)
     ann_threshold: int = Field(20000, ge=0)  # at or above this many vectors, use the HNSW index
@@ -41,6 +47,8 @@ class KnowledgeConfig(BaseModel):
 
 class SourcesConfig(BaseModel):
     """Where the main job finds each default source ("packaged": located inside an installed package)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     exercism: str | None = "../shared/data/exercism"
     docs: str | None = "/usr/share/doc/python3.11/html/_sources"
@@ -55,6 +63,8 @@ class SourcesConfig(BaseModel):
 
 
 class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     runs_dir: str = "runs"
     seed: int = 0
 
@@ -103,13 +113,20 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
             for name in CetConfig.model_fields:
                 section = getattr(cfg, name)
                 extra = overrides.get(name) or {}
-                sections[name] = type(section).model_validate(_deep_merge(section.model_dump(), extra))
+                try:
+                    sections[name] = type(section).model_validate(_deep_merge(section.model_dump(), extra))
+                except ValidationError as e:
+                    raise _config_error(e, prefix=name) from None
             cfg = CetConfig.model_construct(**sections)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise CetError(f"invalid config value for {where}: {first['msg']}") from None
+        raise _config_error(e) from None
     return cfg
+
+
+def _config_error(error: ValidationError, prefix: str | None = None) -> CetError:
+    first = error.errors()[0]
+    where = ".".join(str(x) for x in ([prefix] if prefix else []) + list(first["loc"]))
+    return CetError(f"invalid config value for {where}: {first['msg']}")
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from cet.errors import CetError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(stderr=True)  # human-facing messages and progress go to stderr; --json data to stdout
+console = Console(stderr=True, soft_wrap=True)  # human-facing messages and progress go to stderr; --json data to stdout
 _state: dict[str, Any] = {"config_path": None}
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")

@@ -51,6 +51,8 @@ def ingest_command(
         report = ingest_source(cfg, source, path, options, on_progress=update)
     if json_out:
         emit_json(report.to_dict())
+        if report.error:
+            raise typer.Exit(1)
         return
     table = Table(title=f"ingest {source} into {cfg.kb.db}", show_header=False)
     for key, value in report.to_dict().items():
@@ -71,8 +73,9 @@ def _progress(quiet: bool) -> Progress:
 def search_command(
     query: str = typer.Argument(..., help="What to look for."),
     db: str = DbOption,
-    k: int = typer.Option(None, "--k", "-k", min=1, help="How many hits (default: config kb.top_k = 5)."),
+    k: int = typer.Option(None, "--k", "-k", help="How many hits (default: config kb.top_k = 5)."),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid | bm25 | vector"),
+    fusion: str = typer.Option(None, "--fusion", help="hybrid fusion: convex | rrf (default: config kb.fusion)."),
     source: list[str] = typer.Option(None, "--source", help="Only these sources."),
     language: list[str] = typer.Option(None, "--language", help="Only these languages."),
     kind: list[str] = typer.Option(None, "--kind", help="Only these kinds (statement, approach, qa, code, doc...)."),
@@ -83,9 +86,13 @@ def search_command(
 
     if mode not in ("hybrid", "bm25", "vector"):
         raise CetError(f"unknown --mode {mode!r}: choose hybrid, bm25 or vector")
+    if fusion not in (None, "convex", "rrf"):
+        raise CetError(f"unknown --fusion {fusion!r}: choose convex or rrf")
     if not query.strip():
         raise CetError("the query is empty")
-    cfg = get_config(kb={"db": db})
+    if k is not None and k < 1:
+        raise CetError(f"--k must be at least 1, not {k}")
+    cfg = get_config(kb={"db": db, "fusion": fusion})
     retriever = open_retriever(cfg)
     filters = Filters(source=source or None, language=language or None, kind=kind or None)
     hits = retriever.search(query, k or cfg.kb.top_k, filters, mode=mode)  # type: ignore[arg-type]

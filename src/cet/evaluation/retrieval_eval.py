@@ -8,7 +8,9 @@ of that exercise's statements (or of that approach's write-up) are the known rel
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +20,16 @@ import numpy as np
 
 from cet.knowledge.chunking import chunk_document
 from cet.knowledge.records import Document, Filters, SkippedRecord
-from cet.knowledge.retrieval import MODES, HybridRetriever, Mode
+from cet.knowledge.retrieval import Fusion, HybridRetriever, Mode
+
+# What is compared: label -> (mode, fusion). "hybrid" is the retriever's configured fusion.
+VARIANTS: dict[str, tuple[Mode, Fusion | None]] = {
+    "hybrid": ("hybrid", None),
+    "hybrid-convex": ("hybrid", "convex"),
+    "hybrid-rrf": ("hybrid", "rrf"),
+    "bm25": ("bm25", None),
+    "vector": ("vector", None),
+}
 
 
 @dataclass
@@ -27,18 +38,36 @@ class LabelledQuery:
     family: str  # "exercise" (blurb -> statement chunks) or "approach" (blurb -> approach chunks)
     query: str
     relevant: set[str] = field(default_factory=set)
+    verbatim: bool = False  # the query text appears word for word in its exercise's indexed text
+
+    @property
+    def split(self) -> str:
+        """A stable half of the set by query id: "dev" for choosing settings, "test" for reporting them."""
+        return "dev" if int(hashlib.sha1(self.qid.encode()).hexdigest(), 16) % 2 == 0 else "test"
 
 
-def exercism_query_set(records: Iterable[Document | SkippedRecord], max_chars: int) -> list[LabelledQuery]:
-    """Blurb queries with the chunk ids they should retrieve (same chunking as the ingest)."""
+def _normalised(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def exercism_query_set(records: Iterable[Document | SkippedRecord], max_chars: int,
+                       include_verbatim: bool = False) -> list[LabelledQuery]:
+    """Blurb queries with the chunk ids they should retrieve (same chunking as the ingest).
+
+    Many exercises repeat their blurb word for word in their description; such a query is not a
+    paraphrase but a copy, so it is marked ``verbatim`` and left out unless ``include_verbatim``.
+    """
     statements: dict[str, set[str]] = defaultdict(set)
+    exercise_texts: dict[str, list[str]] = defaultdict(list)
     exercise_blurbs: dict[str, str] = {}
     queries: dict[str, LabelledQuery] = {}
     for doc in records:
         if not isinstance(doc, Document):
             continue
         slug, blurb = doc.metadata.get("exercise"), doc.metadata.get("blurb")
-        ids = {c.chunk_id for c in chunk_document(doc, max_chars)}
+        chunks = chunk_document(doc, max_chars)
+        ids = {c.chunk_id for c in chunks}
+        exercise_texts[slug or ""].extend(_normalised(c.embedding_text) for c in chunks)
         if doc.kind == "statement" and slug:
             statements[slug] |= ids
             if blurb:
@@ -48,7 +77,10 @@ def exercism_query_set(records: Iterable[Document | SkippedRecord], max_chars: i
             queries[key] = LabelledQuery(key, "approach", blurb, ids)
     for slug, blurb in exercise_blurbs.items():
         queries[f"exercise:{slug}"] = LabelledQuery(f"exercise:{slug}", "exercise", blurb, statements[slug])
-    return sorted(queries.values(), key=lambda q: q.qid)
+    for q in queries.values():
+        needle = _normalised(q.query)
+        q.verbatim = any(needle in text for text in exercise_texts[q.qid.split(":")[1]])
+    return sorted((q for q in queries.values() if include_verbatim or not q.verbatim), key=lambda q: q.qid)
 
 
 def query_metrics(ranked: list[str], relevant: set[str]) -> dict[str, float]:
@@ -68,36 +100,47 @@ METRICS = ("recall@5", "hit@5", "mrr", "ndcg@10")
 
 
 def evaluate_retrieval(
-    retriever: HybridRetriever, queries: list[LabelledQuery], modes: Iterable[Mode] = MODES,
+    retriever: HybridRetriever, queries: list[LabelledQuery], variants: Iterable[str] = tuple(VARIANTS),
     filters: Filters | None = None,
 ) -> dict[str, Any]:
-    """Per-mode means with 95% bootstrap intervals, per-family means, and paired tests of hybrid vs each."""
+    """Per-variant means with 95% bootstrap intervals, per family and per split (dev/test), and paired
+    tests of the configured hybrid against BM25 and vectors alone. Each query is embedded once."""
+    vectors = retriever.embedder.embed([q.query for q in queries]) if queries else None
     per_query: dict[str, list[dict[str, float]]] = {}
-    for mode in modes:
-        per_query[mode] = [
-            query_metrics([cid for cid, _ in retriever.ranked(q.query, 10, filters or Filters(), mode)], q.relevant)
-            for q in queries
+    for label in variants:
+        mode, fusion = VARIANTS[label]
+        per_query[label] = [
+            query_metrics([cid for cid, _ in retriever.ranked(q.query, 10, filters or Filters(), mode, fusion=fusion,
+                                                              query_vector=vectors[i])], q.relevant)
+            for i, q in enumerate(queries)
         ]
-    summary: dict[str, Any] = {"queries": len(queries), "families": {}, "modes": {}}
-    for family in sorted({q.family for q in queries}):
-        summary["families"][family] = sum(q.family == family for q in queries)
-    for mode, rows in per_query.items():
-        summary["modes"][mode] = {
+    groups = {"family": sorted({q.family for q in queries}), "split": ["dev", "test"]}
+    summary: dict[str, Any] = {
+        "queries": len(queries), "fusion": retriever.fusion, "alpha": retriever.alpha,
+        "families": {f: sum(q.family == f for q in queries) for f in groups["family"]},
+        "splits": {s: sum(q.split == s for q in queries) for s in groups["split"]}, "modes": {},
+    }
+    for label, rows in per_query.items():
+        summary["modes"][label] = {
             metric: {"mean": float(np.mean(v)), "ci95": _bootstrap_ci(v)} for metric in METRICS
             for v in [np.array([r[metric] for r in rows])]
         }
-        summary["modes"][mode]["by_family"] = {
-            family: {m: float(np.mean([r[m] for r, q in zip(rows, queries, strict=True) if q.family == family]))
-                     for m in METRICS}
-            for family in summary["families"]
-        }
+        for group, names in groups.items():
+            summary["modes"][label][f"by_{group}"] = {
+                name: {m: _mean([r[m] for r, q in zip(rows, queries, strict=True) if getattr(q, group) == name])
+                       for m in METRICS}
+                for name in names
+            }
     if "hybrid" in per_query:
         summary["hybrid_vs"] = {
-            mode: _paired_test(per_query["hybrid"], per_query[mode], "ndcg@10")
-            for mode in per_query
-            if mode != "hybrid"
+            label: _paired_test(per_query["hybrid"], per_query[label], "ndcg@10")
+            for label in ("bm25", "vector") if label in per_query
         }
     return summary
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
 
 
 def _bootstrap_ci(values: np.ndarray, rounds: int = 2000, seed: int = 0) -> list[float]:

@@ -76,10 +76,13 @@ class Ingestor:
                 if isinstance(record, SkippedRecord):
                     self._skip(report, skipped, record)
                 elif record.doc_id in seen:
-                    self._skip(report, skipped, SkippedRecord(source, record.path, f"duplicate doc_id {record.doc_id}"))
+                    duplicate = SkippedRecord(source, record.path, f"duplicate doc_id: {record.doc_id}")
+                    self._skip(report, skipped, duplicate)
                 else:
                     seen.add(record.doc_id)
                     report.documents_read += 1
+                    # the chunking settings are part of a document's version: changing them re-chunks it
+                    record.metadata["chunk_max_chars"] = self.max_chars
                     if known.get(record.doc_id) == record.hash:
                         report.documents_unchanged += 1
                     else:

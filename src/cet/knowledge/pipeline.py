@@ -61,4 +61,5 @@ def open_retriever(cfg: CetConfig, store: Store | None = None) -> HybridRetrieve
             raise CetError(f"knowledge base {store.url} is empty: ingest a source first")
         return embedder_for_name(bound[0], cfg.kb.embedding)
 
-    return HybridRetriever(store, load_embedder, candidates=cfg.kb.candidates, rrf_k=cfg.kb.rrf_k)
+    return HybridRetriever(store, load_embedder, candidates=cfg.kb.candidates, rrf_k=cfg.kb.rrf_k,
+                           fusion=cfg.kb.fusion, alpha=cfg.kb.fusion_alpha)

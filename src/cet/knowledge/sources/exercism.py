@@ -235,6 +235,7 @@ def _track_difficulty(track_dir: Path, slug: str) -> int | None:
 def _mentoring(root: Path, note: Path) -> Iterator[Document | SkippedRecord]:
     slug, language = note.parent.name, note.parent.parent.parent.name
     meta = {"licence": MENTORING_LICENCE, "exercise": slug, "layout": "website-copy", "mentor_note": True,
+            "blurb": None, "origin": None,
             "tests_present": False, "difficulty": None, "track": language}
     yield from _file_document(root, note, f"exercism:mentoring:{language}:{slug}",
                               f"{slug.replace('-', ' ').title()} — mentoring notes ({language})", "mentoring",

@@ -94,6 +94,10 @@ class SQLiteStore:
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(SCHEMA)
+            # a random id for this database file: a derived index left by an earlier file at the same
+            # path is recognised as foreign and rebuilt, never trusted
+            if self.conn.execute("SELECT 1 FROM meta WHERE key='store_id'").fetchone() is None:
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', lower(hex(randomblob(16))))")
         except sqlite3.DatabaseError as e:
             raise StoreUnavailable(f"cannot open knowledge base {self.path}: {e}") from None
         except OSError as e:
@@ -230,7 +234,8 @@ class SQLiteStore:
     def _hnsw(self, cache: _VectorCache) -> _HnswIndex:
         if self._ann is None:
             self._ann = _HnswIndex(
-                Path(str(self.path) + ".hnsw"), self.hnsw_m, self.hnsw_ef_construction, self.hnsw_ef_search
+                Path(str(self.path) + ".hnsw"), self._meta("store_id") or "", self.hnsw_m,
+                self.hnsw_ef_construction, self.hnsw_ef_search,
             )
         self._ann.sync(cache)
         return self._ann
@@ -342,8 +347,10 @@ class _HnswIndex:
 
     STALE_FRACTION = 0.2
 
-    def __init__(self, path: Path, m: int, ef_construction: int, ef_search: int) -> None:
+    def __init__(self, path: Path, store_id: str, m: int, ef_construction: int, ef_search: int) -> None:
         self.path = path
+        self.owner = path.with_suffix(path.suffix + ".owner")  # the store_id the index file was built for
+        self.store_id = store_id
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
         self.index: Any = None
         self.max_rowid = -1
@@ -362,7 +369,8 @@ class _HnswIndex:
 
         if self.generation == cache.generation and self.index is not None:
             return
-        if self.index is None and self.path.exists():
+        owned = self.owner.exists() and self.owner.read_text(encoding="utf-8").strip() == self.store_id
+        if self.index is None and self.path.exists() and owned:
             try:
                 self.index = faiss.read_index(str(self.path))
                 self.max_rowid = int(faiss.vector_to_array(self.index.id_map).max(initial=-1))
@@ -383,6 +391,7 @@ class _HnswIndex:
             tmp = self.path.with_suffix(self.path.suffix + ".tmp")
             faiss.write_index(self.index, str(tmp))
             tmp.replace(self.path)
+            self.owner.write_text(self.store_id, encoding="utf-8")
         self.generation = cache.generation
 
     def search(
@@ -391,7 +400,9 @@ class _HnswIndex:
         """Top-k by HNSW, or None when filters leave too few candidates (the caller then scans exactly)."""
         fetch = k if filters.is_empty() else max(k * 10, 100)
         fetch = min(fetch + (self.index.ntotal - cache.size), self.index.ntotal)
-        self.index.index.hnsw.efSearch = max(self.ef_search, fetch)
+        import faiss
+
+        faiss.downcast_index(self.index.index).hnsw.efSearch = max(self.ef_search, fetch)
         scores, ids = self.index.search(query.reshape(1, -1), fetch)
         keep = cache.mask(filters)
         out = []

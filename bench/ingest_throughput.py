@@ -1,0 +1,283 @@
+"""Ingest throughput (chunks/s) with and without embedding, SQLite and pgvector side by side, in one run.
+
+The same ~300 real chunk texts (sampled from data/kb.sqlite across its sources, each made into a
+document of its own with a unique id) are ingested through cet's Ingestor, into fresh stores:
+
+  (a) embedding with SentenceTransformerEmbedder (the packaged all-MiniLM-L6-v2, torch, CPU)
+  (b) embedding with OnnxEmbedder (its int8 ONNX twin)
+  (c) without embedding: the same documents with changed metadata ingested again into store (a), so
+      every document is rewritten and every vector comes from the embedding cache
+  (c') without embedding, store only: write_batch with the stored real vectors, into a fresh store
+  (d) a re-ingest of unchanged data into store (a): every document is skipped by its hash
+
+The cases without embedding take well under a second, so they are repeated (median of --repeats).
+
+pgvector runs on a private local PostgreSQL (default settings) started here and stopped at the end.
+All ratios compare numbers from this run (the machine is shared and noisy).
+
+    .venv/bin/python bench/ingest_throughput.py [--n 300] [--stores sqlite pgvector] [--db data/kb.sqlite]
+        [--seed 0] [--repeats 3] [--json]
+
+Always writes bench/results/ingest_throughput.json; ``--json`` also prints it instead of the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cet.knowledge.chunking import chunk_document
+from cet.knowledge.embedding import Embedder
+from cet.knowledge.ingest import Ingestor
+from cet.knowledge.records import Chunk, Document
+from cet.knowledge.stores.base import DocumentBatch, Store
+from common import drop_database, fresh_database, local_postgres, log, ratio, temp_dir, write_result
+from corpus import DEFAULT_DB, load_real_corpus, stored_model
+
+SOURCE = "bench"
+BATCH_DOCUMENTS = 64  # the Ingestor's default
+CASES = {
+    "st": "(a) embed: sentence-transformers",
+    "onnx": "(b) embed: onnx int8",
+    "cached": "(c) no embedding: Ingestor, cache hit",
+    "write_only": "(c') no embedding: write_batch only",
+    "unchanged": "(d) re-ingest unchanged (skipped)",
+}
+StoreFactory = Callable[[str], AbstractContextManager[Store]]
+
+
+# --- data ---------------------------------------------------------------------------------------
+def sample_documents(db: str, n: int, seed: int) -> tuple[list[Document], dict[str, np.ndarray]]:
+    """``n`` real chunks (a seeded sample over all sources) as one-chunk documents, and doc_id -> stored vector."""
+    _, chunks, vectors = load_real_corpus(db)
+    flat = [c for doc_chunks in chunks for c in doc_chunks]
+    picked = sorted(random.Random(seed).sample(range(len(flat)), min(n, len(flat))))
+    documents = [_as_document(i, flat[row]) for i, row in enumerate(picked)]
+    return documents, {d.doc_id: vectors[row] for d, row in zip(documents, picked, strict=True)}
+
+
+def _as_document(number: int, chunk: Chunk) -> Document:
+    metadata = {k: v for k, v in chunk.metadata.items() if k != "format"}
+    return Document(source=SOURCE, doc_id=f"{SOURCE}:{number}", title=chunk.title, text=chunk.text, kind=chunk.kind,
+                    path=chunk.path, format="text", language=chunk.language, metadata=metadata)
+
+
+def with_changed_metadata(documents: list[Document], revision: int) -> list[Document]:
+    """The same texts with one metadata field more: new document hashes, unchanged chunk text hashes."""
+    return [replace(d, metadata={**d.metadata, "bench_revision": revision}) for d in documents]
+
+
+def chunk_count(documents: list[Document]) -> int:
+    return sum(len(chunk_document(d)) for d in documents)
+
+
+# --- stores -------------------------------------------------------------------------------------
+def sqlite_factory(root: Path) -> StoreFactory:
+    @contextmanager
+    def make(name: str) -> Iterator[Store]:
+        from cet.knowledge.stores.sqlite import SQLiteStore
+
+        store = SQLiteStore(root / f"{name}.sqlite")
+        try:
+            yield store
+        finally:
+            store.close()
+
+    return make
+
+
+def pgvector_factory(server_url: str) -> StoreFactory:
+    @contextmanager
+    def make(name: str) -> Iterator[Store]:
+        from cet.config import KnowledgeConfig
+        from cet.knowledge.stores.pgvector import PgVectorStore
+
+        cfg = KnowledgeConfig()
+        store = PgVectorStore(fresh_database(server_url, name), hnsw_m=cfg.hnsw_m,
+                              hnsw_ef_construction=cfg.hnsw_ef_construction, hnsw_ef_search=cfg.hnsw_ef_search)
+        try:
+            yield store
+        finally:
+            store.close()
+            drop_database(server_url, name)
+
+    return make
+
+
+# --- cases --------------------------------------------------------------------------------------
+def timed_ingest(store: Store, embedder: Embedder, documents: list[Document], n_chunks: int) -> dict[str, Any]:
+    """Ingest through cet's Ingestor; throughput counts the chunks the documents hold, written or not."""
+    ingestor = Ingestor(store, embedder)
+    started = time.perf_counter()
+    report = ingestor.ingest(iter(documents), SOURCE, "bench")
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "chunks": n_chunks, "chunks_per_s": n_chunks / seconds,
+            "chunks_written": report.chunks_written, "texts_embedded": report.texts_embedded,
+            "embeddings_reused": report.embeddings_reused, "documents_unchanged": report.documents_unchanged,
+            "embed_seconds": report.embed_seconds}
+
+
+def timed_write_only(
+    store: Store, model: str, documents: list[Document], vectors: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """write_batch in Ingestor-sized batches, each chunk given its document's stored vector (no embedding)."""
+    store.bind_embedding_model(model, int(next(iter(vectors.values())).shape[0]))
+    started = time.perf_counter()
+    written = 0
+    for start in range(0, len(documents), BATCH_DOCUMENTS):
+        docs = documents[start : start + BATCH_DOCUMENTS]
+        chunks = [chunk_document(d) for d in docs]
+        rows = np.stack([vectors[d.doc_id] for d, doc_chunks in zip(docs, chunks, strict=True) for _ in doc_chunks])
+        store.write_batch(DocumentBatch(docs, chunks, rows), model)
+        written += len(rows)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "chunks": written, "chunks_per_s": written / seconds, "chunks_written": written}
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median time, with every run's seconds beside it."""
+    chosen = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+    return {**chosen, "runs_seconds": [r["seconds"] for r in runs]}
+
+
+def run_store(
+    label: str, make: StoreFactory, embedders: dict[str, Embedder], documents: list[Document],
+    vectors: dict[str, np.ndarray], model: str, repeats: int,
+) -> dict[str, dict[str, Any]]:
+    """All cases on one backend, on fresh stores ((a), (c) and (d) share one: they build on each other).
+
+    The cases without embedding are quick, so they run ``repeats`` times (median kept): (c) with a new
+    metadata revision each time, (d) on the last revision, (c') into a fresh store each time.
+    """
+    n_chunks = chunk_count(documents)
+    out: dict[str, dict[str, Any]] = {}
+    with make("bench_st") as store:
+        out["st"] = timed_ingest(store, embedders["st"], documents, n_chunks)
+        log(f"{label} (a) {out['st']['chunks_per_s']:.1f} chunks/s")
+        revisions = [with_changed_metadata(documents, r) for r in range(1, repeats + 1)]
+        out["cached"] = median_run([timed_ingest(store, embedders["st"], docs, n_chunks) for docs in revisions])
+        log(f"{label} (c) {out['cached']['chunks_per_s']:.1f} chunks/s")
+        out["unchanged"] = median_run(
+            [timed_ingest(store, embedders["st"], revisions[-1], n_chunks) for _ in range(repeats)]
+        )
+        log(f"{label} (d) {out['unchanged']['chunks_per_s']:.1f} chunks/s")
+    with make("bench_onnx") as store:
+        out["onnx"] = timed_ingest(store, embedders["onnx"], documents, n_chunks)
+        log(f"{label} (b) {out['onnx']['chunks_per_s']:.1f} chunks/s")
+    runs = []
+    for i in range(repeats):
+        with make(f"bench_write_{i}") as store:
+            runs.append(timed_write_only(store, model, documents, vectors))
+    out["write_only"] = median_run(runs)
+    log(f"{label} (c') {out['write_only']['chunks_per_s']:.1f} chunks/s")
+    return out
+
+
+def load_embedders(warmup: list[str]) -> dict[str, Embedder]:
+    """Both packaged embedders, loaded and warmed up (loading is not part of any timing)."""
+    from cet.knowledge.embedding import OnnxEmbedder, SentenceTransformerEmbedder
+
+    embedders: dict[str, Embedder] = {"st": SentenceTransformerEmbedder(), "onnx": OnnxEmbedder()}
+    for embedder in embedders.values():
+        embedder.embed(warmup)
+    return embedders
+
+
+# --- report -------------------------------------------------------------------------------------
+def ratios(cases: dict[str, dict[str, Any]]) -> dict[str, float]:
+    speed = {name: case["chunks_per_s"] for name, case in cases.items()}
+    return {
+        "(c)/(a) no embedding vs sentence-transformers": ratio(speed["cached"], speed["st"]),
+        "(c)/(b) no embedding vs onnx": ratio(speed["cached"], speed["onnx"]),
+        "(b)/(a) onnx vs sentence-transformers": ratio(speed["onnx"], speed["st"]),
+        "(c')/(c) write_batch only vs Ingestor cache hit": ratio(speed["write_only"], speed["cached"]),
+        "(d)/(c) unchanged skip vs rewrite": ratio(speed["unchanged"], speed["cached"]),
+        "embedding share of (a) time": cases["st"]["embed_seconds"] / cases["st"]["seconds"],
+        "embedding share of (b) time": cases["onnx"]["embed_seconds"] / cases["onnx"]["seconds"],
+    }
+
+
+def print_report(result: dict[str, Any]) -> None:
+    stores = list(result["stores"])
+    print(f"{result['documents']} documents / {result['chunks']} chunks of real text "
+          f"(mean {result['mean_chars']:.0f} chars), {result['cpus']} CPUs")
+    print(f"{'case':40}" + "".join(f"{s + ' chunks/s':>20}{'s':>8}" for s in stores)
+          + (f"{'pgvector/sqlite':>17}" if len(stores) == 2 else ""))
+    for case, label in CASES.items():
+        row = {s: result["stores"][s][case] for s in stores}
+        cells = "".join(f"{row[s]['chunks_per_s']:>20.1f}{row[s]['seconds']:>8.3f}" for s in stores)
+        extra = ""
+        if len(stores) == 2:
+            extra = f"{ratio(row['pgvector']['chunks_per_s'], row['sqlite']['chunks_per_s']):>16.2f}x"
+        print(f"{label:40}{cells}{extra}")
+    for s in stores:
+        print(f"\n{s} ratios:")
+        for name, value in result["ratios"][s].items():
+            print(f"  {name:50} {value:8.2f}{'' if 'share' in name else 'x'}")
+
+
+# --- main ---------------------------------------------------------------------------------------
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="number of real chunk texts")
+    parser.add_argument("--stores", nargs="+", choices=("sqlite", "pgvector"), default=["sqlite", "pgvector"])
+    parser.add_argument("--db", default=DEFAULT_DB, help="the real knowledge base to sample texts from")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each case without embedding (median)")
+    parser.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
+    return parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    model = stored_model(args.db)
+    documents, vectors = sample_documents(args.db, args.n, args.seed)
+    log(f"{len(documents)} documents sampled from {args.db}; loading embedders")
+    embedders = load_embedders([d.text for d in documents[:16]])
+    result: dict[str, Any] = {
+        "documents": len(documents), "chunks": chunk_count(documents), "model_of_stored_vectors": model,
+        "mean_chars": float(np.mean([len(d.text) for d in documents])), "cpus": os.cpu_count(),
+        "batch_documents": BATCH_DOCUMENTS, "repeats_without_embedding": args.repeats, "stores": {},
+    }
+    with temp_dir("cet-bench-ingest-") as tmp:
+        if "sqlite" in args.stores:
+            result["stores"]["sqlite"] = run_store(
+                "sqlite", sqlite_factory(tmp), embedders, documents, vectors, model, args.repeats
+            )
+        server: AbstractContextManager[str | None] = (
+            local_postgres(tmp / "pg") if "pgvector" in args.stores else nullcontext(None)
+        )
+        with server as url:
+            if url is not None:
+                result["stores"]["pgvector"] = run_store(
+                    "pgvector", pgvector_factory(url), embedders, documents, vectors, model, args.repeats
+                )
+    result["ratios"] = {s: ratios(cases) for s, cases in result["stores"].items()}
+    return result
+
+
+def main() -> int:
+    args = parse_args()
+    started = time.perf_counter()
+    result = run(args)
+    result["wall_s"] = time.perf_counter() - started
+    path = write_result("ingest_throughput", result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_report(result)
+        print(f"\n(wall time {result['wall_s']:.0f} s; JSON in {path})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
