@@ -14,6 +14,7 @@ rebuilt when too many are stale. The SQLite file stays the single source of trut
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import time
@@ -386,6 +387,7 @@ class _HnswIndex:
             self.index, self.max_rowid = self._new_index(cache.matrix.shape[1]), -1
         new = cache.rowids > self.max_rowid
         if new.any():
+            faiss.omp_set_num_threads(os.cpu_count() or 1)  # building: all cores help
             self.index.add_with_ids(np.ascontiguousarray(cache.matrix[new]), cache.rowids[new])
             self.max_rowid = int(cache.rowids[new].max())
             tmp = self.path.with_suffix(self.path.suffix + ".tmp")
@@ -398,10 +400,11 @@ class _HnswIndex:
         self, query: np.ndarray, k: int, filters: Filters, cache: _VectorCache
     ) -> list[tuple[str, float]] | None:
         """Top-k by HNSW, or None when filters leave too few candidates (the caller then scans exactly)."""
-        fetch = k if filters.is_empty() else max(k * 10, 100)
-        fetch = min(fetch + (self.index.ntotal - cache.size), self.index.ntotal)
         import faiss
 
+        fetch = k if filters.is_empty() else max(k * 10, 100)
+        fetch = min(fetch + (self.index.ntotal - cache.size), self.index.ntotal)
+        faiss.omp_set_num_threads(1)  # one query: OpenMP's thread start-up costs more than it saves
         faiss.downcast_index(self.index.index).hnsw.efSearch = max(self.ef_search, fetch)
         scores, ids = self.index.search(query.reshape(1, -1), fetch)
         keep = cache.mask(filters)
