@@ -1,5 +1,5 @@
-"""Small helpers shared by the benchmarks: latency statistics, a precomputed-vector embedder, a throwaway
-local PostgreSQL with pgvector, and result files.
+"""Small helpers shared by the benchmarks: timing and latency statistics, a throwaway local PostgreSQL
+with pgvector, and result files.
 
 Not a command; imported by the scripts next to it, e.g.
 
@@ -47,18 +47,6 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
 
 
-class PrecomputedEmbedder:
-    """An Embedder whose embed() returns vectors computed beforehand (retrieval is timed, not embedding)."""
-
-    def __init__(self, name: str, texts: list[str], vectors: np.ndarray) -> None:
-        self.name = name
-        self.dim = int(vectors.shape[1])
-        self._vectors = dict(zip(texts, vectors, strict=True))
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        return np.stack([self._vectors[t] for t in texts]).astype(np.float32)
-
-
 @contextmanager
 def temp_dir(prefix: str) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix=prefix))
@@ -104,51 +92,3 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     path.write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")
     return path
 
-
-# --- a workaround for a bug in src (applied only while the bug is there) ---------------------------
-class _DowncastIdMap:
-    """An IndexIDMap2 whose ``.index`` is the downcast inner index (so ``.index.hnsw`` exists)."""
-
-    def __init__(self, id_map: Any) -> None:
-        import faiss
-
-        self._id_map = id_map
-        self.index = faiss.downcast_index(id_map.index)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._id_map, name)
-
-
-def patch_sqlite_hnsw_if_broken() -> bool:
-    """Work around ``_HnswIndex.search`` setting ``self.index.index.hnsw.efSearch`` on a faiss IndexIDMap2.
-
-    faiss returns the inner index of an IndexIDMap2 as a plain ``faiss.Index`` proxy, without ``.hnsw``,
-    so every HNSW search of SQLiteStore raises AttributeError (src/cet/knowledge/stores/sqlite.py).
-    While that line is there, searches run the same code with the inner index downcast. True if patched.
-    """
-    import inspect
-
-    import faiss
-
-    from cet.knowledge.stores import sqlite
-
-    probe = faiss.IndexIDMap2(faiss.IndexHNSWFlat(4, 8))
-    if hasattr(probe.index, "hnsw") or "self.index.index.hnsw" not in inspect.getsource(sqlite._HnswIndex.search):
-        return False
-    original = sqlite._HnswIndex.search
-
-    def search(self: Any, *args: Any, **kwargs: Any) -> Any:
-        real = self.index
-        wrapped = getattr(self, "_bench_downcast", None)
-        if wrapped is None or wrapped._id_map is not real:
-            wrapped = self._bench_downcast = _DowncastIdMap(real)
-        self.index = wrapped
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            self.index = real
-
-    sqlite._HnswIndex.search = search  # type: ignore[method-assign]
-    log("NOTE: SQLiteStore HNSW search is broken in src (AttributeError: 'Index' object has no attribute 'hnsw'); "
-        "benchmarking it with the inner faiss index downcast (faiss.downcast_index), all else unchanged")
-    return True

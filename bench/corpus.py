@@ -76,6 +76,26 @@ GENERIC_QUERIES = (
     "topological sort of a dependency graph",
     "kth largest element using a heap",
     "string formatting with f-strings",
+    "how to profile slow python code",
+    "pathlib glob all files recursively",
+    "json decode error expecting value",
+    "threading lock to protect a shared counter",
+    "subprocess run a command and capture output",
+    "binary tree level order traversal",
+    "longest common subsequence of two strings",
+    "union find with path compression",
+    "git cherry-pick a commit onto another branch",
+    "resolve a merge conflict",
+    "typing protocol versus abstract base class",
+    "collections counter most common elements",
+    "itertools groupby consecutive items",
+    "read a csv file into a list of dicts",
+    "how to write a context manager with contextlib",
+    "minimum window substring",
+    "trapping rain water",
+    "word break problem",
+    "validate a binary search tree",
+    "convert roman numerals to integers",
 )
 
 
@@ -305,7 +325,9 @@ def query_texts(n: int, seed: int = 0, exercism: Path = EXERCISM) -> list[str]:
     from cet.evaluation.retrieval_eval import exercism_query_set
     from cet.knowledge.sources import read_source
 
-    blurbs = [q.query for q in exercism_query_set(read_source("exercism", exercism), 1800)] if exercism.is_dir() else []
+    # every blurb, verbatim ones too: for timing, any real query text will do
+    records = read_source("exercism", exercism) if exercism.is_dir() else iter(())
+    blurbs = [q.query for q in exercism_query_set(records, 1800, include_verbatim=True)]
     texts = list(dict.fromkeys([*blurbs, *GENERIC_QUERIES]))
     random.Random(seed).shuffle(texts)
     return texts[:n]

@@ -4,10 +4,11 @@ For each size, builds a fresh SQLiteStore in a temporary directory and a fresh d
 local PostgreSQL with pgvector (started here, stopped at the end), loads the same corpus into both
 (real chunks and vectors from data/kb.sqlite, grown synthetically, see bench/corpus.py), and times
 per query, p50/p99, warm: BM25 (k=50), exact vector search (k=10), HNSW vector search (k=10), and
-hybrid retrieval (BM25 50 + vectors 50, RRF, k=10) with a precomputed query vector, so retrieval is
-timed without embedding; query embedding latency is measured on its own. Recall@10 is HNSW against
-exact, and hybrid-with-HNSW against hybrid-with-exact. Load throughput and index build times come out
-of the same run. Every ratio compares numbers measured in this run (the machine is shared and noisy).
+hybrid retrieval through HybridRetriever.ranked (BM25 50 + vectors 50, k=10; with the configured
+fusion, convex by default, and with RRF) given the precomputed query vector, so retrieval is timed
+without embedding; query embedding latency is measured on its own. Recall@10 is HNSW against exact,
+and hybrid-with-HNSW against hybrid-with-exact. Load throughput and index build times come out of
+the same run. Every ratio compares numbers measured in this run (the machine is shared and noisy).
 
     .venv/bin/python bench/query_latency.py [--sizes 10000 100000] [--queries 200] [--stores sqlite pgvector]
         [--db data/kb.sqlite] [--seed 0] [--json]
@@ -31,16 +32,14 @@ import numpy as np
 
 from cet.config import KnowledgeConfig
 from cet.knowledge.records import Filters
-from cet.knowledge.retrieval import HybridRetriever
+from cet.knowledge.retrieval import Fusion, HybridRetriever
 from cet.knowledge.stores.base import DocumentBatch, Store
 from common import (
-    PrecomputedEmbedder,
     drop_database,
     fresh_database,
     latency_summary,
     local_postgres,
     log,
-    patch_sqlite_hnsw_if_broken,
     ratio,
     temp_dir,
     timed,
@@ -65,14 +64,14 @@ ROUND_QUERIES = 20
 EMBED_QUERIES = 40
 DOCS_PER_BATCH = 1000
 NO_FILTERS = Filters()
-MODES = {  # mode -> label in the table
+MODES = {  # mode -> label in the table ("hybrid": the configured fusion, KnowledgeConfig.fusion)
     "bm25": "BM25 (k=50)",
     "exact": "vector exact (k=10)",
     "hnsw": "vector HNSW (k=10)",
-    "hybrid": "hybrid, HNSW (k=10)",
-    "hybrid_exact": "hybrid, exact (k=10)",
-    "hnsw_1t": "HNSW, faiss 1 thread",
-    "hybrid_1t": "hybrid, faiss 1 thread",
+    "hybrid": "hybrid, HNSW",
+    "hybrid_exact": "hybrid, exact",
+    "hybrid_rrf": "hybrid RRF, HNSW",
+    "hybrid_rrf_exact": "hybrid RRF, exact",
 }
 Runner = Callable[[str, np.ndarray], list[str]]
 
@@ -134,40 +133,25 @@ def load_pgvector(url: str, corpus: Corpus, model: str, cfg: KnowledgeConfig) ->
 
 
 # --- measuring --------------------------------------------------------------------------------
-def runners(store: Store, retriever: HybridRetriever, single_thread_variants: bool = False) -> dict[str, Runner]:
-    """The timed operations on one store; with ``single_thread_variants``, HNSW and hybrid again with faiss
-    limited to one OpenMP thread (faiss parallelises even a one-query search, which costs a lot when
-    the CPUs are busy)."""
+def runners(store: Store, retriever: HybridRetriever) -> dict[str, Runner]:
+    """The timed operations on one store; hybrid ones get the query vector precomputed (no embedding)."""
 
     def ids(ranked: list[tuple[str, float]]) -> list[str]:
         return [cid for cid, _ in ranked]
 
-    out: dict[str, Runner] = {
+    def hybrid(exact: bool, fusion: Fusion | None) -> Runner:
+        return lambda q, v: ids(retriever.ranked(q, 10, NO_FILTERS, "hybrid", exact=exact, fusion=fusion,
+                                                 query_vector=v))
+
+    return {
         "bm25": lambda q, v: ids(store.keyword_search(q, 50, NO_FILTERS)),
         "exact": lambda q, v: ids(store.vector_search(v, 10, NO_FILTERS, exact=True)),
         "hnsw": lambda q, v: ids(store.vector_search(v, 10, NO_FILTERS)),
-        "hybrid": lambda q, v: ids(retriever.ranked(q, 10, NO_FILTERS, "hybrid")),
-        "hybrid_exact": lambda q, v: ids(retriever.ranked(q, 10, NO_FILTERS, "hybrid", exact=True)),
+        "hybrid": hybrid(False, None),
+        "hybrid_exact": hybrid(True, None),
+        "hybrid_rrf": hybrid(False, "rrf"),
+        "hybrid_rrf_exact": hybrid(True, "rrf"),
     }
-    if single_thread_variants:
-        out["hnsw_1t"] = faiss_single_thread(out["hnsw"])
-        out["hybrid_1t"] = faiss_single_thread(out["hybrid"])
-    return out
-
-
-def faiss_single_thread(run: Runner) -> Runner:
-    import faiss
-
-    default = faiss.omp_get_max_threads()
-
-    def limited(q: str, v: np.ndarray) -> list[str]:
-        faiss.omp_set_num_threads(1)
-        try:
-            return run(q, v)
-        finally:
-            faiss.omp_set_num_threads(default)
-
-    return limited
 
 
 def measure(
@@ -247,12 +231,7 @@ def bench_size(
                 stores["pgvector"], out["load"]["pgvector"] = load_pgvector(db_url, corpus, model, cfg)
                 log(f"[{n}] pgvector loaded: {_load_line(out['load']['pgvector'])}")
             del corpus
-            embedder = PrecomputedEmbedder(model, texts, vectors)
-            by_store = {
-                name: runners(s, HybridRetriever(s, embedder, candidates=cfg.candidates, rrf_k=cfg.rrf_k),
-                              single_thread_variants=name == "sqlite")
-                for name, s in stores.items()
-            }
+            by_store = {name: runners(s, retriever(s, cfg)) for name, s in stores.items()}
             (seconds, results), measure_s = timed(lambda: measure(by_store, texts, vectors))
             log(f"[{n}] measured {len(texts)} queries in {measure_s:.1f} s")
         finally:
@@ -263,10 +242,17 @@ def bench_size(
     out["latency"] = {s: {m: latency_summary(v) for m, v in modes.items()} for s, modes in seconds.items()}
     out["recall@10"] = {
         s: {"hnsw_vs_exact": recall_at_10(r["hnsw"], r["exact"]),
-            "hybrid_hnsw_vs_hybrid_exact": recall_at_10(r["hybrid"], r["hybrid_exact"])}
+            "hybrid_hnsw_vs_hybrid_exact": recall_at_10(r["hybrid"], r["hybrid_exact"]),
+            "hybrid_rrf_hnsw_vs_hybrid_rrf_exact": recall_at_10(r["hybrid_rrf"], r["hybrid_rrf_exact"])}
         for s, r in results.items()
     }
     return out
+
+
+def retriever(store: Store, cfg: KnowledgeConfig) -> HybridRetriever:
+    """A retriever configured as cet's own (no embedder: the benchmark passes query vectors)."""
+    return HybridRetriever(store, None, candidates=cfg.candidates, rrf_k=cfg.rrf_k, fusion=cfg.fusion,
+                           alpha=cfg.fusion_alpha)
 
 
 def _load_line(load: dict[str, float]) -> str:
@@ -285,12 +271,13 @@ def goal_check(result: dict[str, Any]) -> dict[str, Any]:
     for store, modes in sizes[key]["latency"].items():
         p50 = modes["hybrid"]["p50_ms"]
         recall = sizes[key]["recall@10"][store]["hybrid_hnsw_vs_hybrid_exact"]
+        rrf_p50 = modes["hybrid_rrf"]["p50_ms"]
+        rrf_recall = sizes[key]["recall@10"][store]["hybrid_rrf_hnsw_vs_hybrid_rrf_exact"]
         out[store] = {"hybrid_p50_ms": p50, "hybrid_recall@10": recall,
-                      "met": bool(p50 < GOAL_P50_MS and recall >= GOAL_RECALL)}
-        if "hybrid_1t" in modes:
-            out[store]["hybrid_faiss_1_thread_p50_ms"] = modes["hybrid_1t"]["p50_ms"]
-            out[store]["met_with_faiss_1_thread"] = bool(modes["hybrid_1t"]["p50_ms"] < GOAL_P50_MS
-                                                         and recall >= GOAL_RECALL)
+                      "met": bool(p50 < GOAL_P50_MS and recall >= GOAL_RECALL),
+                      "hybrid_rrf_p50_ms": rrf_p50, "hybrid_rrf_recall@10": rrf_recall,
+                      "met_rrf": bool(rrf_p50 < GOAL_P50_MS and rrf_recall >= GOAL_RECALL),
+                      "bm25_p50_ms": modes["bm25"]["p50_ms"], "hnsw_p50_ms": modes["hnsw"]["p50_ms"]}
     return out
 
 
@@ -300,7 +287,7 @@ def _cell(summary: dict[str, float] | None) -> str:
     return f"{summary['p50_ms']:>15.2f} / {summary['p99_ms']:>7.2f}"
 
 
-def print_size(n: str, res: dict[str, Any], embed: dict[str, dict[str, float]]) -> None:
+def print_size(res: dict[str, Any], embed: dict[str, dict[str, float]], fusion: str) -> None:
     stores = list(res["latency"])
     print(f"\n== {res['chunks']:,} chunks in {res['documents']:,} documents "
           f"({res['real_chunks']:,} real, {res['chunks'] - res['real_chunks']:,} synthetic) ==")
@@ -317,13 +304,12 @@ def print_size(n: str, res: dict[str, Any], embed: dict[str, dict[str, float]]) 
         lat, rec, load = res["latency"][s], res["recall@10"][s], res["load"][s]
         print(f"{s}: HNSW speed-up over exact {ratio(lat['exact']['p50_ms'], lat['hnsw']['p50_ms']):.1f}x (p50); "
               f"recall@10 HNSW vs exact {rec['hnsw_vs_exact']:.3f}, hybrid-HNSW vs hybrid-exact "
-              f"{rec['hybrid_hnsw_vs_hybrid_exact']:.3f}")
+              f"{rec['hybrid_hnsw_vs_hybrid_exact']:.3f} ({fusion}), "
+              f"{rec['hybrid_rrf_hnsw_vs_hybrid_rrf_exact']:.3f} (RRF)")
+        print(f"{s}: BM25 (k=50) p50 is {ratio(lat['bm25']['p50_ms'], lat['hybrid']['p50_ms']):.0%} of hybrid p50, "
+              f"HNSW (k=10) {ratio(lat['hnsw']['p50_ms'], lat['hybrid']['p50_ms']):.0%}")
         e2e = "; ".join(f"+ {name} {e['p50_ms']:.1f} ms = {lat['hybrid']['p50_ms'] + e['p50_ms']:.1f} ms"
                         for name, e in embed.items())
-        if "hnsw_1t" in lat:
-            print(f"{s}: with faiss on 1 thread: HNSW {ratio(lat['hnsw']['p50_ms'], lat['hnsw_1t']['p50_ms']):.1f}x "
-                  f"faster, hybrid {ratio(lat['hybrid']['p50_ms'], lat['hybrid_1t']['p50_ms']):.2f}x faster (p50), "
-                  f"HNSW speed-up over exact {ratio(lat['exact']['p50_ms'], lat['hnsw_1t']['p50_ms']):.1f}x")
         print(f"{s}: hybrid end-to-end p50 ~ retrieval {lat['hybrid']['p50_ms']:.1f} ms {e2e}")
         extra = (f", vector cache load {load['vector_cache_load_s']:.1f} s, saved index reload "
                  f"{load['hnsw_load_from_disk_s']:.2f} s" if s == "sqlite" else "")
@@ -345,8 +331,8 @@ def print_report(result: dict[str, Any]) -> None:
     print("query embedding, one short query: " + "; ".join(
         f"{name} p50 {e['p50_ms']:.1f} ms / p99 {e['p99_ms']:.1f} ms" for name, e in embed.items())
         + f" (sentence-transformers/onnx {st_over_onnx:.1f}x)")
-    for n, res in result["sizes"].items():
-        print_size(n, res, embed)
+    for res in result["sizes"].values():
+        print_size(res, embed, result["fusion"])
     goal = result["goal"]
     print(f"\nGoal: hybrid p50 < {GOAL_P50_MS:.0f} ms at {GOAL_SIZE:,} chunks with recall@10 >= {GOAL_RECALL} "
           "against exact (retrieval only, query vector given):")
@@ -355,10 +341,10 @@ def print_report(result: dict[str, Any]) -> None:
     for store in ("sqlite", "pgvector"):
         if store in goal:
             g = goal[store]
-            one = (f"; with faiss on 1 thread {'MET' if g['met_with_faiss_1_thread'] else 'NOT MET'} "
-                   f"(p50 {g['hybrid_faiss_1_thread_p50_ms']:.2f} ms)" if "met_with_faiss_1_thread" in g else "")
-            print(f"  {store}: {'MET' if g['met'] else 'NOT MET'} (p50 {g['hybrid_p50_ms']:.2f} ms, "
-                  f"recall@10 {g['hybrid_recall@10']:.3f}){one}")
+            print(f"  {store}: {result['fusion']} {'MET' if g['met'] else 'NOT MET'} (p50 {g['hybrid_p50_ms']:.2f} ms, "
+                  f"recall@10 {g['hybrid_recall@10']:.3f}); RRF {'MET' if g['met_rrf'] else 'NOT MET'} "
+                  f"(p50 {g['hybrid_rrf_p50_ms']:.2f} ms, recall@10 {g['hybrid_rrf_recall@10']:.3f}); "
+                  f"BM25 alone p50 {g['bm25_p50_ms']:.2f} ms, HNSW alone {g['hnsw_p50_ms']:.2f} ms")
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -376,7 +362,6 @@ def parse_args() -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = KnowledgeConfig()
     model = stored_model(args.db)
-    patched = "sqlite" in args.stores and patch_sqlite_hnsw_if_broken()
     real, load_s = timed(lambda: load_real_corpus(args.db))
     log(f"real corpus: {corpus_size(real)} chunks in {len(real[0])} documents from {args.db} ({load_s:.1f} s)")
     texts = query_texts(args.queries, args.seed)
@@ -386,8 +371,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "queries": len(texts), "model": model, "real_chunks_available": corpus_size(real), "seed": args.seed,
         "hnsw": {"m": cfg.hnsw_m, "ef_construction": cfg.hnsw_ef_construction, "ef_search": cfg.hnsw_ef_search},
-        "candidates": cfg.candidates, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "sqlite_hnsw_search_patched_for_src_bug": patched,
+        "candidates": cfg.candidates, "fusion": cfg.fusion, "fusion_alpha": cfg.fusion_alpha,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "query_embedding": embedding_latency(texts), "sizes": {},
     }
     with temp_dir("cet-bench-pg-") as pg_dir:

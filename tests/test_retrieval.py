@@ -9,11 +9,22 @@ import pytest
 
 from cet.knowledge.ingest import Ingestor
 from cet.knowledge.records import Document, Filters, Hit
-from cet.knowledge.retrieval import HybridRetriever, reciprocal_rank_fusion
+from cet.knowledge.retrieval import HybridRetriever, convex_fusion, reciprocal_rank_fusion
 from cet.knowledge.sources.exercism import read_exercism
 from cet.knowledge.stores.sqlite import SQLiteStore
 
 # ------------------------------------------------------------------------------------------ RRF
+
+
+def test_convex_fusion_by_hand() -> None:
+    keyword = [("a", 10.0), ("b", 6.0), ("c", 2.0)]  # normalised: a 1, b 0.5, c 0
+    semantic = [("c", 0.9), ("d", 0.5), ("a", 0.1)]  # normalised: c 1, d 0.5, a 0
+    fused = dict(convex_fusion(keyword, semantic, alpha=0.6))
+    assert fused == pytest.approx({"a": 0.6, "b": 0.3, "c": 0.4, "d": 0.2})
+    assert [cid for cid, _ in convex_fusion(keyword, semantic, alpha=0.6)] == ["a", "c", "b", "d"]
+    assert [cid for cid, _ in convex_fusion(keyword, semantic, alpha=0.0)][:1] == ["c"]
+    assert convex_fusion([], [], 0.5) == []
+    assert convex_fusion([("x", 3.0)], [], 0.6) == [("x", pytest.approx(0.6))]
 
 
 def test_rrf_scores_by_hand() -> None:

@@ -125,9 +125,19 @@ def test_real_query_set_size(real_queries: list[LabelledQuery]) -> None:
     for q in real_queries:
         families[q.family] += 1
         assert q.query.strip() and q.relevant
-    assert families["exercise"] > 100
+    assert families["exercise"] > 50
     assert families["approach"] > 50
     assert len({q.qid for q in real_queries}) == len(real_queries)
+    assert not any(q.verbatim for q in real_queries)
+
+
+def test_verbatim_blurbs_are_marked_and_left_out_by_default(real_records: list,
+                                                            real_queries: list[LabelledQuery]) -> None:
+    everything = exercism_query_set(real_records, 1800, include_verbatim=True)
+    verbatim = [q for q in everything if q.verbatim]
+    assert len([q for q in everything if q.family == "exercise"]) > 100  # one blurb per exercise
+    assert verbatim, "the real data repeats some blurbs word for word in the descriptions"
+    assert {q.qid for q in everything} - {q.qid for q in verbatim} == {q.qid for q in real_queries}
 
 
 def test_relevant_ids_are_the_chunk_ids_the_ingest_produces(real_records: list,
