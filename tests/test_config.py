@@ -35,18 +35,18 @@ def test_defaults() -> None:
     assert cfg.kb.db == "data/kb.sqlite"
     assert cfg.kb.top_k == 5 and cfg.kb.candidates == 50 and cfg.kb.rrf_k == 60
     assert cfg.kb.chunk_max_chars == 1800 and cfg.kb.ann_threshold == 20000
-    assert cfg.kb.embedding.backend == "sentence-transformers"
+    assert cfg.kb.embedding.backend == "onnx"
     assert cfg.kb.embedding.model == "all-MiniLM-L6-v2"
     assert cfg.run.seed == 0 and cfg.run.runs_dir == "runs"
     assert cfg.sources.exercism == "../shared/data/exercism"
 
 
 def test_yaml_overrides_defaults(tmp_path: Path) -> None:
-    path = write_yaml(tmp_path / "cet.yaml", {"kb": {"top_k": 9, "embedding": {"backend": "onnx"}},
+    path = write_yaml(tmp_path / "cet.yaml", {"kb": {"top_k": 9, "embedding": {"backend": "sentence-transformers"}},
                                                "run": {"seed": 7}})
     cfg = load_config(path)
     assert cfg.kb.top_k == 9
-    assert cfg.kb.embedding.backend == "onnx"
+    assert cfg.kb.embedding.backend == "sentence-transformers"
     assert cfg.kb.embedding.model == "all-MiniLM-L6-v2", "keys the file does not name keep their defaults"
     assert cfg.kb.rrf_k == 60
     assert cfg.run.seed == 7
@@ -67,12 +67,12 @@ def test_empty_yaml_file_means_defaults(tmp_path: Path) -> None:
 def test_env_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_yaml(tmp_path / "cet.yaml", {"kb": {"top_k": 9, "rrf_k": 11, "embedding": {"batch_size": 8}}})
     monkeypatch.setenv("CET_KB__TOP_K", "3")
-    monkeypatch.setenv("CET_KB__EMBEDDING__BACKEND", "onnx")
+    monkeypatch.setenv("CET_KB__EMBEDDING__BACKEND", "sentence-transformers")
     monkeypatch.setenv("CET_RUN__SEED", "42")
     cfg = load_config(path)
     assert cfg.kb.top_k == 3
     assert cfg.kb.rrf_k == 11, "the environment replaces only the keys it names"
-    assert cfg.kb.embedding.backend == "onnx"
+    assert cfg.kb.embedding.backend == "sentence-transformers"
     assert cfg.kb.embedding.batch_size == 8, "a nested env key does not reset its YAML siblings"
     assert cfg.run.seed == 42
 

@@ -135,7 +135,7 @@ def test_duplicate_doc_ids_are_skipped_and_counted(store: SQLiteStore, embedder)
     assert sum(report.skipped_reasons.values()) == 2
     assert report.skipped_reasons["not UTF-8 text"] == 1
     assert any(key.startswith("duplicate doc_id") for key in report.skipped_reasons)
-    assert {"path": "notes/one", "reason": "duplicate doc_id one"} in report.skipped_examples
+    assert {"path": "notes/one", "reason": "duplicate doc_id: one"} in report.skipped_examples
     texts = store.conn.execute("SELECT text FROM chunks WHERE doc_id='one'").fetchall()
     assert texts == [("first version about owls",)], "the first occurrence wins"
 
