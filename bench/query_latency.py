@@ -11,7 +11,7 @@ and hybrid-with-HNSW against hybrid-with-exact. Load throughput and index build 
 the same run. Every ratio compares numbers measured in this run (the machine is shared and noisy).
 
     .venv/bin/python bench/query_latency.py [--sizes 10000 100000] [--queries 200] [--stores sqlite pgvector]
-        [--db data/kb.sqlite] [--seed 0] [--json]
+        [--db data/kb.sqlite] [--seed 0] [--fusions convex rrf] [--json]
 
 Always writes bench/results/query_latency.json; ``--json`` also prints that JSON instead of the table.
 """
@@ -32,7 +32,7 @@ import numpy as np
 
 from cet.config import KnowledgeConfig
 from cet.knowledge.records import Filters
-from cet.knowledge.retrieval import Fusion, HybridRetriever
+from cet.knowledge.retrieval import FUSIONS, Fusion, HybridRetriever
 from cet.knowledge.stores.base import DocumentBatch, Store
 from common import (
     drop_database,
@@ -64,14 +64,10 @@ ROUND_QUERIES = 20
 EMBED_QUERIES = 40
 DOCS_PER_BATCH = 1000
 NO_FILTERS = Filters()
-MODES = {  # mode -> label in the table ("hybrid": the configured fusion, KnowledgeConfig.fusion)
+BASE_MODES = {  # mode -> label in the table; hybrid modes are added per fusion (see hybrid_mode)
     "bm25": "BM25 (k=50)",
     "exact": "vector exact (k=10)",
     "hnsw": "vector HNSW (k=10)",
-    "hybrid": "hybrid, HNSW",
-    "hybrid_exact": "hybrid, exact",
-    "hybrid_rrf": "hybrid RRF, HNSW",
-    "hybrid_rrf_exact": "hybrid RRF, exact",
 }
 Runner = Callable[[str, np.ndarray], list[str]]
 
@@ -133,25 +129,36 @@ def load_pgvector(url: str, corpus: Corpus, model: str, cfg: KnowledgeConfig) ->
 
 
 # --- measuring --------------------------------------------------------------------------------
-def runners(store: Store, retriever: HybridRetriever) -> dict[str, Runner]:
+def hybrid_mode(fusion: str, exact: bool = False) -> str:
+    return f"hybrid {fusion}, {'exact' if exact else 'HNSW'}"
+
+
+def mode_labels(fusions: list[str]) -> dict[str, str]:
+    labels = dict(BASE_MODES)
+    for fusion in fusions:
+        labels |= {hybrid_mode(fusion): hybrid_mode(fusion), hybrid_mode(fusion, True): hybrid_mode(fusion, True)}
+    return labels
+
+
+def runners(store: Store, retriever: HybridRetriever, fusions: list[Fusion]) -> dict[str, Runner]:
     """The timed operations on one store; hybrid ones get the query vector precomputed (no embedding)."""
 
     def ids(ranked: list[tuple[str, float]]) -> list[str]:
         return [cid for cid, _ in ranked]
 
-    def hybrid(exact: bool, fusion: Fusion | None) -> Runner:
+    def hybrid(exact: bool, fusion: Fusion) -> Runner:
         return lambda q, v: ids(retriever.ranked(q, 10, NO_FILTERS, "hybrid", exact=exact, fusion=fusion,
                                                  query_vector=v))
 
-    return {
+    out: dict[str, Runner] = {
         "bm25": lambda q, v: ids(store.keyword_search(q, 50, NO_FILTERS)),
         "exact": lambda q, v: ids(store.vector_search(v, 10, NO_FILTERS, exact=True)),
         "hnsw": lambda q, v: ids(store.vector_search(v, 10, NO_FILTERS)),
-        "hybrid": hybrid(False, None),
-        "hybrid_exact": hybrid(True, None),
-        "hybrid_rrf": hybrid(False, "rrf"),
-        "hybrid_rrf_exact": hybrid(True, "rrf"),
     }
+    for fusion in fusions:
+        out[hybrid_mode(fusion)] = hybrid(False, fusion)
+        out[hybrid_mode(fusion, True)] = hybrid(True, fusion)
+    return out
 
 
 def measure(
@@ -210,7 +217,7 @@ def embedding_latency(texts: list[str]) -> dict[str, dict[str, float]]:
 # --- one size ---------------------------------------------------------------------------------
 def bench_size(
     n: int, real: Corpus, queries: tuple[list[str], np.ndarray], model: str, cfg: KnowledgeConfig, seed: int,
-    sqlite: bool, pg_url: str | None,
+    sqlite: bool, pg_url: str | None, fusions: list[Fusion],
 ) -> dict[str, Any]:
     """Load an ``n``-chunk corpus into the chosen stores and measure them; the stores are removed after."""
     texts, vectors = queries
@@ -231,7 +238,7 @@ def bench_size(
                 stores["pgvector"], out["load"]["pgvector"] = load_pgvector(db_url, corpus, model, cfg)
                 log(f"[{n}] pgvector loaded: {_load_line(out['load']['pgvector'])}")
             del corpus
-            by_store = {name: runners(s, retriever(s, cfg)) for name, s in stores.items()}
+            by_store = {name: runners(s, retriever(s, cfg), fusions) for name, s in stores.items()}
             (seconds, results), measure_s = timed(lambda: measure(by_store, texts, vectors))
             log(f"[{n}] measured {len(texts)} queries in {measure_s:.1f} s")
         finally:
@@ -242,8 +249,8 @@ def bench_size(
     out["latency"] = {s: {m: latency_summary(v) for m, v in modes.items()} for s, modes in seconds.items()}
     out["recall@10"] = {
         s: {"hnsw_vs_exact": recall_at_10(r["hnsw"], r["exact"]),
-            "hybrid_hnsw_vs_hybrid_exact": recall_at_10(r["hybrid"], r["hybrid_exact"]),
-            "hybrid_rrf_hnsw_vs_hybrid_rrf_exact": recall_at_10(r["hybrid_rrf"], r["hybrid_rrf_exact"])}
+            **{f"hybrid {f}, HNSW vs exact": recall_at_10(r[hybrid_mode(f)], r[hybrid_mode(f, True)])
+               for f in fusions}}
         for s, r in results.items()
     }
     return out
@@ -262,22 +269,20 @@ def _load_line(load: dict[str, float]) -> str:
 
 # --- report -----------------------------------------------------------------------------------
 def goal_check(result: dict[str, Any]) -> dict[str, Any]:
-    """Whether hybrid p50 < 20 ms with hybrid recall@10 >= 0.95 at 100k chunks, per store (retrieval only)."""
+    """Whether hybrid p50 < 20 ms with hybrid recall@10 >= 0.95 at 100k chunks, per store and fusion
+    (retrieval only)."""
     sizes = result["sizes"]
     key = str(GOAL_SIZE) if str(GOAL_SIZE) in sizes else None
     if key is None:
         return {"evaluated": False, "reason": f"{GOAL_SIZE} chunks not measured in this run"}
     out: dict[str, Any] = {"evaluated": True, "size": sizes[key]["chunks"]}
     for store, modes in sizes[key]["latency"].items():
-        p50 = modes["hybrid"]["p50_ms"]
-        recall = sizes[key]["recall@10"][store]["hybrid_hnsw_vs_hybrid_exact"]
-        rrf_p50 = modes["hybrid_rrf"]["p50_ms"]
-        rrf_recall = sizes[key]["recall@10"][store]["hybrid_rrf_hnsw_vs_hybrid_rrf_exact"]
-        out[store] = {"hybrid_p50_ms": p50, "hybrid_recall@10": recall,
-                      "met": bool(p50 < GOAL_P50_MS and recall >= GOAL_RECALL),
-                      "hybrid_rrf_p50_ms": rrf_p50, "hybrid_rrf_recall@10": rrf_recall,
-                      "met_rrf": bool(rrf_p50 < GOAL_P50_MS and rrf_recall >= GOAL_RECALL),
-                      "bm25_p50_ms": modes["bm25"]["p50_ms"], "hnsw_p50_ms": modes["hnsw"]["p50_ms"]}
+        out[store] = {"bm25_p50_ms": modes["bm25"]["p50_ms"], "hnsw_p50_ms": modes["hnsw"]["p50_ms"]}
+        for fusion in result["fusions"]:
+            p50 = modes[hybrid_mode(fusion)]["p50_ms"]
+            recall = sizes[key]["recall@10"][store][f"hybrid {fusion}, HNSW vs exact"]
+            out[store][fusion] = {"hybrid_p50_ms": p50, "hybrid_recall@10": recall,
+                                  "met": bool(p50 < GOAL_P50_MS and recall >= GOAL_RECALL)}
     return out
 
 
@@ -287,13 +292,13 @@ def _cell(summary: dict[str, float] | None) -> str:
     return f"{summary['p50_ms']:>15.2f} / {summary['p99_ms']:>7.2f}"
 
 
-def print_size(res: dict[str, Any], embed: dict[str, dict[str, float]], fusion: str) -> None:
+def print_size(res: dict[str, Any], embed: dict[str, dict[str, float]], fusions: list[str]) -> None:
     stores = list(res["latency"])
     print(f"\n== {res['chunks']:,} chunks in {res['documents']:,} documents "
           f"({res['real_chunks']:,} real, {res['chunks'] - res['real_chunks']:,} synthetic) ==")
     header = f"{'':24}" + "".join(f"{s + ' p50 / p99 ms':>26}" for s in stores)
     print(header + (f"{'pgvector/sqlite p50':>22}" if len(stores) == 2 else ""))
-    for mode, label in MODES.items():
+    for mode, label in mode_labels(fusions).items():
         cells = "".join(_cell(res["latency"][s].get(mode)) for s in stores)
         extra = ""
         if len(stores) == 2 and all(mode in res["latency"][s] for s in stores):
@@ -302,15 +307,14 @@ def print_size(res: dict[str, Any], embed: dict[str, dict[str, float]], fusion: 
         print(f"{label:24}{cells}{extra}")
     for s in stores:
         lat, rec, load = res["latency"][s], res["recall@10"][s], res["load"][s]
+        hybrid = lat[hybrid_mode(fusions[0])]["p50_ms"]
+        recalls = ", ".join(f"hybrid {f} HNSW vs exact {rec[f'hybrid {f}, HNSW vs exact']:.3f}" for f in fusions)
         print(f"{s}: HNSW speed-up over exact {ratio(lat['exact']['p50_ms'], lat['hnsw']['p50_ms']):.1f}x (p50); "
-              f"recall@10 HNSW vs exact {rec['hnsw_vs_exact']:.3f}, hybrid-HNSW vs hybrid-exact "
-              f"{rec['hybrid_hnsw_vs_hybrid_exact']:.3f} ({fusion}), "
-              f"{rec['hybrid_rrf_hnsw_vs_hybrid_rrf_exact']:.3f} (RRF)")
-        print(f"{s}: BM25 (k=50) p50 is {ratio(lat['bm25']['p50_ms'], lat['hybrid']['p50_ms']):.0%} of hybrid p50, "
-              f"HNSW (k=10) {ratio(lat['hnsw']['p50_ms'], lat['hybrid']['p50_ms']):.0%}")
-        e2e = "; ".join(f"+ {name} {e['p50_ms']:.1f} ms = {lat['hybrid']['p50_ms'] + e['p50_ms']:.1f} ms"
-                        for name, e in embed.items())
-        print(f"{s}: hybrid end-to-end p50 ~ retrieval {lat['hybrid']['p50_ms']:.1f} ms {e2e}")
+              f"recall@10 HNSW vs exact {rec['hnsw_vs_exact']:.3f}, {recalls}")
+        print(f"{s}: BM25 (k=50) p50 is {ratio(lat['bm25']['p50_ms'], hybrid):.0%} of hybrid {fusions[0]} p50, "
+              f"HNSW (k=10) {ratio(lat['hnsw']['p50_ms'], hybrid):.0%}")
+        e2e = "; ".join(f"+ {name} {e['p50_ms']:.1f} ms = {hybrid + e['p50_ms']:.1f} ms" for name, e in embed.items())
+        print(f"{s}: hybrid {fusions[0]} end-to-end p50 ~ retrieval {hybrid:.1f} ms {e2e}")
         extra = (f", vector cache load {load['vector_cache_load_s']:.1f} s, saved index reload "
                  f"{load['hnsw_load_from_disk_s']:.2f} s" if s == "sqlite" else "")
         print(f"{s}: load without embedding {load['write_s']:.1f} s = {load['write_chunks_per_s']:.0f} chunks/s; "
@@ -332,7 +336,7 @@ def print_report(result: dict[str, Any]) -> None:
         f"{name} p50 {e['p50_ms']:.1f} ms / p99 {e['p99_ms']:.1f} ms" for name, e in embed.items())
         + f" (sentence-transformers/onnx {st_over_onnx:.1f}x)")
     for res in result["sizes"].values():
-        print_size(res, embed, result["fusion"])
+        print_size(res, embed, result["fusions"])
     goal = result["goal"]
     print(f"\nGoal: hybrid p50 < {GOAL_P50_MS:.0f} ms at {GOAL_SIZE:,} chunks with recall@10 >= {GOAL_RECALL} "
           "against exact (retrieval only, query vector given):")
@@ -341,10 +345,11 @@ def print_report(result: dict[str, Any]) -> None:
     for store in ("sqlite", "pgvector"):
         if store in goal:
             g = goal[store]
-            print(f"  {store}: {result['fusion']} {'MET' if g['met'] else 'NOT MET'} (p50 {g['hybrid_p50_ms']:.2f} ms, "
-                  f"recall@10 {g['hybrid_recall@10']:.3f}); RRF {'MET' if g['met_rrf'] else 'NOT MET'} "
-                  f"(p50 {g['hybrid_rrf_p50_ms']:.2f} ms, recall@10 {g['hybrid_rrf_recall@10']:.3f}); "
-                  f"BM25 alone p50 {g['bm25_p50_ms']:.2f} ms, HNSW alone {g['hnsw_p50_ms']:.2f} ms")
+            verdicts = "; ".join(
+                f"{f} {'MET' if g[f]['met'] else 'NOT MET'} (p50 {g[f]['hybrid_p50_ms']:.2f} ms, "
+                f"recall@10 {g[f]['hybrid_recall@10']:.3f})" for f in result["fusions"])
+            print(f"  {store}: {verdicts}; BM25 alone p50 {g['bm25_p50_ms']:.2f} ms, "
+                  f"HNSW alone {g['hnsw_p50_ms']:.2f} ms")
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -355,6 +360,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--stores", nargs="+", choices=("sqlite", "pgvector"), default=["sqlite", "pgvector"])
     parser.add_argument("--db", default=DEFAULT_DB, help="the real knowledge base to read chunks and vectors from")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fusions", nargs="+", choices=FUSIONS, default=None,
+                        help="hybrid fusions to time (default: the configured one; each adds two BM25-bound modes)")
     parser.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     return parser.parse_args()
 
@@ -362,6 +369,7 @@ def parse_args() -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = KnowledgeConfig()
     model = stored_model(args.db)
+    fusions: list[Fusion] = list(dict.fromkeys(args.fusions or [cfg.fusion]))
     real, load_s = timed(lambda: load_real_corpus(args.db))
     log(f"real corpus: {corpus_size(real)} chunks in {len(real[0])} documents from {args.db} ({load_s:.1f} s)")
     texts = query_texts(args.queries, args.seed)
@@ -371,7 +379,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "queries": len(texts), "model": model, "real_chunks_available": corpus_size(real), "seed": args.seed,
         "hnsw": {"m": cfg.hnsw_m, "ef_construction": cfg.hnsw_ef_construction, "ef_search": cfg.hnsw_ef_search},
-        "candidates": cfg.candidates, "fusion": cfg.fusion, "fusion_alpha": cfg.fusion_alpha,
+        "candidates": cfg.candidates, "fusions": fusions, "fusion_alpha": cfg.fusion_alpha,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "query_embedding": embedding_latency(texts), "sizes": {},
     }
@@ -382,7 +390,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with server as pg_url:
             for n in args.sizes:
                 result["sizes"][str(n)] = bench_size(
-                    n, real, (texts, vectors), model, cfg, args.seed, "sqlite" in args.stores, pg_url
+                    n, real, (texts, vectors), model, cfg, args.seed, "sqlite" in args.stores, pg_url, fusions
                 )
     result["goal"] = goal_check(result)
     return result
@@ -395,7 +403,7 @@ def main() -> int:
     result["wall_s"] = time.perf_counter() - started
     path = write_result("query_latency", result)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2, default=float))
     else:
         print_report(result)
         print(f"\n(wall time {result['wall_s']:.0f} s; JSON in {path})")
