@@ -512,3 +512,23 @@ def test_chunk_equality_helper_sanity() -> None:
     """get_chunks rebuilds Chunk positionally; guard that the dataclass still has the expected field order."""
     assert [f for f in Chunk.__dataclass_fields__][:9] == [
         "chunk_id", "doc_id", "ordinal", "source", "kind", "title", "path", "text", "language"]
+
+
+def test_common_words_stop_selecting_candidates_when_asked(tmp_path: Path) -> None:
+    """With bm25_common_fraction set, a word in most chunks no longer pulls them all in; rare words still do."""
+    docs = [make_doc(f"common-{i}", f"the widget number {i} is ordinary") for i in range(700)]
+    docs.append(make_doc("rare", "a widget made of obsidian"))
+    docs.append(make_doc("rare-alone", "obsidian is volcanic glass"))
+    full = open_kb(tmp_path / "full.sqlite")
+    full.write_batch(batch_of(docs), MODEL)
+    pruned = open_kb(tmp_path / "pruned.sqlite", bm25_common_fraction=0.05)
+    pruned.write_batch(batch_of(docs), MODEL)
+    everything = ids(full.keyword_search("widget obsidian", 50, Filters()))
+    selective = ids(pruned.keyword_search("widget obsidian", 50, Filters()))
+    rare = {c for c, in full.conn.execute("SELECT chunk_id FROM chunks WHERE doc_id IN ('rare', 'rare-alone')")}
+    assert len(everything) == 50 and rare <= set(everything[:2])
+    assert set(selective) == rare, "only chunks with the rare word are candidates"
+    only_common = ids(pruned.keyword_search("widget ordinary", 10, Filters()))
+    assert len(only_common) == 10, "when every word is common, the rarest ones are still searched"
+    full.close()
+    pruned.close()

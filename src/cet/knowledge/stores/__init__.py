@@ -35,4 +35,5 @@ def open_store(db: str, cfg: KnowledgeConfig | None = None, must_exist: bool = F
         hnsw_m=cfg.hnsw_m,
         hnsw_ef_construction=cfg.hnsw_ef_construction,
         hnsw_ef_search=cfg.hnsw_ef_search,
+        bm25_common_fraction=cfg.bm25_common_fraction,
     )

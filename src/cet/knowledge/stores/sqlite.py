@@ -60,13 +60,21 @@ STOPWORDS = frozenset(
 )
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 OR-query of the text's words (quoted, so no user text is read as FTS syntax)."""
+MIN_COMMON_DOCUMENTS = 500
+
+
+def query_words(text: str) -> list[str]:
+    """The distinct words of a query, stopwords dropped (unless nothing else is left), at most 32."""
     words = [w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS]
     if not words:
         words = re.findall(r"\w+", text.lower())
-    unique = list(dict.fromkeys(words))[:32]
-    return " OR ".join(f'"{w}"' for w in unique) if unique else None
+    return list(dict.fromkeys(words))[:32]
+
+
+def fts_query(text: str | list[str]) -> str | None:
+    """An FTS5 OR-query of the words (quoted, so no user text is read as FTS syntax)."""
+    words = query_words(text) if isinstance(text, str) else text
+    return " OR ".join(f'"{w}"' for w in words) if words else None
 
 
 class SQLiteStore:
@@ -79,8 +87,11 @@ class SQLiteStore:
         hnsw_m: int = 32,
         hnsw_ef_construction: int = 80,
         hnsw_ef_search: int = 96,
+        bm25_common_fraction: float = 0.0,
     ) -> None:
         self.path = Path(path)
+        self.bm25_common_fraction = bm25_common_fraction
+        self._vocab_ready = False
         self.url = str(self.path)
         self.ann_threshold = ann_threshold
         self.hnsw_m = hnsw_m
@@ -200,10 +211,44 @@ class SQLiteStore:
                 params.extend(values)
         return (" AND " + " AND ".join(clauses) if clauses else ""), params
 
+    def _selective_words(self, words: list[str]) -> list[str]:
+        """The query words that are not common: a word is common when its (stemmed) term occurs in more
+        than ``bm25_common_fraction`` of the chunks and in more than MIN_COMMON_DOCUMENTS of them (so a
+        small store is always searched for every word).
+
+        An OR query ranks every chunk any of its words matches, so one common word makes BM25 score most
+        of the store; common words carry little IDF weight anyway. When every word is common, the two
+        rarest are kept. Document frequencies come from an fts5vocab table; the query words are stemmed
+        by a scratch FTS5 table with the same tokenizer.
+        """
+        if not self.bm25_common_fraction or len(words) < 2:
+            return words
+        if not self._vocab_ready:
+            for ddl in (
+                "chunks_vocab USING fts5vocab(main, chunks_fts, row)",
+                "query_terms USING fts5(x, tokenize='porter unicode61')",
+                "query_vocab USING fts5vocab(temp, query_terms, instance)",
+            ):
+                self.conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{ddl}")
+            self._vocab_ready = True
+        self.conn.execute("DELETE FROM temp.query_terms")
+        self.conn.executemany("INSERT INTO temp.query_terms(rowid, x) VALUES (?, ?)", list(enumerate(words)))
+        stem = {row: term for term, row in self.conn.execute("SELECT term, doc FROM temp.query_vocab")}
+        terms = sorted(set(stem.values()))
+        frequency = dict(self.conn.execute(
+            f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({','.join('?' * len(terms))})", terms
+        ).fetchall()) if terms else {}
+        total = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        df = [frequency.get(stem.get(i, ""), 0) for i in range(len(words))]
+        limit = max(self.bm25_common_fraction * total, MIN_COMMON_DOCUMENTS)
+        keep = [w for w, n in zip(words, df, strict=True) if n <= limit]
+        return keep or [w for _, w in sorted(zip(df, words, strict=True))[:2]]
+
     def keyword_search(self, query: str, k: int, filters: Filters) -> list[tuple[str, float]]:
-        match = fts_query(query)
-        if match is None:
+        words = query_words(query)
+        if not words:
             return []
+        match = fts_query(self._selective_words(words))
         where, params = self._filter_sql(filters)
         sql = (
             "SELECT c.chunk_id, -bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
