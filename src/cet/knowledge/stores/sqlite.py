@@ -249,6 +249,18 @@ class SQLiteStore:
         if not words:
             return []
         match = fts_query(self._selective_words(words))
+        if filters.is_empty():
+            # rank inside FTS5 alone and join only the k winners (joining every match first costs ~40%)
+            ranked = self.conn.execute(
+                "SELECT rowid, -bm25(chunks_fts, 2.0, 1.0) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY bm25(chunks_fts, 2.0, 1.0) LIMIT ?", (match, k)
+            ).fetchall()
+            if not ranked:
+                return []
+            marks = ",".join("?" * len(ranked))
+            ids = dict(self.conn.execute(f"SELECT rowid, chunk_id FROM chunks WHERE rowid IN ({marks})",
+                                         [r for r, _ in ranked]).fetchall())
+            return [(ids[r], float(score)) for r, score in ranked if r in ids]
         where, params = self._filter_sql(filters)
         sql = (
             "SELECT c.chunk_id, -bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
