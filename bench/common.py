@@ -92,3 +92,18 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     path.write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")
     return path
 
+
+
+def run_and_report(name: str, args: Any, run: Callable[[Any], dict[str, Any]],
+                   print_report: Callable[[dict[str, Any]], None]) -> int:
+    """A bench's main: run it, time it, save the JSON result, print the table (or the JSON with --json)."""
+    started = time.perf_counter()
+    result = run(args)
+    result["wall_s"] = time.perf_counter() - started
+    path = write_result(name, result)
+    if args.json:
+        print(json.dumps(result, indent=2, default=float))
+    else:
+        print_report(result)
+        print(f"\n(wall time {result['wall_s']:.0f} s; JSON in {path})")
+    return 0

@@ -30,7 +30,6 @@ Always writes bench/results/ingest_throughput.json; ``--json`` also prints it in
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import time
@@ -48,7 +47,7 @@ from cet.knowledge.embedding import Embedder
 from cet.knowledge.ingest import Ingestor
 from cet.knowledge.records import Chunk, Document
 from cet.knowledge.stores.base import DocumentBatch, Store
-from common import drop_database, fresh_database, local_postgres, log, ratio, temp_dir, write_result
+from common import drop_database, fresh_database, local_postgres, log, ratio, run_and_report, temp_dir
 from corpus import DEFAULT_DB, load_real_corpus, stored_model
 
 SOURCE = "bench"
@@ -284,17 +283,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> int:
-    args = parse_args()
-    started = time.perf_counter()
-    result = run(args)
-    result["wall_s"] = time.perf_counter() - started
-    path = write_result("ingest_throughput", result)
-    if args.json:
-        print(json.dumps(result, indent=2, default=float))
-    else:
-        print_report(result)
-        print(f"\n(wall time {result['wall_s']:.0f} s; JSON in {path})")
-    return 0
+    return run_and_report("ingest_throughput", parse_args(), run, print_report)
 
 
 if __name__ == "__main__":

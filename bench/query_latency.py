@@ -19,7 +19,6 @@ Always writes bench/results/query_latency.json; ``--json`` also prints that JSON
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -41,9 +40,9 @@ from common import (
     local_postgres,
     log,
     ratio,
+    run_and_report,
     temp_dir,
     timed,
-    write_result,
 )
 from corpus import (
     DEFAULT_DB,
@@ -397,17 +396,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> int:
-    args = parse_args()
-    started = time.perf_counter()
-    result = run(args)
-    result["wall_s"] = time.perf_counter() - started
-    path = write_result("query_latency", result)
-    if args.json:
-        print(json.dumps(result, indent=2, default=float))
-    else:
-        print_report(result)
-        print(f"\n(wall time {result['wall_s']:.0f} s; JSON in {path})")
-    return 0
+    return run_and_report("query_latency", parse_args(), run, print_report)
 
 
 if __name__ == "__main__":
