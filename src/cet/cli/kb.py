@@ -83,11 +83,12 @@ def search_command(
 ) -> None:
     """Hybrid (BM25 + vector, rank-fused) search over the knowledge base."""
     from cet.knowledge.pipeline import open_retriever
+    from cet.knowledge.retrieval import FUSIONS, MODES
 
-    if mode not in ("hybrid", "bm25", "vector"):
-        raise CetError(f"unknown --mode {mode!r}: choose hybrid, bm25 or vector")
-    if fusion not in (None, "convex", "rrf"):
-        raise CetError(f"unknown --fusion {fusion!r}: choose convex or rrf")
+    if mode not in MODES:
+        raise CetError(f"unknown --mode {mode!r}: choose {', '.join(MODES)}")
+    if fusion is not None and fusion not in FUSIONS:
+        raise CetError(f"unknown --fusion {fusion!r}: choose {', '.join(FUSIONS)}")
     if not query.strip():
         raise CetError("the query is empty")
     if k is not None and k < 1:
