@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from cet.config import load_config
-from cet.evaluation.retrieval_eval import METRICS, evaluate_retrieval, exercism_query_set
+from cet.evaluation.retrieval_eval import METRICS, evaluate_retrieval, exercism_query_set, restrict_to_store
 from cet.knowledge.pipeline import ingest_source, open_retriever
 from cet.knowledge.sources import read_source
 from cet.knowledge.stores import open_store
@@ -33,10 +33,7 @@ def main() -> int:
         ingest_source(cfg, "exercism", exercism)
     store = open_store(args.db, cfg.kb, must_exist=True)
     queries = exercism_query_set(read_source("exercism", Path(exercism)), cfg.kb.chunk_max_chars)
-    present = set(store.get_chunks(sorted({c for q in queries for c in q.relevant})))
-    for q in queries:
-        q.relevant &= present
-    queries = [q for q in queries if q.relevant]
+    queries = restrict_to_store(queries, store)
     chunks = store.stats()["chunks"]
     result = evaluate_retrieval(open_retriever(cfg, store), queries)
     result["store_chunks"] = chunks

@@ -18,10 +18,9 @@ from cet.cli.common import console
 from cet.config import CetConfig
 from cet.errors import CetError
 from cet.evaluation.plots import grouped_bars
-from cet.evaluation.retrieval_eval import METRICS, evaluate_retrieval, exercism_query_set
-from cet.knowledge.embedding import embedder_for_name, make_embedder
+from cet.evaluation.retrieval_eval import METRICS, evaluate_retrieval, exercism_query_set, restrict_to_store
 from cet.knowledge.ingest import Ingestor, IngestReport
-from cet.knowledge.pipeline import open_retriever, resolve_source_path
+from cet.knowledge.pipeline import embedder_for_store, open_retriever, resolve_source_path
 from cet.knowledge.sources import read_source
 from cet.knowledge.stores import open_store
 from cet.runs import RunDir
@@ -47,8 +46,7 @@ def run_main_job(cfg: CetConfig, quick: bool = False, show_progress: bool = True
     run = RunDir(cfg, "main")
     started = time.perf_counter()
     store = open_store(cfg.kb.db, cfg.kb)
-    bound = store.embedding_model()
-    embedder = embedder_for_name(bound[0], cfg.kb.embedding) if bound else make_embedder(cfg.kb.embedding)
+    embedder = embedder_for_store(store, cfg)
     ingestor = Ingestor(store, embedder, max_chars=cfg.kb.chunk_max_chars)
 
     ingests: list[dict[str, Any]] = []
@@ -76,10 +74,7 @@ def run_main_job(cfg: CetConfig, quick: bool = False, show_progress: bool = True
 
     queries = exercism_query_set(read_source("exercism", resolve_source_path("exercism", cfg.sources.exercism or "")),
                                  cfg.kb.chunk_max_chars) if cfg.sources.exercism else []
-    present = set(store.get_chunks(sorted({c for q in queries for c in q.relevant})))
-    for q in queries:
-        q.relevant &= present
-    queries = [q for q in queries if q.relevant]
+    queries = restrict_to_store(queries, store)
     retrieval = evaluate_retrieval(open_retriever(cfg, store), queries) if queries else {}
     run.log_metrics("retrieval", retrieval)
     stats = store.stats()

@@ -21,6 +21,7 @@ import numpy as np
 from cet.knowledge.chunking import chunk_document
 from cet.knowledge.records import Document, Filters, SkippedRecord
 from cet.knowledge.retrieval import Fusion, HybridRetriever, Mode
+from cet.knowledge.stores.base import Store
 
 # What is compared: label -> (mode, fusion). "hybrid" is the retriever's configured fusion.
 VARIANTS: dict[str, tuple[Mode, Fusion | None]] = {
@@ -81,6 +82,14 @@ def exercism_query_set(records: Iterable[Document | SkippedRecord], max_chars: i
         needle = _normalised(q.query)
         q.verbatim = any(needle in text for text in exercise_texts[q.qid.split(":")[1]])
     return sorted((q for q in queries.values() if include_verbatim or not q.verbatim), key=lambda q: q.qid)
+
+
+def restrict_to_store(queries: list[LabelledQuery], store: Store) -> list[LabelledQuery]:
+    """Keep only relevant chunks the store holds, and only queries that still have one."""
+    present = set(store.get_chunks(sorted({c for q in queries for c in q.relevant})))
+    for q in queries:
+        q.relevant &= present
+    return [q for q in queries if q.relevant]
 
 
 def query_metrics(ranked: list[str], relevant: set[str]) -> dict[str, float]:

@@ -36,7 +36,7 @@ def ingest_source(
     own_store = store is None
     store = store or open_store(cfg.kb.db, cfg.kb)
     try:
-        embedder = embedder or _embedder_for(store, cfg)
+        embedder = embedder or embedder_for_store(store, cfg)
         ingestor = Ingestor(store, embedder, max_chars=cfg.kb.chunk_max_chars)
         records = read_source(source, where, **(options or {}))  # type: ignore[arg-type]
         return ingestor.ingest(records, source, str(where), on_progress=on_progress)
@@ -45,7 +45,7 @@ def ingest_source(
             store.close()
 
 
-def _embedder_for(store: Store, cfg: CetConfig) -> Embedder:
+def embedder_for_store(store: Store, cfg: CetConfig) -> Embedder:
     """The store's own embedder when it has one (so one store never mixes models), else the configured one."""
     bound = store.embedding_model()
     return embedder_for_name(bound[0], cfg.kb.embedding) if bound else make_embedder(cfg.kb.embedding)
