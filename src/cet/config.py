@@ -67,6 +67,49 @@ class SourcesConfig(BaseModel):
     stackexchange_tags: list[str] = []
 
 
+class SandboxLimits(BaseModel):
+    """Limits on one run of untrusted code (see docs/execution.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wall_timeout_s: float = Field(10.0, gt=0)  # whole process tree killed at this wall-clock time
+    cpu_time_s: int = Field(10, ge=1)  # RLIMIT_CPU per process
+    memory_mb: int = Field(1024, ge=64)  # RLIMIT_AS per process (JavaScript gets js_memory_mb: V8 reserves more)
+    js_memory_mb: int = Field(8192, ge=256)
+    file_size_mb: int = Field(16, ge=1)  # RLIMIT_FSIZE: the largest file a run may write
+    work_dir_mb: int = Field(64, ge=1)  # size of the private tmpfs work directory
+    max_processes: int = Field(64, ge=4)  # RLIMIT_NPROC for the sandbox's unprivileged uid
+    output_limit_kb: int = Field(256, ge=1)  # stdout + stderr kept; more ends the run as output-limit
+
+
+class RewardWeights(BaseModel):
+    """Weights of the reward's terms (the paper's compile / test / performance / security / quality)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    compile: float = Field(0.1, ge=0)
+    tests: float = Field(0.6, ge=0)
+    performance: float = Field(0.1, ge=0)
+    security: float = Field(0.1, ge=0)
+    quality: float = Field(0.1, ge=0)
+
+
+class ExecConfig(BaseModel):
+    """The execution sandbox: isolation, limits, which signals to collect, the reward, the worker pool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    isolation: Literal["auto", "bubblewrap", "weak"] = "auto"  # auto: bubblewrap when it runs, else weak, loudly
+    limits: SandboxLimits = SandboxLimits()
+    lint: bool = True
+    security: bool = True
+    performance: bool = True  # time the reference solution too, when the task has one
+    reward: RewardWeights = RewardWeights()
+    workers: int = Field(2, ge=1)
+    sandbox_uid: int = Field(60100, ge=1000)  # first unprivileged uid; worker i runs as sandbox_uid + i
+    node: str = "node"
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +122,7 @@ class CetConfig(BaseSettings):
 
     kb: KnowledgeConfig = KnowledgeConfig()
     sources: SourcesConfig = SourcesConfig()
+    exec: ExecConfig = ExecConfig()
     run: RunConfig = RunConfig()
 
     @classmethod

@@ -1,0 +1,1 @@
+"""Execution feedback: coding tasks, the sandbox that runs untrusted solutions, and the signals it yields."""
