@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cet.config import ExecConfig, SandboxLimits
-from cet.execution.sandbox import bubblewrap_status
+from cet.execution.sandbox import UID_RANGE, bubblewrap_status
 from cet.execution.tasks import CodingTask, TaskMetadata
 
 SANDBOX_UID = 60100
@@ -28,8 +28,10 @@ def make_task(tests: str, names: list[str], task_id: str = "t/1", module: str = 
                       metadata=TaskMetadata(source="test", split="train"))
 
 
-def sandbox_processes() -> list[str]:
-    """Processes on the host still running as a sandbox uid (there must be none after a run)."""
+def sandbox_processes(executor=None) -> list[str]:  # noqa: ANN001
+    """Processes on the host still running as a sandbox uid (there must be none after a run), leaving out
+    the resident processes of a warm pool's workers when `executor` uses one."""
+    resident = getattr(getattr(executor, "backend", None), "resident_pids", set)()
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -38,8 +40,10 @@ def sandbox_processes() -> list[str]:
             continue
         uid_line = next((line for line in text.splitlines() if line.startswith("Uid:")), "")
         uids = [int(u) for u in uid_line.split()[1:]]
-        if any(SANDBOX_UID <= u < SANDBOX_UID + 8 for u in uids):
-            found.append(status.parent.name)
+        if any(SANDBOX_UID <= u < SANDBOX_UID + UID_RANGE for u in uids) and int(status.parent.name) not in resident:
+            cmdline = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next((line.split()[1] for line in text.splitlines() if line.startswith("State:")), "?")
+            found.append(f"{status.parent.name} [{state}] {cmdline[:120]}")
     return found
 
 

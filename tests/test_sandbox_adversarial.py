@@ -7,12 +7,14 @@ import os
 import socket
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.sandbox_helpers import bwrap_or_skip, exec_config, make_task, sandbox_processes
 
 from cet.execution.executor import Executor
+from cet.execution.pool import WarmPool
 
 CALL_IT = """
 from solution import attack
@@ -22,15 +24,21 @@ def test_attack():
 """
 
 
-@pytest.fixture(scope="module")
-def executor() -> Executor:
+@pytest.fixture(scope="module", params=["one-shot", "warm-pool"])
+def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
+    """Every attack runs against both backends: a fresh sandbox per run, and the warm fork-server pool."""
     bwrap_or_skip()
-    return Executor(exec_config("bubblewrap"))
+    cfg = exec_config("bubblewrap")
+    if request.param == "one-shot":
+        yield Executor(cfg)
+        return
+    with WarmPool(cfg) as pool:
+        yield Executor(cfg, backend=pool)
 
 
 def run_attack(executor: Executor, body: str, tests: str = CALL_IT):
     result = executor.run(make_task(tests, ["test_attack"]), textwrap.dedent(body))
-    assert sandbox_processes() == [], "a sandboxed process outlived its run"
+    assert sandbox_processes(executor) == [], "a sandboxed process outlived its run"
     assert result.isolation == "bubblewrap" and result.isolation_warning is None
     assert not result.passed
     return result
@@ -112,7 +120,7 @@ def test_busy_child_left_behind_is_killed(executor: Executor) -> None:
             return pid
     """))
     assert result.passed and result.exit_reason == "ok"  # the tests passed; the orphan must still die
-    assert sandbox_processes() == []
+    assert sandbox_processes(executor) == []
 
 
 def test_stdout_flood_hits_the_output_cap(executor: Executor) -> None:
@@ -223,7 +231,7 @@ def test_runs_as_an_unprivileged_user_without_capabilities(executor: Executor) -
     result = executor.run(task, "")
     assert result.passed, result.tests.cases[0].message
     if os.getuid() == 0:
-        assert sandbox_processes() == []
+        assert sandbox_processes(executor) == []
 
 
 def test_filling_a_file_hits_the_file_size_limit(executor: Executor) -> None:

@@ -1,7 +1,7 @@
 """Executor: one solution of one task through the static checks, the sandbox, the verdict and the reward.
 
 `Executor.run(task, solution)` is the whole pipeline; `Executor.run_many` runs pairs concurrently on
-`exec.workers` slots (each slot its own unprivileged uid). The test runs go through a backend: the
+`exec.workers` slots (each run leases its own unprivileged uid). The test runs go through a backend: the
 one-shot sandbox (a fresh bubblewrap per run, the default) or the warm pool (`pool.WarmPool`).
 """
 
@@ -44,8 +44,7 @@ class OneShotBackend:
     def run_tests(self, task: CodingTask, solution: str, slot: int = 0) -> SandboxRun:
         runner = runner_for(task.language)
         argv = runner.command(task, self.sandbox.paths(), self.cfg)
-        return self.sandbox.run(argv, runner.files(task, solution), memory_mb=runner.memory_mb(self.cfg),
-                                uid_offset=slot)
+        return self.sandbox.run(argv, runner.files(task, solution), memory_mb=runner.memory_mb(self.cfg))
 
 
 class Executor:

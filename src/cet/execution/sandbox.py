@@ -12,6 +12,8 @@ runner's results leave through one inherited pipe.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import os
 import resource
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +34,9 @@ from cet.errors import CetError
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 WEAK_WARNING = ("NOT ISOLATED: bubblewrap is unavailable ({why}); the code ran as a plain process under rlimits "
                 "only, with the host's network and files reachable. Do not run untrusted code this way.")
+# the whole environment of a sandboxed process (bubblewrap starts from --clearenv)
+BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
 # packages the in-sandbox test runner needs, besides the standard library
 RUNNER_PACKAGES = ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pygments", "py")
 
@@ -128,10 +134,12 @@ def _limit(kind: int, value: int, hard_extra: int = 0) -> None:
             resource.setrlimit(kind, (min(value, hard), hard))
 
 
-def apply_limits(limits: SandboxLimits, memory_mb: int, uid: int | None) -> None:
-    """rlimits for the sandboxed process tree, then the unprivileged uid (runs in the child before exec)."""
+def apply_limits(limits: SandboxLimits, memory_mb: int, uid: int | None, cpu: bool = True) -> None:
+    """rlimits for the sandboxed process tree, then the unprivileged uid (runs in the child before exec).
+    `cpu=False` for a long-lived warm worker, whose jobs set their own CPU limit."""
     _limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
-    _limit(resource.RLIMIT_CPU, limits.cpu_time_s, hard_extra=2)  # SIGXCPU at the soft limit, SIGKILL 2 s later
+    if cpu:
+        _limit(resource.RLIMIT_CPU, limits.cpu_time_s, hard_extra=2)  # SIGXCPU at the soft limit, SIGKILL 2 s later
     _limit(resource.RLIMIT_FSIZE, limits.file_size_mb * 1024 * 1024)
     _limit(resource.RLIMIT_NPROC, limits.max_processes)
     _limit(resource.RLIMIT_NOFILE, 256)
@@ -156,14 +164,14 @@ def bubblewrap_status(uid: int | None) -> tuple[bool, str]:
     return True, ""
 
 
-def _memfd(name: str, data: bytes) -> int:
+def memfd(name: str, data: bytes) -> int:
     fd = os.memfd_create(name, 0)
     os.write(fd, data)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
 
 
-class _OutputCollector:
+class OutputCollector:
     """Reads a pipe into a bounded buffer; past the shared cap, it records the overflow and stops keeping."""
 
     def __init__(self, pipe, budget: list[int], on_overflow) -> None:  # noqa: ANN001
@@ -257,22 +265,24 @@ class Sandbox:
         return argv
 
     def run(self, argv: list[str], files: dict[str, bytes | str], env: dict[str, str] | None = None,
-            memory_mb: int | None = None, timeout_s: float | None = None, uid_offset: int = 0) -> SandboxRun:
+            memory_mb: int | None = None, timeout_s: float | None = None) -> SandboxRun:
         """Run `argv` (paths as given by `paths()`) with `files` in the work dir; collect what it did.
-        Concurrent runs pass distinct `uid_offset`s so that one run's processes never count against
-        another's process limit."""
-        uid = None if self.uid is None else self.uid + uid_offset
+        Each run has a uid of its own for its duration (`lease_uid`)."""
+        with lease_uid(self.uid) as uid:
+            return self._run(argv, files, env, memory_mb, timeout_s, uid)
+
+    def _run(self, argv: list[str], files: dict[str, bytes | str], env: dict[str, str] | None,
+             memory_mb: int | None, timeout_s: float | None, uid: int | None) -> SandboxRun:
         memory_mb = memory_mb or self.limits.memory_mb
         timeout_s = timeout_s or self.limits.wall_timeout_s
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", **(env or {})}
+        env = {**BASE_ENV, **(env or {})}
         result_r, result_w = os.pipe()
         memfds: dict[str, int] = {}
         host_work: str | None = None
         try:
             if self.isolation == "bubblewrap":
                 for name, data in files.items():
-                    memfds[name] = _memfd(name, data.encode("utf-8") if isinstance(data, str) else data)
+                    memfds[name] = memfd(name, data.encode("utf-8") if isinstance(data, str) else data)
                 env["CET_RESULT_FD"] = str(result_w)
                 command = self._bwrap_argv(memfds)
                 for key, value in env.items():
@@ -292,9 +302,22 @@ class Sandbox:
         finally:
             for fd in memfds.values():
                 os.close(fd)
-            self._kill_uid_processes(uid)
+            kill_uid_processes(uid)
             if host_work:
                 shutil.rmtree(host_work, ignore_errors=True)
+
+    def spawn(self, argv: list[str], pass_fds: tuple[int, ...], stderr, uid: int | None) -> subprocess.Popen:  # noqa: ANN001
+        """Start a long-lived sandboxed process (a warm worker) as `uid` (leased by the caller), bubblewrap
+        only: no files, the process limit and address-space cap of a run, no CPU limit of its own."""
+        if self.isolation != "bubblewrap":
+            raise CetError("the warm worker pool needs bubblewrap; without it, runs are one-shot (weak mode)")
+        command = self._bwrap_argv({})
+        for key, value in BASE_ENV.items():
+            command += ["--setenv", key, value]
+        limits, memory_mb = self.limits, self.limits.memory_mb
+        return subprocess.Popen([*command, "--", *argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=stderr, pass_fds=pass_fds, start_new_session=True,
+                                preexec_fn=lambda: apply_limits(limits, memory_mb, uid, cpu=False))  # noqa: PLW1509
 
     def _fill_weak_work(self, work: str, files: dict[str, bytes | str], uid: int | None) -> None:
         for name, data in files.items():
@@ -322,10 +345,10 @@ class Sandbox:
                 pass
 
         budget = [limits.output_limit_kb * 1024]
-        out = _OutputCollector(proc.stdout, budget, lambda: kill("output-limit"))
-        err = _OutputCollector(proc.stderr, budget, lambda: kill("output-limit"))
+        out = OutputCollector(proc.stdout, budget, lambda: kill("output-limit"))
+        err = OutputCollector(proc.stderr, budget, lambda: kill("output-limit"))
         result_chunks: list[bytes] = []
-        reader = threading.Thread(target=_read_all, args=(result_r, result_chunks, 8 * 1024 * 1024), daemon=True)
+        reader = threading.Thread(target=read_all, args=(result_r, result_chunks, 8 * 1024 * 1024), daemon=True)
         reader.start()
         timer = threading.Timer(timeout_s, lambda: kill("timeout"))
         timer.start()
@@ -348,28 +371,57 @@ class Sandbox:
             cpu_s=usage.ru_utime + usage.ru_stime, peak_memory_mb=usage.ru_maxrss / 1024.0,
             result=b"".join(result_chunks), isolation=self.isolation, warning=self.warning)
 
-    @staticmethod
-    def _kill_uid_processes(uid: int | None, wait_s: float = 5.0) -> None:
-        """Kill whatever still runs as the run's uid and wait until it is gone: in weak mode children that
-        left the process group; under bubblewrap the PID namespace dies with its init, but asynchronously."""
-        if uid is None:
+UID_RANGE = 64  # uids leased from exec.sandbox_uid upwards
+
+
+@contextlib.contextmanager
+def lease_uid(base: int | None) -> Iterator[int | None]:
+    """An unprivileged uid no other run (in this or any other process) is using, held for the block.
+    Each run having its own uid keeps one run's processes out of another's RLIMIT_NPROC count and out of
+    reach of the kill that ends another run. The lease is an flock on a file per uid."""
+    if base is None:
+        yield None
+        return
+    lock_dir = Path(tempfile.gettempdir()) / "cet-sandbox-uids"
+    lock_dir.mkdir(mode=0o700, exist_ok=True)
+    while True:
+        for uid in range(base, base + UID_RANGE):
+            handle = open(lock_dir / f"{uid}.lock", "a")  # noqa: SIM115
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            try:
+                kill_uid_processes(uid)  # nothing of an earlier, crashed holder survives
+                yield uid
+            finally:
+                handle.close()
             return
-        deadline = time.monotonic() + wait_s
-        while _processes_of(uid):
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    os.setuid(uid)
-                    os.kill(-1, signal.SIGKILL)
-                finally:
-                    os._exit(0)
-            os.waitpid(pid, 0)
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
+        time.sleep(0.05)
 
 
-def _processes_of(uid: int) -> list[int]:
+def kill_uid_processes(uid: int | None, wait_s: float = 5.0) -> None:
+    """Kill whatever still runs as the run's uid and wait until it is gone: in weak mode children that
+    left the process group; under bubblewrap the PID namespace dies with its init, but asynchronously."""
+    if uid is None:
+        return
+    deadline = time.monotonic() + wait_s
+    while processes_of(uid):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+
+
+def processes_of(uid: int) -> list[int]:
     """PIDs on the host whose real uid is `uid`."""
     pids = []
     for entry in os.scandir("/proc"):
@@ -382,7 +434,7 @@ def _processes_of(uid: int) -> list[int]:
     return pids
 
 
-def _read_all(fd: int, chunks: list[bytes], cap: int) -> None:
+def read_all(fd: int, chunks: list[bytes], cap: int) -> None:
     total = 0
     with os.fdopen(fd, "rb") as f:
         while data := f.read(65536):
