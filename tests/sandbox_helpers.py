@@ -43,6 +43,8 @@ def sandbox_processes(executor=None) -> list[str]:  # noqa: ANN001
         if any(SANDBOX_UID <= u < SANDBOX_UID + UID_RANGE for u in uids) and int(status.parent.name) not in resident:
             cmdline = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             state = next((line.split()[1] for line in text.splitlines() if line.startswith("State:")), "?")
+            if state in ("Z", "X"):
+                continue  # a zombie runs nothing; the host's init reaps it
             found.append(f"{status.parent.name} [{state}] {cmdline[:120]}")
     return found
 

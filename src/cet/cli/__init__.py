@@ -7,6 +7,7 @@ import typer
 from cet.cli.common import app_callback
 from cet.cli.kb import kb_app
 from cet.cli.run import run_command
+from cet.cli.tasks import tasks_app
 
 app = typer.Typer(
     name="cet", help="Context Engineering Transformers: knowledge base, training phases, evaluation.",
@@ -14,6 +15,7 @@ app = typer.Typer(
 )
 app.callback()(app_callback)
 app.add_typer(kb_app, name="kb")
+app.add_typer(tasks_app, name="tasks")
 app.command("run")(run_command)
 
 

@@ -422,15 +422,20 @@ def kill_uid_processes(uid: int | None, wait_s: float = 5.0) -> None:
 
 
 def processes_of(uid: int) -> list[int]:
-    """PIDs on the host whose real uid is `uid`."""
+    """PIDs on the host whose real uid is `uid`, zombies left out: they run nothing, and the host's init
+    reaps them (bwrap's intermediate process is reparented there; some inits reap only every second)."""
     pids = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                if os.stat(entry.path).st_uid == uid:
-                    pids.append(int(entry.name))
-            except OSError:
+                if os.stat(entry.path).st_uid != uid:
+                    continue
+                with open(f"{entry.path}/stat", "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
                 continue
+            if state not in (b"Z", b"X"):
+                pids.append(int(entry.name))
     return pids
 
 
