@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cet.cli.common import app_callback
+from cet.cli.exec import exec_app
 from cet.cli.kb import kb_app
 from cet.cli.run import run_command
 from cet.cli.tasks import tasks_app
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.callback()(app_callback)
 app.add_typer(kb_app, name="kb")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(exec_app, name="exec")
 app.command("run")(run_command)
 
 

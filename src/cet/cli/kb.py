@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cet.cli.common import JsonOption, console, emit_json, get_config, user_errors
+from cet.cli.common import JsonOption, console, emit_json, get_config, progress_bar, user_errors
 from cet.errors import CetError
 from cet.knowledge.records import Filters
 
@@ -41,7 +40,7 @@ def ingest_command(
     if source == "stackexchange":
         options = {"min_score": cfg.sources.stackexchange_min_score if min_score is None else min_score,
                    "tags": tags or cfg.sources.stackexchange_tags or None}
-    with _progress(json_out) as progress:
+    with progress_bar(json_out) as progress:
         task = progress.add_task(f"ingest {source}", total=None)
 
         def update(r: IngestReport) -> None:
@@ -61,11 +60,6 @@ def ingest_command(
     console.print(table)
     if report.error:
         raise CetError(f"the {source} reader stopped early ({report.error}); committed batches are kept")
-
-
-def _progress(quiet: bool) -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                    console=console, transient=True, disable=quiet or not console.is_terminal)
 
 
 @kb_app.command("search")
