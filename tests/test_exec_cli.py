@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from tests.sandbox_helpers import bwrap_or_skip, make_task
 
 TESTS = "from solution import double\n\ndef test_two():\n    assert double(2) == 4\n\ndef test_zero():\n" \

@@ -74,8 +74,8 @@ class SandboxLimits(BaseModel):
 
     wall_timeout_s: float = Field(10.0, gt=0)  # whole process tree killed at this wall-clock time
     cpu_time_s: int = Field(10, ge=1)  # RLIMIT_CPU per process
-    memory_mb: int = Field(1024, ge=64)  # RLIMIT_AS per process (JavaScript gets js_memory_mb: V8 reserves more)
-    js_memory_mb: int = Field(8192, ge=256)
+    memory_mb: int = Field(1024, ge=64)  # RLIMIT_AS per process (JavaScript gets js_memory_mb)
+    js_memory_mb: int = Field(2048, ge=1024)  # node reserves ~750 MB of address space before the heap
     file_size_mb: int = Field(16, ge=1)  # RLIMIT_FSIZE: the largest file a run may write
     work_dir_mb: int = Field(64, ge=1)  # size of the private tmpfs work directory
     max_processes: int = Field(64, ge=4)  # RLIMIT_NPROC for the sandbox's unprivileged uid
@@ -106,6 +106,7 @@ class ExecConfig(BaseModel):
     performance: bool = True  # time the reference solution too, when the task has one
     reward: RewardWeights = RewardWeights()
     workers: int = Field(2, ge=1)
+    tasks_dir: str = "data/tasks"  # where the main job writes the imported tasks files
     sandbox_uid: int = Field(60100, ge=1000)  # first unprivileged uid; worker i runs as sandbox_uid + i
     node: str = "node"
 

@@ -1,5 +1,6 @@
 """The main job (`cet run`, `make run`): ingest the default sources into the embedded store, evaluate
-retrieval on the labelled Exercism query set, and write a run directory with the report.
+retrieval on the labelled Exercism query set, import the coding tasks and check the sandbox on their
+reference solutions, and write a run directory with the report.
 
 Later phases extend this job; each step reads like the pipeline it is.
 """
@@ -19,6 +20,7 @@ from cet.config import CetConfig
 from cet.errors import CetError
 from cet.evaluation.plots import grouped_bars
 from cet.evaluation.retrieval_eval import METRICS, evaluate_retrieval, exercism_query_set, restrict_to_store
+from cet.execution.task_check import check_references, import_default_tasks
 from cet.knowledge.ingest import Ingestor, IngestReport
 from cet.knowledge.pipeline import embedder_for_store, open_retriever, resolve_source_path
 from cet.knowledge.sources import read_source
@@ -26,6 +28,7 @@ from cet.knowledge.stores import open_store
 from cet.runs import RunDir
 
 QUICK_DOCUMENTS = 150  # per source, for --quick smoke runs
+QUICK_REFERENCE_RUNS = 20
 
 
 def default_sources(cfg: CetConfig) -> list[tuple[str, str, dict[str, Any]]]:
@@ -80,6 +83,24 @@ def run_main_job(cfg: CetConfig, quick: bool = False, show_progress: bool = True
     stats = store.stats()
     store.close()
 
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not show_progress) as progress:
+        task = progress.add_task("import coding tasks", total=None)
+        task_imports = import_default_tasks(cfg)
+        run.log_metrics("tasks/import", {"imports": task_imports})
+        humaneval = next((i for i in task_imports if i["set"] == "humaneval" and i["status"] == "ok"), None)
+        reference_check: dict[str, Any] = {}
+        if humaneval:
+            done = [0]
+
+            def advance(_: Any) -> None:
+                done[0] += 1
+                progress.update(task, description=f"sandbox check: {done[0]} reference solutions run")
+
+            reference_check = check_references(cfg, Path(humaneval["file"]),
+                                               limit=QUICK_REFERENCE_RUNS if quick else None, on_result=advance)
+            run.log_metrics("exec/reference_check", reference_check)
+
     plot = None
     if retrieval:
         plot = grouped_bars({m: {mode: v[m]["mean"] for mode, v in retrieval["modes"].items()} for m in METRICS},
@@ -87,6 +108,7 @@ def run_main_job(cfg: CetConfig, quick: bool = False, show_progress: bool = True
     summary = {
         "run_dir": str(run.path), "db": cfg.kb.db, "quick": quick, "seconds": round(time.perf_counter() - started, 1),
         "ingest": ingests, "retrieval": retrieval, "store": {k: stats[k] for k in ("documents", "chunks", "by_source")},
+        "tasks": task_imports, "reference_check": reference_check,
     }
     run.write_json("summary.json", summary)
     summary["report"] = str(run.write_report(render_report(summary, plot)))
@@ -142,4 +164,24 @@ def render_report(summary: dict[str, Any], plot: Path | None) -> str:
                          f"{t['wins']}/{t['losses']}/{t['ties']}, p = {t['wilcoxon_p']:.3g}")
         if plot:
             lines += ["", f"![retrieval](plots/{plot.name})"]
+    lines += render_execution(summary)
     return "\n".join(lines) + "\n"
+
+
+def render_execution(summary: dict[str, Any]) -> list[str]:
+    lines = ["", "## Coding tasks and the sandbox", "", "| task set | status | tasks | skipped | file |",
+             "|---|---|---|---|---|"]
+    for i in summary.get("tasks", []):
+        lines.append(f"| {i['set']} | {i['status']} | {i.get('tasks', '')} | {i.get('skipped', '')} | "
+                     f"{i.get('file', '')} |")
+    check = summary.get("reference_check")
+    if check:
+        lines += ["", f"Sandbox check: {check['passed']} of {check['runs']} HumanEval reference solutions passed "
+                  f"(isolation **{check['isolation']}**, {check['backend']}, {check['runs_per_s']} runs/s, "
+                  f"exit reasons {check['exit_reasons']}, mean reward {check['mean_reward']}). HumanEval is "
+                  "evaluation-only: these runs check the harness; nothing trains on them."]
+        if check["isolation_warning"]:
+            lines += ["", f"**{check['isolation_warning']}**"]
+        for failure in check["failures"]:
+            lines.append(f"- {failure['task_id']}: {failure['exit_reason']} ({failure['detail']})")
+    return lines

@@ -8,6 +8,7 @@ runtime/node_reporter.mjs. Both runners write one JSON object {"cases": [...], "
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,7 +55,41 @@ class PythonRunner:
         return cfg.limits.memory_mb
 
 
-RUNNERS: dict[str, LanguageRunner] = {"python": PythonRunner()}
+# V8 reserves ~750 MB of address space before running anything (`node --test` needs ~750 MB of RLIMIT_AS to
+# start at all); the heap cap leaves this much room under js_memory_mb for that and off-heap allocations
+JS_RESERVED_MB = 1024
+JS_MIN_HEAP_MB = 32
+
+
+class JavaScriptRunner:
+    """`node --test` on the task's test file, with runtime/node_reporter.mjs writing the report. node runs the
+    file in a child process of its own; both processes get the same flags (node passes them on)."""
+
+    language = "javascript"
+
+    def files(self, task: CodingTask, solution: str) -> dict[str, str]:
+        return {task.solution_filename: solution, task.test_filename: task.tests}
+
+    def command(self, task: CodingTask, paths: SandboxPaths, cfg: ExecConfig) -> list[str]:
+        return [shutil.which(cfg.node) or cfg.node,
+                f"--max-old-space-size={self.heap_mb(cfg)}",  # a memory bomb ends as V8's "heap out of memory"
+                "--disable-wasm-trap-handler",  # wasm memories without their 10 GB guard reservation
+                "--v8-pool-size=2",  # V8 worker threads: each counts against the process limit (RLIMIT_NPROC)
+                "--no-addons", "--no-global-search-paths",  # no native code, no modules from $HOME or prefixes
+                "--test", "--test-force-exit",  # ends when the tests have, whatever handles the solution left open
+                "--test-reporter", f"{paths.runtime}/node_reporter.mjs", "--test-reporter-destination", "stdout",
+                task.test_filename]
+
+    def memory_mb(self, cfg: ExecConfig) -> int:
+        return cfg.limits.js_memory_mb
+
+    @staticmethod
+    def heap_mb(cfg: ExecConfig) -> int:
+        """V8's old-space cap: the memory budget a Python run gets, within what the address space leaves."""
+        return max(JS_MIN_HEAP_MB, min(cfg.limits.memory_mb, cfg.limits.js_memory_mb - JS_RESERVED_MB))
+
+
+RUNNERS: dict[str, LanguageRunner] = {"python": PythonRunner(), "javascript": JavaScriptRunner()}
 
 
 def runner_for(language: str) -> LanguageRunner:
