@@ -1,8 +1,10 @@
 """Execution throughput (runs/s) on trivial tasks: the warm fork-server pool against a plain subprocess +
 pytest per task, side by side in one run, on both cores, with the verdicts compared task by task.
 
-Workload: --n tasks, each a function with three tests; every other solution is wrong, so half the
-verdicts are passes. Cases, each on --workers concurrent slots:
+Workload `trivial` (default): --n tasks, each a function with three tests; every other solution is wrong,
+so half the verdicts are passes. Workload `humaneval`: the first --n packaged HumanEval tasks with their
+reference solutions (all must pass; running them checks the harness, nothing trains on them).
+Cases, each on --workers concurrent slots:
 
   baseline   a plain `subprocess` running pytest per task in a temp dir (no sandbox): the same interpreter
              and pytest the sandbox uses (`python -I -S`, pytest on sys.path), verdict = exit status 0
@@ -13,7 +15,8 @@ verdicts are passes. Cases, each on --workers concurrent slots:
 
 Each case runs --rounds times, the cases' order rotating between rounds; the best round counts.
 
-    .venv/bin/python bench/exec_throughput.py [--n 60] [--workers 2] [--rounds 2] [--json]
+    .venv/bin/python bench/exec_throughput.py [--n 60] [--workload trivial|humaneval] [--workers 2]
+        [--rounds 2] [--json]
 
 Always writes bench/results/exec_throughput.json; ``--json`` also prints it instead of the table.
 """
@@ -21,6 +24,7 @@ Always writes bench/results/exec_throughput.json; ``--json`` also prints it inst
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -49,6 +53,13 @@ def trivial_tasks(n: int) -> list[tuple[CodingTask, str]]:
         solution = f"def shift(x):\n    return x + {i if i % 2 == 0 else i + 1}\n"
         pairs.append((task, solution))
     return pairs
+
+
+def humaneval_tasks(n: int) -> list[tuple[CodingTask, str]]:
+    from cet.execution.importers import import_tasks
+
+    tasks, _ = import_tasks("humaneval", "packaged")
+    return [(task, task.reference_solution or "") for task in itertools.islice(tasks, n)]
 
 
 def baseline_runner(sandbox: Sandbox):  # noqa: ANN201
@@ -82,7 +93,7 @@ def measure(name: str, pairs: list, run_one, workers: int) -> dict[str, Any]:  #
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    pairs = trivial_tasks(args.n)
+    pairs = trivial_tasks(args.n) if args.workload == "trivial" else humaneval_tasks(args.n)
     quiet = ExecConfig(workers=args.workers, lint=False, security=False, performance=False)
     loud = quiet.model_copy(update={"lint": True, "security": True})
     one_shot = Executor(quiet)
@@ -104,10 +115,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name in names[r % len(names):] + names[: r % len(names)]:
                 rounds[name].append(measure(name, pairs, cases[name], args.workers))
     best = {name: max(results, key=lambda m: m["runs_per_s"]) for name, results in rounds.items()}
-    expected = [i % 2 == 0 for i in range(args.n)]
+    trivial = args.workload == "trivial"
+    expected = [i % 2 == 0 if trivial else True for i in range(len(pairs))]
     base = best["baseline"]["runs_per_s"]
     return {
-        "n": args.n, "workers": args.workers, "rounds": args.rounds, "isolation": sandbox.isolation,
+        "n": len(pairs), "workload": args.workload, "workers": args.workers, "rounds": args.rounds,
+        "isolation": sandbox.isolation,
         "cases": {name: {"runs_per_s": round(m["runs_per_s"], 3),
                          "ratio_vs_baseline": round(ratio(m["runs_per_s"], base), 3),
                          "same_verdicts_as_baseline": m["verdicts"] == best["baseline"]["verdicts"],
@@ -118,7 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_report(result: dict[str, Any]) -> None:
-    print(f"Execution throughput: {result['n']} trivial tasks, {result['workers']} workers, "
+    print(f"Execution throughput: {result['n']} {result['workload']} tasks, {result['workers']} workers, "
           f"isolation {result['isolation']}, best of {result['rounds']} rounds\n")
     print(f"{'case':<20} {'runs/s':>8} {'x baseline':>11} {'same verdicts':>14} {'correct':>8}")
     for name, case in result["cases"].items():
@@ -129,10 +142,13 @@ def print_report(result: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=60)
+    parser.add_argument("--workload", choices=["trivial", "humaneval"], default="trivial")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", action="store_true")
-    return run_and_report("exec_throughput", parser.parse_args(), run, print_report)
+    args = parser.parse_args()
+    name = "exec_throughput" if args.workload == "trivial" else f"exec_throughput_{args.workload}"
+    return run_and_report(name, args, run, print_report)
 
 
 if __name__ == "__main__":
