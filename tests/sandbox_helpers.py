@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,16 @@ def bwrap_or_skip() -> None:
         if os.environ.get("CET_TEST_REQUIRE_BWRAP"):
             pytest.fail(f"bubblewrap is required here (CET_TEST_REQUIRE_BWRAP) but cannot run: {why}")
         pytest.skip(f"bubblewrap cannot run here: {why}")
+
+
+@contextlib.contextmanager
+def loopback_listener() -> Iterator[tuple[int, socket.socket]]:
+    """A TCP listener on the host's 127.0.0.1 (port, socket); `accept()` times out after 0.5 s."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    try:
+        yield listener.getsockname()[1], listener
+    finally:
+        listener.close()

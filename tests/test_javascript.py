@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import textwrap
 
 import pytest
-from tests.sandbox_helpers import bwrap_or_skip, exec_config, make_task, sandbox_processes
+from tests.sandbox_helpers import bwrap_or_skip, exec_config, loopback_listener, make_task, sandbox_processes
 
 from cet.execution.executor import Executor
 from cet.execution.languages import JavaScriptRunner, runner_for
@@ -174,12 +173,7 @@ def test_timers_left_running_do_not_hang_the_run(executor: Executor) -> None:
 
 
 def test_no_network_even_to_loopback(executor: Executor) -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.settimeout(0.5)
-    port = listener.getsockname()[1]
-    try:
+    with loopback_listener() as (port, listener):
         result = attack(executor, f"""
             const net = require('node:net');
 
@@ -199,8 +193,6 @@ def test_no_network_even_to_loopback(executor: Executor) -> None:
         assert case.error_type == "ECONNREFUSED" and "ECONNREFUSED" in case.message
         with pytest.raises(TimeoutError):
             listener.accept()  # nobody connected
-    finally:
-        listener.close()
 
 
 def test_task_defining_a_test_that_does_not_exist_cannot_pass(executor: Executor) -> None:

