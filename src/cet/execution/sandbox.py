@@ -364,11 +364,14 @@ class Sandbox:
             collector.thread.join(timeout=2)
         reader.join(timeout=2)
         code = proc.returncode
+        bubblewrapped = self.isolation == "bubblewrap"
         return SandboxRun(
             returncode=code if code >= 0 else None, signal=-code if code < 0 else None,
             stdout=out.text(), stderr=err.text(), output_truncated=out.overflowed or err.overflowed,
             timed_out=bool(kill_reason) and kill_reason[0] == "timeout", wall_s=wall,
-            cpu_s=usage.ru_utime + usage.ru_stime, peak_memory_mb=usage.ru_maxrss / 1024.0,
+            # bwrap's own rusage does not cover the processes in its namespaces: there the runner reports them
+            cpu_s=None if bubblewrapped else usage.ru_utime + usage.ru_stime,
+            peak_memory_mb=None if bubblewrapped else usage.ru_maxrss / 1024.0,
             result=b"".join(result_chunks), isolation=self.isolation, warning=self.warning)
 
 UID_RANGE = 64  # uids leased from exec.sandbox_uid upwards
