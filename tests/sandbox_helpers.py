@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
 import textwrap
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cet.config import ExecConfig, SandboxLimits
-from cet.execution.sandbox import UID_RANGE, bubblewrap_status
+from cet.execution.sandbox import UID_LOCK_DIR, bubblewrap_status, processes_of, uids_leased
 from cet.execution.tasks import CodingTask, TaskMetadata
 
 SANDBOX_UID = 60100
@@ -32,24 +33,35 @@ def make_task(tests: str, names: list[str], task_id: str = "t/1", module: str = 
 
 
 def sandbox_processes(executor=None) -> list[str]:  # noqa: ANN001
-    """Processes on the host still running as a sandbox uid (there must be none after a run), leaving out
-    the resident processes of a warm pool's workers when `executor` uses one."""
-    resident = getattr(getattr(executor, "backend", None), "resident_pids", set)()
+    """Live processes still running as a uid this test process leased (there must be none after a run).
+    A warm pool's own uids are checked too, leaving out the workers' resident processes; uids another
+    process holds right now (a concurrent test run) are not ours to judge."""
+    backend = getattr(executor, "backend", None)
+    resident = getattr(backend, "resident_pids", set)()
+    pool_uids = {worker.uid for worker in getattr(backend, "workers", [])}
     found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:
+    for uid in sorted(uids_leased):
+        if uid not in pool_uids and not _uid_is_free(uid):
             continue
-        uid_line = next((line for line in text.splitlines() if line.startswith("Uid:")), "")
-        uids = [int(u) for u in uid_line.split()[1:]]
-        if any(SANDBOX_UID <= u < SANDBOX_UID + UID_RANGE for u in uids) and int(status.parent.name) not in resident:
-            cmdline = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = next((line.split()[1] for line in text.splitlines() if line.startswith("State:")), "?")
-            if state in ("Z", "X"):
-                continue  # a zombie runs nothing; the host's init reaps it
-            found.append(f"{status.parent.name} [{state}] {cmdline[:120]}")
+        for pid in processes_of(uid):
+            if pid in resident:
+                continue
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            found.append(f"{pid} (uid {uid}) {cmdline[:120]}")
     return found
+
+
+def _uid_is_free(uid: int) -> bool:
+    with open(UID_LOCK_DIR / f"{uid}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
 
 
 def bwrap_or_skip() -> None:

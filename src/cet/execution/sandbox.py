@@ -375,6 +375,8 @@ class Sandbox:
             result=b"".join(result_chunks), isolation=self.isolation, warning=self.warning)
 
 UID_RANGE = 64  # uids leased from exec.sandbox_uid upwards
+UID_LOCK_DIR = Path(tempfile.gettempdir()) / "cet-sandbox-uids"
+uids_leased: set[int] = set()  # every uid this process has leased (for checks that nothing outlived a run)
 
 
 @contextlib.contextmanager
@@ -385,7 +387,7 @@ def lease_uid(base: int | None) -> Iterator[int | None]:
     if base is None:
         yield None
         return
-    lock_dir = Path(tempfile.gettempdir()) / "cet-sandbox-uids"
+    lock_dir = UID_LOCK_DIR
     lock_dir.mkdir(mode=0o700, exist_ok=True)
     while True:
         for uid in range(base, base + UID_RANGE):
@@ -396,6 +398,7 @@ def lease_uid(base: int | None) -> Iterator[int | None]:
                 handle.close()
                 continue
             try:
+                uids_leased.add(uid)
                 kill_uid_processes(uid)  # nothing of an earlier, crashed holder survives
                 yield uid
             finally:
