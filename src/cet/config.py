@@ -111,6 +111,41 @@ class ExecConfig(BaseModel):
     node: str = "node"
 
 
+class TeamRoles(BaseModel):
+    """Per-role model lists; a role with several models rotates through them (see llm/team.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generator: list[str] = ["qwen2.5-coder-0.5b-instruct"]
+    judge: list[str] = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]
+    question_writer: list[str] = ["qwen2.5-coder-0.5b-instruct"]
+
+
+class LLMConfig(BaseModel):
+    """The LLM team: where models live, how local ones run, and the team's limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models_dir: str = "data/models"  # pulled and verified model files (git-ignored)
+    n_threads: int = Field(2, ge=1)  # llama.cpp threads per model
+    n_ctx: int = Field(4096, ge=256)  # llama.cpp context window
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    seed: int = 0
+    timeout_s: float = Field(120.0, gt=0)
+    retries: int = Field(3, ge=0)  # on rate limits, timeouts and unreachable endpoints, with backoff
+    backoff_s: float = Field(1.0, ge=0)
+    concurrency: int = Field(2, ge=1)  # requests in flight across the team
+    cache_path: str | None = "data/llm-cache.sqlite"  # persistent response cache; None turns it off
+    budget_usd: float | None = None  # stop the run cleanly once this much has been spent
+    budget_tokens: int | None = None  # ... or this many tokens (prompt + completion)
+    openai_base_url: str | None = None  # an OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, Together)
+    openai_api_key_env: str = "OPENAI_API_KEY"
+    anthropic_api_key_env: str = "ANTHROPIC_API_KEY"
+    gemini_api_key_env: str = "GEMINI_API_KEY"
+    roles: TeamRoles = TeamRoles()
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -124,6 +159,7 @@ class CetConfig(BaseSettings):
     kb: KnowledgeConfig = KnowledgeConfig()
     sources: SourcesConfig = SourcesConfig()
     exec: ExecConfig = ExecConfig()
+    llm: LLMConfig = LLMConfig()
     run: RunConfig = RunConfig()
 
     @classmethod
