@@ -7,6 +7,7 @@ import typer
 from cet.cli.common import app_callback
 from cet.cli.exec import exec_app
 from cet.cli.kb import kb_app
+from cet.cli.llm import llm_app
 from cet.cli.models import models_app
 from cet.cli.run import run_command
 from cet.cli.tasks import tasks_app
@@ -19,6 +20,7 @@ app.callback()(app_callback)
 app.add_typer(kb_app, name="kb")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(exec_app, name="exec")
+app.add_typer(llm_app, name="llm")
 app.add_typer(models_app, name="models")
 app.command("run")(run_command)
 
