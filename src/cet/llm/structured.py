@@ -9,9 +9,11 @@ a server that ignored the schema is caught here, as a `MalformedOutput` that car
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 
-from cet.llm.base import LLMError, MalformedOutput, Message
+from cet.llm.base import Completion, GenerationParams, LLMError, MalformedOutput, Message
 
 _PREVIEW = 160
 
@@ -104,3 +106,31 @@ def parse_reply(text: str, schema: dict[str, Any], finish_reason: str | None = N
         raise MalformedOutput(f"the reply's JSON does not match the schema at {where}: {_preview(error.message)}"
                               f"{truncated}", text)
     return value
+
+
+Send = Callable[[list[Message], "dict[str, Any] | None", bool], Completion]
+
+
+class NativeSchemaFallback:
+    """Structured output through an API's native schema option (`send(messages, schema, native=True)`); once
+    the endpoint refuses that option (`refused(error)`), the schema goes in words for good (`native=False`),
+    and the reply is validated either way. Shared by the OpenAI-compatible and Anthropic providers."""
+
+    def __init__(self, refused: Callable[[LLMError], bool]) -> None:
+        self._refused = refused
+        self.in_words = False
+        self._lock = threading.Lock()
+
+    def chat(self, messages: list[Message], params: GenerationParams, send: Send) -> Completion:
+        schema = check_schema(params.json_schema) if params.json_schema is not None else None
+        if schema is not None and not self.in_words:
+            try:
+                return send(messages, schema, True)
+            except LLMError as e:
+                if not self._refused(e):
+                    raise
+                with self._lock:
+                    self.in_words = True
+        if schema is not None:
+            return send(with_schema_instruction(messages, schema), schema, False)
+        return send(messages, None, False)

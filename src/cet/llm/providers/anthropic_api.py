@@ -10,13 +10,12 @@ SDK retries are off (the team retries); the key comes from the environment only;
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
 from cet.llm.base import Completion, EndpointUnreachable, GenerationParams, LLMError, LLMTimeout, Message
 from cet.llm.providers import Prices, as_prices, header_dict, one_line, require_key, status_error
-from cet.llm.structured import check_schema, parse_reply, with_schema_instruction
+from cet.llm.structured import NativeSchemaFallback, parse_reply
 
 ANTHROPIC_URL = "https://api.anthropic.com"
 _STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
@@ -39,22 +38,11 @@ class AnthropicLLM:
         self._anthropic = anthropic
         self.client = anthropic.Anthropic(api_key=self._key, base_url=self.base_url, timeout=timeout_s,
                                           max_retries=max_retries)
-        self._schema_in_words = False
-        self._lock = threading.Lock()
+        self._structured = NativeSchemaFallback(_refused_output_config)
 
     def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
-        schema = check_schema(params.json_schema) if params.json_schema is not None else None
-        if schema is not None and not self._schema_in_words:
-            try:
-                return self._create(messages, params, schema, native=True)
-            except LLMError as e:
-                if not _refused_output_config(e):
-                    raise
-                with self._lock:
-                    self._schema_in_words = True
-        if schema is not None:
-            return self._create(with_schema_instruction(messages, schema), params, schema, native=False)
-        return self._create(messages, params, None, native=False)
+        return self._structured.chat(messages, params,
+                                     lambda turns, schema, native: self._create(turns, params, schema, native))
 
     def complete(self, prompt: str, params: GenerationParams) -> Completion:
         return self.chat([Message("user", prompt)], params)

@@ -13,7 +13,6 @@ passed through `redact` with the key.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -28,7 +27,12 @@ from cet.llm.base import (
 )
 from cet.llm.providers import Prices, as_prices, header_dict, one_line, status_error
 from cet.llm.providers import require_key as key_from_env
-from cet.llm.structured import check_schema, parse_reply, prompt_with_schema, with_schema_instruction
+from cet.llm.structured import (
+    NativeSchemaFallback,
+    check_schema,
+    parse_reply,
+    prompt_with_schema,
+)
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -56,24 +60,13 @@ class OpenAICompatibleLLM:
         self._openai = openai
         self.client = openai.OpenAI(api_key=self._key or "not-needed", base_url=self.base_url, timeout=timeout_s,
                                     max_retries=max_retries)
-        self._schema_in_words = False  # set once the endpoint refuses response_format
-        self._lock = threading.Lock()
+        self._structured = NativeSchemaFallback(_refused_response_format)
 
     # ---- the LLM interface
 
     def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
-        schema = check_schema(params.json_schema) if params.json_schema is not None else None
-        if schema is not None and not self._schema_in_words:
-            try:
-                return self._chat(messages, params, schema, response_format=True)
-            except LLMError as e:
-                if not _refused_response_format(e):
-                    raise
-                with self._lock:
-                    self._schema_in_words = True
-        if schema is not None:
-            return self._chat(with_schema_instruction(messages, schema), params, schema, response_format=False)
-        return self._chat(messages, params, None, response_format=False)
+        return self._structured.chat(
+            messages, params, lambda turns, schema, native: self._chat(turns, params, schema, response_format=native))
 
     def complete(self, prompt: str, params: GenerationParams) -> Completion:
         schema = check_schema(params.json_schema) if params.json_schema is not None else None
