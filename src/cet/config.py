@@ -136,6 +136,9 @@ class LLMConfig(BaseModel):
     retries: int = Field(3, ge=0)  # on rate limits, timeouts and unreachable endpoints, with backoff
     backoff_s: float = Field(1.0, ge=0)
     concurrency: int = Field(2, ge=1)  # requests in flight across the team
+    # ... of which on in-process local models (llama.cpp, transformers): two models on the same two cores run
+    # far slower side by side than one after the other (measured: 0.9 vs 36 tokens/s at 2 threads each)
+    local_concurrency: int = Field(1, ge=1)
     cache_path: str | None = "data/llm-cache.sqlite"  # persistent response cache; None turns it off
     budget_usd: float | None = None  # stop the run cleanly once this much has been spent
     budget_tokens: int | None = None  # ... or this many tokens (prompt + completion)
@@ -144,6 +147,49 @@ class LLMConfig(BaseModel):
     anthropic_api_key_env: str = "ANTHROPIC_API_KEY"
     gemini_api_key_env: str = "GEMINI_API_KEY"
     roles: TeamRoles = TeamRoles()
+
+
+class LoraSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TrainSettings(BaseModel):
+    """One SFT stage (TRL's SFTTrainer): what every phase's training step uses unless it overrides it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: float = Field(2.0, gt=0)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    learning_rate: float = Field(2e-4, gt=0)
+    max_length: int = Field(1024, ge=32)  # tokens of prompt + completion; longer examples are truncated
+    save_steps: int = Field(10, ge=1)  # a checkpoint every this many optimizer steps (resume point)
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+
+
+class CETSettings(BaseModel):
+    """The CET: its base model, LoRA adapters, training and generation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # a catalog GGUF (converted once into a torch checkpoint under llm.models_dir), a Hugging Face model id, or a
+    # local directory holding a transformers checkpoint
+    base_model: str = "smollm2-135m-instruct"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # auto: llama.cpp (the GGUF base + the adapters exported as a GGUF adapter, ~7x faster on CPU) when the base
+    # is a catalog model and the device the CPU; else transformers
+    inference: Literal["auto", "llamacpp", "transformers"] = "auto"
+    lora: LoraSettings = LoraSettings()
+    train: TrainSettings = TrainSettings()
+    max_new_tokens: int = Field(256, ge=8)
+    max_input_tokens: int = Field(1536, ge=64)  # the CET's prompt is cut (retrieved chunks first) to fit
+    top_k: int = Field(5, ge=1)  # chunks retrieved per task
+    checkpoints_dir: str = "data/cet"  # the current CET after each phase: data/cet/phase1, data/cet/phase2
 
 
 class RunConfig(BaseModel):
@@ -160,6 +206,7 @@ class CetConfig(BaseSettings):
     sources: SourcesConfig = SourcesConfig()
     exec: ExecConfig = ExecConfig()
     llm: LLMConfig = LLMConfig()
+    cet: CETSettings = CETSettings()
     run: RunConfig = RunConfig()
 
     @classmethod

@@ -10,25 +10,54 @@ from __future__ import annotations
 import itertools
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from cet.cli.common import console
+from cet.cli.common import console, spinner
 from cet.config import CetConfig
 from cet.errors import CetError
-from cet.evaluation.plots import grouped_bars
+from cet.evaluation.context_eval import ContextEvalOptions, run_context_eval
+from cet.evaluation.context_report import render_context_eval
+from cet.evaluation.plots import curves, grouped_bars
 from cet.evaluation.retrieval_eval import METRICS, evaluate_retrieval, exercism_query_set, restrict_to_store
 from cet.execution.task_check import check_references, import_default_tasks
 from cet.knowledge.ingest import Ingestor, IngestReport
 from cet.knowledge.pipeline import embedder_for_store, open_retriever, resolve_source_path
 from cet.knowledge.sources import read_source
 from cet.knowledge.stores import open_store
+from cet.phases.phase1 import Phase1Options, run_phase1
+from cet.phases.phase2 import Phase2Options, run_phase2
 from cet.runs import RunDir
 
-QUICK_DOCUMENTS = 150  # per source, for --quick smoke runs
 QUICK_REFERENCE_RUNS = 20
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of each stage the main job does. `default` finishes within 30 minutes on 2 cores after set-up."""
+
+    documents: int | None  # per source ingested (None: all)
+    reference_runs: int | None  # HumanEval reference solutions checked in the sandbox (None: all 164)
+    phase1_rounds: int
+    phase1_questions: int  # per round
+    phase2_tasks: int
+    eval_tasks: int
+    judges: tuple[str, ...] | None = None  # Phase 1's model judges (None: llm.roles.judge)
+
+
+BUDGETS = {
+    "quick": Budget(documents=150, reference_runs=QUICK_REFERENCE_RUNS, phase1_rounds=1, phase1_questions=2,
+                    phase2_tasks=3, eval_tasks=3, judges=("smollm2-135m-instruct",)),
+    # one small judge: the sandbox decides every Phase 1 question (they all have tests), and Qwen as a judge costs
+    # ~40 s a verdict on 2 cores (measured) while voting "pass" on everything (bench/jury_quality.py)
+    "default": Budget(documents=250, reference_runs=None, phase1_rounds=2, phase1_questions=4, phase2_tasks=10,
+                      eval_tasks=10, judges=("smollm2-135m-instruct",)),
+    "large": Budget(documents=None, reference_runs=None, phase1_rounds=3, phase1_questions=16, phase2_tasks=60,
+                    eval_tasks=60),
+}
 
 
 def default_sources(cfg: CetConfig) -> list[tuple[str, str, dict[str, Any]]]:
@@ -45,7 +74,8 @@ def default_sources(cfg: CetConfig) -> list[tuple[str, str, dict[str, Any]]]:
     return [(name, path, opts) for name, path, opts in planned if path]
 
 
-def run_main_job(cfg: CetConfig, quick: bool = False, show_progress: bool = True) -> dict[str, Any]:
+def run_main_job(cfg: CetConfig, budget: str = "default", show_progress: bool = True) -> dict[str, Any]:
+    plan = BUDGETS[budget]
     run = RunDir(cfg, "main")
     started = time.perf_counter()
     store = open_store(cfg.kb.db, cfg.kb)
@@ -63,8 +93,8 @@ def run_main_job(cfg: CetConfig, quick: bool = False, show_progress: bool = True
                 continue
             task = progress.add_task(f"ingest {name}", total=None)
             records = read_source(name, where, **options)  # type: ignore[arg-type]
-            if quick:
-                records = itertools.islice(records, QUICK_DOCUMENTS)
+            if plan.documents is not None:
+                records = itertools.islice(records, plan.documents)
 
             def update(r: IngestReport, task: Any = task, name: str = name) -> None:
                 progress.update(task, description=f"ingest {name}: {r.documents_read} docs "
@@ -98,17 +128,19 @@ def run_main_job(cfg: CetConfig, quick: bool = False, show_progress: bool = True
                 progress.update(task, description=f"sandbox check: {done[0]} reference solutions run")
 
             reference_check = check_references(cfg, Path(humaneval["file"]),
-                                               limit=QUICK_REFERENCE_RUNS if quick else None, on_result=advance)
+                                               limit=plan.reference_runs, on_result=advance)
             run.log_metrics("exec/reference_check", reference_check)
+
+    training = run_cet_pipeline(cfg, plan, run, show_progress)
 
     plot = None
     if retrieval:
         plot = grouped_bars({m: {mode: v[m]["mean"] for mode, v in retrieval["modes"].items()} for m in METRICS},
                             f"Retrieval on {retrieval['queries']} labelled queries", run.plots / "retrieval.png")
     summary = {
-        "run_dir": str(run.path), "db": cfg.kb.db, "quick": quick, "seconds": round(time.perf_counter() - started, 1),
+        "run_dir": str(run.path), "db": cfg.kb.db, "budget": budget, "seconds": round(time.perf_counter() - started, 1),
         "ingest": ingests, "retrieval": retrieval, "store": {k: stats[k] for k in ("documents", "chunks", "by_source")},
-        "tasks": task_imports, "reference_check": reference_check,
+        "tasks": task_imports, "reference_check": reference_check, **training,
     }
     run.write_json("summary.json", summary)
     summary["report"] = str(run.write_report(render_report(summary, plot)))
@@ -119,7 +151,7 @@ def render_report(summary: dict[str, Any], plot: Path | None) -> str:
     lines = [
         "# cet main job report", "",
         f"- run directory: `{summary['run_dir']}`", f"- knowledge base: `{summary['db']}`",
-        f"- wall time: {summary['seconds']} s on {platform.machine()} ({'quick' if summary['quick'] else 'full'})",
+        f"- wall time: {summary['seconds']} s on {platform.machine()} (budget {summary['budget']})",
         "", "## Ingest", "",
         "| source | status | docs read | unchanged | written | chunks | embedded | reused | skipped | chunks/s |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -165,6 +197,9 @@ def render_report(summary: dict[str, Any], plot: Path | None) -> str:
         if plot:
             lines += ["", f"![retrieval](plots/{plot.name})"]
     lines += render_execution(summary)
+    lines += render_training(summary)
+    if "context_eval" in summary:
+        lines += render_context_eval(summary["context_eval"])
     return "\n".join(lines) + "\n"
 
 
@@ -185,3 +220,59 @@ def render_execution(summary: dict[str, Any]) -> list[str]:
         for failure in check["failures"]:
             lines.append(f"- {failure['task_id']}: {failure['exit_reason']} ({failure['detail']})")
     return lines
+
+
+def run_cet_pipeline(cfg: CetConfig, plan: Budget, run: RunDir, show_progress: bool) -> dict[str, Any]:
+    """Phase 1, Phase 2 and the context evaluation, each in a run directory inside the main job's."""
+    retriever = open_retriever(cfg)
+    with spinner(not show_progress) as progress:
+        task = progress.add_task("phase 1", total=None)
+
+        def step(description: str) -> None:
+            progress.update(task, description=description)
+
+        phase1 = run_phase1(cfg, Phase1Options(rounds=plan.phase1_rounds, questions=plan.phase1_questions,
+                                          judges=plan.judges),
+                            RunDir(cfg, "phase1", root=run.path), retriever, step, quiet=True)
+        phase2 = run_phase2(cfg, Phase2Options(conversations=phase1["conversations"],
+                                               requirement_tasks=plan.phase2_tasks),
+                            RunDir(cfg, "phase2", root=run.path), retriever, step, quiet=True)
+        evaluation = run_context_eval(cfg, ContextEvalOptions(tasks=plan.eval_tasks),
+                                      RunDir(cfg, "eval-context", root=run.path), retriever, step)
+    series = {f"phase 1 round {r['round']}": r["training"]["losses"] for r in phase1["rounds"] if r["training"]}
+    series["phase 2"] = phase2["training"]["losses"]
+    curves(series, "Training loss (completion tokens)", run.plots / "training_loss.png", ylabel="loss")
+    return {"phase1": phase1, "phase2": phase2, "context_eval": evaluation}
+
+
+def render_training(summary: dict[str, Any]) -> list[str]:
+    if "phase1" not in summary:
+        return []
+    p1, p2 = summary["phase1"], summary["phase2"]
+    lines = ["", "## Phase 1: subject expertise", "",
+             f"{p1['questions']} questions from the training tasks (answers judged by the jury with the sandbox as "
+             f"the ground-truth juror); trained on: {p1['trained_on']} (cet = its own answer, team = the "
+             "team's answer distilled, None = nothing passed).", "",
+             "| round | questions | CET pass rate | team pass rate | trained on | examples | loss first → last | "
+             "tokens/s |", "|---|---|---|---|---|---|---|---|"]
+    for r in p1["rounds"]:
+        t = r["training"] or {}
+        loss = f"{t['loss_first']:.3f} → {t['loss_last']:.3f}" if t.get("loss_first") is not None else "–"
+        lines.append(f"| {r['round']} | {r['questions']} | {r['cet_pass_rate']} | {r['team_pass_rate']} | "
+                     f"{r['trained_on']} | {t.get('examples', 0)} | {loss} | {t.get('tokens_per_s', '–')} |")
+    lines += ["", f"Conversations (Phase 2's input): `{p1['conversations']}`; checkpoint `{p1['checkpoint']}`."]
+    t = p2["training"]
+    lines += ["", "## Phase 2: context engineering skills", "",
+              f"{p2['pairs']} training pairs: {p2['by_kind']}; {t['steps']} optimizer steps, loss "
+              f"{_loss(t)}; checkpoint `{p2['checkpoint']}`."]
+    throughput = p2.get("throughput")
+    if throughput:
+        lines += ["", f"Training throughput on the same batches: TRL SFTTrainer {throughput['trainer_tokens_per_s']}"
+                  f" tokens/s vs a plain transformers step (forward, backward, AdamW) "
+                  f"{throughput['plain_tokens_per_s']} tokens/s: ratio **{throughput['ratio']}**."]
+    lines += ["", "![training loss](plots/training_loss.png)"]
+    return lines
+
+
+def _loss(t: dict[str, Any]) -> str:
+    return f"{t['loss_first']:.3f} → {t['loss_last']:.3f}" if t.get("loss_first") is not None else "–"

@@ -32,6 +32,21 @@ class RunDir:
         (path / "seed").write_text(f"{self.seed}\n", encoding="utf-8")
         seed_everything(self.seed)
 
+    @classmethod
+    def reopen(cls, path: str | Path, cfg: CetConfig) -> RunDir:
+        """An existing run directory, to resume the job that wrote it (its config and seed are kept)."""
+        from cet.errors import CetError
+
+        path = Path(path)
+        if not (path / "seed").is_file():
+            raise CetError(f"{path} is not a run directory (no seed file) to resume")
+        run = cls.__new__(cls)
+        run.path, run.plots = path, path / "plots"
+        run.plots.mkdir(exist_ok=True)
+        run.seed = int((path / "seed").read_text(encoding="utf-8").strip())
+        seed_everything(run.seed)
+        return run
+
     def log_metrics(self, step: str, values: dict[str, Any]) -> None:
         with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps({"step": step, "time": time.time(), **values}, default=str) + "\n")

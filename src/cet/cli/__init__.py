@@ -5,12 +5,15 @@ from __future__ import annotations
 import typer
 
 from cet.cli.common import app_callback
+from cet.cli.context import context_command
+from cet.cli.eval import eval_app
 from cet.cli.exec import exec_app
 from cet.cli.kb import kb_app
 from cet.cli.llm import llm_app
 from cet.cli.models import models_app
 from cet.cli.run import run_command
 from cet.cli.tasks import tasks_app
+from cet.cli.train import train_app
 
 app = typer.Typer(
     name="cet", help="Context Engineering Transformers: knowledge base, training phases, evaluation.",
@@ -22,7 +25,10 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(exec_app, name="exec")
 app.add_typer(llm_app, name="llm")
 app.add_typer(models_app, name="models")
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
 app.command("run")(run_command)
+app.command("context")(context_command)
 
 
 def main() -> None:

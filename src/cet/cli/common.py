@@ -60,3 +60,9 @@ def progress_bar(quiet: bool) -> Progress:
     """A progress bar on stderr; silent with --json or when stderr is not a terminal."""
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=True, disable=quiet or not console.is_terminal)
+
+
+def spinner(quiet: bool) -> Progress:
+    """A spinner with a changing description, for multi-stage jobs whose length is not known ahead."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                    transient=True, disable=quiet)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import typer
 from rich.table import Table
 
@@ -105,3 +107,25 @@ def verify_command(names: list[str] = NamesArgument, json_out: bool = JsonOption
         emit_json([r.to_dict() for r in reports])
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
+
+
+@models_app.command("convert")
+@user_errors
+def convert_command(
+    name: str = typer.Argument("smollm2-135m-instruct", help="A pulled catalog model."),
+    force: bool = typer.Option(False, "--force", help="Convert again even when a matching checkpoint exists."),
+    json_out: bool = JsonOption,
+) -> None:
+    """De-quantize a catalog GGUF into a torch checkpoint (the CET's trainable base); done once, then cached."""
+    import time
+
+    from cet.model.base import convert_gguf
+
+    started = time.perf_counter()
+    with console.status(f"converting {name} (about a minute the first time)") if not json_out else nullcontext():
+        target = convert_gguf(name, get_config(), force=force)
+    result = {"model": name, "checkpoint": str(target), "seconds": round(time.perf_counter() - started, 1)}
+    if json_out:
+        emit_json(result)
+    else:
+        console.print(f"{name}: {target} ({result['seconds']} s)", highlight=False)

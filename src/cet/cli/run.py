@@ -5,19 +5,25 @@ from __future__ import annotations
 import typer
 
 from cet.cli.common import JsonOption, console, emit_json, get_config, user_errors
+from cet.errors import CetError
 
 
 @user_errors
 def run_command(
     db: str = typer.Option(None, "--db", help="Knowledge base (default: config kb.db)."),
-    quick: bool = typer.Option(False, "--quick", help="A small slice of each source (a smoke run)."),
+    budget: str = typer.Option("default", "--budget",
+                               help="quick (a smoke run), default (~30 min on 2 cores), or large (everything)."),
+    quick: bool = typer.Option(False, "--quick", help="The same as --budget quick."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Ingest the default sources into the embedded store, evaluate retrieval, write the report."""
-    from cet.main_job import run_main_job
+    """Ingest, evaluate retrieval, check the sandbox, train Phase 1 and Phase 2, evaluate contexts, report."""
+    from cet.main_job import BUDGETS, run_main_job
 
+    budget = "quick" if quick else budget
+    if budget not in BUDGETS:
+        raise CetError(f"unknown budget {budget!r}: choose one of {', '.join(BUDGETS)}")
     cfg = get_config(kb={"db": db})
-    summary = run_main_job(cfg, quick=quick, show_progress=not json_out)
+    summary = run_main_job(cfg, budget=budget, show_progress=not json_out)
     if json_out:
         emit_json(summary)
     else:

@@ -29,3 +29,20 @@ def grouped_bars(groups: dict[str, dict[str, float]], title: str, target: Path, 
     fig.savefig(target, dpi=110)
     plt.close(fig)
     return target
+
+
+def curves(series: dict[str, list[float]], title: str, target: Path, xlabel: str = "step",
+           ylabel: str = "") -> Path:
+    """One line per series (e.g. training loss per phase), against its index."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, values in series.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if series:
+        ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from cet.config import CetConfig
 
 RETRYABLE = (RateLimited, LLMTimeout, EndpointUnreachable)
+LOCAL_PROVIDERS = frozenset({"llamacpp", "transformers"})  # run on this machine's CPU (or GPU): llm.local_concurrency
 MALFORMED = "malformed_output"  # marks a cached reply that was a MalformedOutput
 Opener = Callable[[str, "CetConfig"], LLM]
 
@@ -130,6 +131,7 @@ class Team:
         self.cache = cache if cache is not None else ResponseCache(cfg.llm.cache_path)
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(cfg.llm.concurrency)
+        self._local_slots = threading.BoundedSemaphore(cfg.llm.local_concurrency)
         self._lock = threading.Lock()  # usage, budget, rotation, the model table
         self._models: dict[str, LLM] = {}
         self._open_failed: dict[str, LLMError] = {}
@@ -306,7 +308,8 @@ class Team:
         while True:
             # a model that is not known to be thread-safe is called one request at a time; its queue waits
             # before taking a slot, so it does not hold slots other models could use
-            with self._call_locks.get(name) or contextlib.nullcontext(), self._slots:
+            local = self._local_slots if llm.provider in LOCAL_PROVIDERS else contextlib.nullcontext()
+            with self._call_locks.get(name) or contextlib.nullcontext(), local, self._slots:
                 if attempt == 0 and self._budget_spent():
                     self._refuse(name)
                 with self._lock:

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,10 +63,12 @@ class LlamaCppEngine:
 
     def __init__(self, model_path: str | Path, n_threads: int = 2, n_ctx: int = 4096, *, n_parallel: int = 1,
                  host: str = "127.0.0.1", port: int = 0, api_key: str | None = None, lock_http: bool = True,
-                 alias: str | None = None, verbosity: int = 0) -> None:
-        """`lock_http`: protect the HTTP port every xllamacpp Server opens with a random key (in-process use);
-        otherwise `api_key` (None: no key) guards it. `verbosity`: llama.cpp's log threshold (0 silent,
-        1 errors, 3 info); errors reach the caller as LLMErrors either way."""
+                 alias: str | None = None, verbosity: int = 0,
+                 lora: Sequence[tuple[str | Path, float]] = ()) -> None:
+        """`lora`: GGUF LoRA adapters (path, scale) applied on the model. `lock_http`: protect the HTTP port
+        every xllamacpp Server opens with a random key (in-process use); otherwise `api_key` (None: no key)
+        guards it. `verbosity`: llama.cpp's log threshold (0 silent, 1 errors, 3 info); errors reach the caller
+        as LLMErrors either way."""
         self.path = check_gguf(model_path)
         xllamacpp = _import_xllamacpp()
         self._xllamacpp = xllamacpp
@@ -84,6 +86,8 @@ class LlamaCppEngine:
         params.port = port
         params.n_threads_http = 2
         params.model_alias = {alias or self.path.name}
+        if lora:
+            params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(str(path), float(scale)) for path, scale in lora]
         key = secrets.token_urlsafe(24) if lock_http else api_key
         if key:
             params.api_keys = [key]
@@ -215,11 +219,12 @@ class LlamaCppLLM:
 
     def __init__(self, model_path: str | Path, name: str | None = None, n_threads: int = 2, n_ctx: int = 4096, *,
                  n_parallel: int = 1, chat_template: bool = True, verbosity: int = 0,
-                 engine: LlamaCppEngine | None = None, on_close: Callable[[], None] | None = None) -> None:
+                 engine: LlamaCppEngine | None = None, on_close: Callable[[], None] | None = None,
+                 lora: Sequence[tuple[str | Path, float]] = ()) -> None:
         """`chat_template`: False for a base model (no template): `chat` then renders the messages as a plain
         prompt. `engine`/`on_close`: a shared, already loaded engine and how to release it (the registry)."""
         self.engine = engine or LlamaCppEngine(model_path, n_threads, n_ctx, n_parallel=n_parallel,
-                                               verbosity=verbosity)
+                                               verbosity=verbosity, lora=lora)
         self.name = name or self.engine.path.stem
         self.model_path = self.engine.path
         self.chat_template = chat_template

@@ -1,0 +1,87 @@
+"""`cet train phase1|phase2`: the CET's training phases, each writing a run directory and a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cet.cli.common import JsonOption, console, emit_json, get_config, spinner, user_errors
+
+train_app = typer.Typer(help="Train the CET: Phase 1 (subject expertise), Phase 2 (context engineering).",
+                        no_args_is_help=True)
+
+ResumeOption = typer.Option(None, "--resume", help="A run directory of this phase to resume after an interruption.")
+
+
+def _run_dir(cfg: Any, name: str, resume: Path | None) -> Any:
+    from cet.runs import RunDir
+
+    return RunDir.reopen(resume, cfg) if resume else RunDir(cfg, name)
+
+
+@train_app.command("phase1")
+@user_errors
+def phase1_command(
+    rounds: int = typer.Option(2, "--rounds", min=1, help="Rounds of question → answers → jury → training."),
+    questions: int = typer.Option(4, "--questions", min=1, help="Questions per round."),
+    synthetic: float = typer.Option(0.25, "--synthetic", min=0.0, max=1.0,
+                                    help="Share of questions reworded by the team's question writer."),
+    start_from: Path = typer.Option(None, "--from", help="A CET checkpoint to continue (default: the base)."),
+    judges: list[str] = typer.Option(None, "--judge", help="A model judge (repeatable; default: llm.roles.judge)."),
+    resume: Path = ResumeOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Phase 1: the CET answers coding questions from retrieved knowledge; the jury's consensus trains it."""
+    from cet.knowledge.pipeline import open_retriever
+    from cet.phases.phase1 import Phase1Options, run_phase1
+
+    cfg = get_config()
+    run = _run_dir(cfg, "phase1", resume)
+    opts = Phase1Options(rounds=rounds, questions=questions, synthetic_share=synthetic,
+                         start_from=str(start_from) if start_from else None,
+                         judges=tuple(judges) if judges else None)
+    with spinner(json_out) as progress:
+        task = progress.add_task("phase 1", total=None)
+        result = run_phase1(cfg, opts, run, open_retriever(cfg),
+                            on_step=lambda s: progress.update(task, description=s), quiet=json_out)
+    run.write_json("summary.json", result)
+    result["run_dir"] = str(run.path)
+    _finish(result, json_out, f"phase 1: {result['questions']} questions, trained on {result['trained_on']}")
+
+
+def _finish(result: dict[str, Any], json_out: bool, line: str) -> None:
+    if json_out:
+        emit_json(result)
+        return
+    console.print(line, highlight=False)
+    console.print(f"checkpoint: {result['checkpoint']}\nrun directory: {result['run_dir']}", highlight=False)
+
+
+@train_app.command("phase2")
+@user_errors
+def phase2_command(
+    conversations: Path = typer.Option(None, "--conversations",
+                                       help="Phase 1 conversations JSONL (default: the run behind data/cet/phase1)."),
+    tasks: int = typer.Option(12, "--tasks", min=1, help="Training tasks made into requirement pairs."),
+    degraded: int = typer.Option(1, "--degraded", min=0, help="Degraded variants per requirement."),
+    start_from: Path = typer.Option(None, "--from", help="The CET to continue (default: data/cet/phase1)."),
+    resume: Path = ResumeOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Phase 2: degraded requirements, partial code and bug reports → engineered contexts (SFT)."""
+    from cet.knowledge.pipeline import open_retriever
+    from cet.phases.phase2 import Phase2Options, run_phase2
+
+    cfg = get_config()
+    run = _run_dir(cfg, "phase2", resume)
+    opts = Phase2Options(conversations=str(conversations) if conversations else None, requirement_tasks=tasks,
+                         degraded_per_task=degraded, start_from=str(start_from) if start_from else None)
+    with spinner(json_out) as progress:
+        task = progress.add_task("phase 2", total=None)
+        result = run_phase2(cfg, opts, run, open_retriever(cfg),
+                            on_step=lambda s: progress.update(task, description=s), quiet=json_out)
+    run.write_json("summary.json", result)
+    result["run_dir"] = str(run.path)
+    _finish(result, json_out, f"phase 2: {result['pairs']} pairs {result['by_kind']}")

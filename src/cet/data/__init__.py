@@ -1,0 +1,1 @@
+"""Training-data generation: degradations, code mutations, partial code."""

@@ -1,0 +1,213 @@
+"""Phase 2: context engineering skills.
+
+    pairs = []
+    for sampled training tasks:
+        requirement  → specification with tests        (the statement as given → the gold context)
+        degraded     → the same specification           (structure removed, noise, fragments, vagueness, scrambling)
+    for Phase 1's verified solutions (the sandbox passed them):
+        partial code → complete context                 (imports / signature / body removed → what is missing,
+                                                          the interface and the tests that exercise it)
+        bug report   → debugging context                (a mutant that fails its tests in the sandbox, with the
+                                                          traceback → the failure, the suspect line, what to check)
+    fine-tune the Phase 1 CET on the pairs (TRL SFT); checkpoint
+
+Targets are built from the whole task (its tests included), which the CET never sees at inference: it learns
+to write the context the tests would need, from what a developer gives. Evaluation tasks are never used.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cet.config import CetConfig
+from cet.data.degradations import CHATTER, degrade_randomly
+from cet.data.gold_context import completion_context, debugging_context, gold_context
+from cet.data.mutations import mutants
+from cet.data.partial_code import partial_variants
+from cet.execution.executor import Executor
+from cet.execution.result import ExecutionResult
+from cet.execution.tasks import CodingTask
+from cet.model.cet import MANIFEST, CETModel
+from cet.model.prompts import context_messages
+from cet.model.training import data_version, plain_step_throughput, sft_example, train_sft
+from cet.phases.common import (
+    TRAIN_SPLITS,
+    append_jsonl,
+    assert_trainable,
+    load_tasks,
+    read_jsonl,
+    retrieve,
+    sample_balanced,
+    sandbox_executor,
+)
+from cet.phases.phase1 import CONVERSATIONS
+from cet.runs import RunDir
+
+PAIRS = "pairs.jsonl"
+
+
+@dataclass
+class Phase2Options:
+    conversations: str | None = None  # Phase 1's conversations.jsonl (default: the run behind data/cet/phase1)
+    requirement_tasks: int = 12  # training tasks turned into requirement → specification pairs
+    degraded_per_task: int = 1  # degraded variants of each of those statements
+    partial_per_solution: int = 2
+    bugs_per_solution: int = 2
+    start_from: str | None = None  # default: the Phase 1 checkpoint (the base when there is none)
+    sets: tuple[str, ...] = ("exercism", "leetcode")
+
+
+def run_phase2(cfg: CetConfig, opts: Phase2Options, run: RunDir, retriever: Any,
+               on_step: Callable[[str], None] = lambda _: None, quiet: bool = False) -> dict[str, Any]:
+    tasks = {t.id: t for t in load_tasks(cfg, TRAIN_SPLITS, opts.sets)}
+    assert_trainable(tasks.values())
+    rng = random.Random(cfg.run.seed + 2)
+    pairs_path = run.path / PAIRS
+    skipped: list[str] = []
+    pairs = read_jsonl(pairs_path, skipped)  # a resumed run keeps the pairs it built (and their sandbox runs)
+    if not pairs:
+        conversations = phase1_conversations(cfg, opts)
+        solutions = verified_solutions(conversations, tasks)
+        on_step(f"phase 2: requirement pairs from {opts.requirement_tasks} tasks")
+        chosen = sample_balanced(list(tasks.values()), opts.requirement_tasks, rng)
+        pairs = requirement_pairs(chosen, retriever, cfg, opts.degraded_per_task, rng)
+        on_step(f"phase 2: partial-code pairs from {len(solutions)} verified solutions")
+        pairs += partial_pairs(solutions, retriever, cfg, opts.partial_per_solution, rng)
+        on_step("phase 2: bug reports (mutants run in the sandbox)")
+        with sandbox_executor(cfg) as executor:
+            pairs += bug_pairs(solutions, retriever, cfg, executor, opts.bugs_per_solution, rng)
+        for pair in pairs:
+            append_jsonl(pairs_path, pair)
+    examples = [sft_example(p["prompt"], p["target"]) for p in pairs]
+    cet = start_model(cfg, opts)
+    on_step(f"phase 2: training on {len(examples)} pairs")
+    report = train_sft(cet, examples, cfg.cet.train, run.path, cfg.run.seed, quiet)
+    throughput = trainer_vs_plain(cet, examples, cfg, report.tokens_per_s) if report.steps else None
+    version = data_version(examples)
+    final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase2", "phase2", version, run_dir=str(run.path))
+    cet.save(run.path / "checkpoint", "phase2", version)
+    result = {"checkpoint": str(final), "pairs": len(pairs), "by_kind": dict(Counter(p["kind"] for p in pairs)),
+              "skipped_lines": len(skipped), "training": report.to_dict(), "throughput": throughput,
+              "pairs_file": str(pairs_path)}
+    run.log_metrics("phase2", result)
+    cet.close_engine()
+    return result
+
+
+def phase1_conversations(cfg: CetConfig, opts: Phase2Options) -> list[dict[str, Any]]:
+    """Phase 1's conversations: the file given, else the one in the run that wrote data/cet/phase1 (none: [])."""
+    import json
+
+    path = Path(opts.conversations) if opts.conversations else None
+    if path is None:
+        manifest = Path(cfg.cet.checkpoints_dir) / "phase1" / MANIFEST
+        if manifest.is_file():
+            run_dir = json.loads(manifest.read_text(encoding="utf-8")).get("run_dir")
+            path = Path(run_dir) / CONVERSATIONS if run_dir else None
+    return read_jsonl(path) if path else []
+
+
+def verified_solutions(conversations: Sequence[dict[str, Any]], tasks: dict[str, CodingTask]
+                       ) -> list[tuple[CodingTask, str]]:
+    """(task, code) for each Phase 1 answer the sandbox passed, on training tasks only."""
+    seen, out = set(), []
+    for record in conversations:
+        task = tasks.get(record.get("task_id", ""))
+        code = record.get("solution")
+        if task is None or not code or task.id in seen:
+            continue
+        seen.add(task.id)
+        out.append((task, code))
+    return out
+
+
+def pair(kind: str, task: CodingTask, hits: Sequence[Any], target: Any, text: str, code: str | None = None,
+         error: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "task_id": task.id, "hit_ids": [h.id for h in hits], "input": text, "code": code,
+            "error": error, "prompt": context_messages(text, hits, code, error), "target": target.to_text(),
+            **extra}
+
+
+def requirement_pairs(tasks: Sequence[CodingTask], retriever: Any, cfg: CetConfig, degraded: int,
+                      rng: random.Random) -> list[dict[str, Any]]:
+    pairs = []
+    for task in tasks:
+        hits = retrieve(retriever, task.statement, cfg.cet.top_k)
+        pairs.append(pair("requirement", task, hits, gold_context(task, hits), task.statement))
+        for _ in range(degraded):
+            text, kinds = degrade_randomly(task.statement, rng)
+            hits = retrieve(retriever, text, cfg.cet.top_k)
+            noise = [s for s in CHATTER if s in text]
+            pairs.append(pair("degraded", task, hits, gold_context(task, hits), text, degradations=kinds,
+                              noise=noise))
+    return pairs
+
+
+def partial_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: CetConfig, per_solution: int,
+                  rng: random.Random) -> list[dict[str, Any]]:
+    pairs = []
+    for task, code in solutions:
+        variants = partial_variants(code, rng, task.entry_point.split(".")[0] if task.entry_point else None)
+        for partial in rng.sample(variants, min(per_solution, len(variants))):
+            hits = retrieve(retriever, f"{task.statement}\n{partial.code}", cfg.cet.top_k)
+            target = completion_context(task, partial.code, partial.removed, hits)
+            pairs.append(pair("partial", task, hits, target, task.statement, code=partial.code,
+                              partial_kind=partial.kind))
+    return pairs
+
+
+def bug_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: CetConfig, executor: Executor,
+              per_solution: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Mutants of verified solutions that fail their tests: the failing run is the bug report."""
+    pairs = []
+    for task, code in solutions:
+        found = 0
+        for mutant in mutants(code, rng, limit=per_solution * 3):
+            if found >= per_solution:
+                break
+            result = executor.run(task, mutant.code)
+            if result.passed:
+                continue  # an equivalent mutant: no bug to report
+            report = failure_report(result)
+            text = f"The tests of this code fail. {task.statement}"
+            hits = retrieve(retriever, f"{report}\n{mutant.code}", cfg.cet.top_k)
+            target = debugging_context(task, mutant.code, report, mutant.line, mutant.description, hits)
+            pairs.append(pair("bug", task, hits, target, text, code=mutant.code, error=report,
+                              operator=mutant.operator, exit_reason=result.exit_reason))
+            found += 1
+    return pairs
+
+
+def failure_report(result: ExecutionResult, max_cases: int = 2) -> str:
+    """A failing sandbox run as a developer would paste it: the failing tests with their error and traceback."""
+    lines = [f"{result.tests.failed} of {result.tests.total} tests fail ({result.exit_reason})."]
+    if not result.compile.ok:
+        lines.append(result.compile.error or "the code does not compile")
+    for case in [c for c in result.tests.cases if c.outcome in ("failed", "error")][:max_cases]:
+        lines.append(f"{case.name}: {case.error_type or 'Error'}: {(case.message or '').strip()[:300]}")
+        if case.traceback_tail:
+            lines.append(case.traceback_tail.strip()[-500:])
+    if len(lines) == 1 and result.detail:
+        lines.append(result.detail)
+    return "\n".join(lines)
+
+
+def trainer_vs_plain(cet: CETModel, examples: Sequence[dict[str, Any]], cfg: CetConfig,
+                     trainer_tokens_per_s: float) -> dict[str, Any]:
+    """The trainer's tokens/s against a plain transformers step on the same batches, measured now."""
+    plain = plain_step_throughput(cet, examples, cfg.cet.train, steps=2, seed=cfg.run.seed)
+    ratio = round(trainer_tokens_per_s / plain["tokens_per_s"], 3) if plain["tokens_per_s"] else None
+    return {"trainer_tokens_per_s": trainer_tokens_per_s, "plain_tokens_per_s": plain["tokens_per_s"],
+            "plain_steps": plain["steps"], "ratio": ratio}
+
+
+def start_model(cfg: CetConfig, opts: Phase2Options) -> CETModel:
+    start = opts.start_from or Path(cfg.cet.checkpoints_dir) / "phase1"
+    if (Path(start) / MANIFEST).is_file():
+        return CETModel.load(start, cfg, trainable=True)
+    return CETModel.from_base(cfg)

@@ -1,0 +1,155 @@
+"""The CET model: the GGUF → torch conversion, LoRA checkpoints that reload exactly, TRL training that resumes,
+and the adapters exported to llama.cpp generating what transformers generates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from cet.config import load_config
+from cet.errors import CetError
+from cet.model.base import STAMP, convert_gguf, resolve_base
+from cet.model.cet import MANIFEST, CETModel
+from cet.model.training import data_version, plain_step_throughput, sft_example, train_sft
+
+
+def tiny_cfg(base: Path, tmp_path: Path, **train):
+    return load_config(cet={"base_model": str(base), "device": "cpu", "checkpoints_dir": str(tmp_path / "cet"),
+                            "train": {"batch_size": 2, "epochs": 3, "save_steps": 2, "learning_rate": 5e-3,
+                                      "warmup_ratio": 0.0, **train}},
+                       run={"runs_dir": str(tmp_path / "runs")})
+
+
+def examples(n: int = 6) -> list[dict]:
+    return [sft_example([{"role": "user", "content": f"Task {i}: add numbers"}],
+                        f"## Goal\nAdd the numbers of task {i}.\n## Interface\n- def add(a, b)") for i in range(n)]
+
+
+def perturb(cet: CETModel, scale: float = 0.05, seed: int = 1) -> None:
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in cet.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, scale)
+
+
+def logits(cet: CETModel, text: str = "def add(a, b):") -> torch.Tensor:
+    cet.model.eval()
+    ids = cet.tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        return cet.model(**ids).logits
+
+
+def test_conversion_is_cached_and_stamped(smollm2_torch: Path):
+    stamp = json.loads((smollm2_torch / STAMP).read_text())
+    assert stamp["catalog_name"] == "smollm2-135m-instruct" and len(stamp["gguf_sha256"]) == 64
+    assert (smollm2_torch / "config.json").is_file() and (smollm2_torch / "model.safetensors").is_file()
+    assert convert_gguf("smollm2-135m-instruct", load_config()) == smollm2_torch  # the stamp matches: no redo
+    assert resolve_base(load_config()) == str(smollm2_torch)
+
+
+def test_bad_base_gets_one_clear_error(tmp_path: Path):
+    cfg = load_config()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CetError, match="no config.json"):
+        resolve_base(cfg, str(tmp_path / "empty"))
+    with pytest.raises(CetError, match="neither a catalog model"):
+        resolve_base(cfg, "./no/such/dir")
+
+
+def test_checkpoint_reloads_exactly(tiny_base: Path, tmp_path: Path):
+    cfg = tiny_cfg(tiny_base, tmp_path)
+    cet = CETModel.from_base(cfg)
+    before = logits(cet)
+    perturb(cet)
+    after = logits(cet)
+    assert not torch.allclose(before, after)  # the adapters do something
+    saved = cet.save(tmp_path / "ck", "phase1", "v-123", note="x")
+    manifest = json.loads((saved / MANIFEST).read_text())
+    assert manifest["phase"] == "phase1" and manifest["data_version"] == "v-123" and manifest["base"] == str(tiny_base)
+    assert manifest["lora"]["r"] == cfg.cet.lora.r and not (tmp_path / "ck.partial").exists()
+    reloaded = CETModel.load(saved, cfg)
+    assert torch.equal(logits(reloaded), after)
+    assert reloaded.generate([[{"role": "user", "content": "hi"}]], max_new_tokens=5) == \
+        cet.generate([[{"role": "user", "content": "hi"}]], max_new_tokens=5)
+
+
+def test_not_a_checkpoint_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(CetError, match="not a CET checkpoint"):
+        CETModel.load(tmp_path, load_config())
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_training_learns_and_resumes_after_an_interruption(tiny_base: Path, tmp_path: Path):
+    cfg = tiny_cfg(tiny_base, tmp_path)
+    data = examples()
+    cet = CETModel.from_base(cfg)
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(cet, data, cfg.cet.train, tmp_path / "run", quiet=True, callbacks=[StopAt(5)])
+    assert (tmp_path / "run" / "trainer" / "checkpoint-4").is_dir()
+    cet = CETModel.from_base(cfg)
+    report = train_sft(cet, data, cfg.cet.train, tmp_path / "run", quiet=True)
+    assert report.resumed_from and report.resumed_from.endswith("checkpoint-4")
+    assert report.total_steps == 9 and report.steps == 5 and report.tokens > 0 and report.dropped == 0
+    fresh = CETModel.from_base(cfg)
+    full = train_sft(fresh, data, cfg.cet.train, tmp_path / "other", quiet=True)
+    assert full.steps == 9 and full.loss_last < full.loss_first
+    # the resumed run ends where an uninterrupted one does
+    assert torch.allclose(logits(cet), logits(fresh), atol=1e-5)
+    assert data_version(data) == data_version(examples()) != data_version(examples(5))
+
+
+def test_examples_past_max_length_are_counted_not_fatal(tiny_base: Path, tmp_path: Path):
+    cfg = tiny_cfg(tiny_base, tmp_path, max_length=32)
+    long_prompt = [sft_example([{"role": "user", "content": "word " * 200}], "short answer")]
+    report = train_sft(CETModel.from_base(cfg), long_prompt, cfg.cet.train, tmp_path / "run", quiet=True)
+    assert report.steps == 0 and report.dropped == 1
+
+
+def test_plain_step_baseline_measures_the_same_batches(tiny_base: Path, tmp_path: Path):
+    cfg = tiny_cfg(tiny_base, tmp_path)
+    cet = CETModel.from_base(cfg)
+    before = logits(cet)
+    result = plain_step_throughput(cet, examples(), cfg.cet.train, steps=2)
+    assert result["steps"] == 2 and result["tokens"] > 0 and result["tokens_per_s"] > 0
+    assert torch.equal(logits(cet), before)  # measured on a copy: the CET itself is untouched
+
+
+@pytest.mark.slow
+def test_adapters_exported_to_llamacpp_generate_like_transformers():
+    """Random, strong adapters on the real SmolLM2, on q/k only (where llama.cpp permutes rows): llama.cpp with the
+    exported GGUF adapter writes what transformers writes, and differs from llama.cpp without it."""
+    from cet.llm.base import GenerationParams, Message
+    from cet.llm.catalog import model_path
+    from cet.llm.providers.llamacpp import LlamaCppLLM
+
+    cfg = load_config(cet={"lora": {"target_modules": ["q_proj", "k_proj"]}, "inference": "transformers"},
+                      llm={"n_threads": 2})
+    cet = CETModel.from_base(cfg)
+    perturb(cet, scale=0.5)
+    prompts = ["What is a list comprehension?", "Explain binary search.", "How do I open a file?"]
+    reference = cet.generate([[{"role": "user", "content": p}] for p in prompts], max_new_tokens=24)
+    cet.cfg = load_config(cet={"inference": "llamacpp"}, llm={"n_threads": 2})
+    assert cet.inference_backend() == "llamacpp"
+    exported = cet.generate([[{"role": "user", "content": p}] for p in prompts], max_new_tokens=24)
+    cet.close_engine()
+    plain = LlamaCppLLM(model_path("smollm2-135m-instruct", cfg.llm), n_threads=2)
+    try:
+        base = [plain.chat([Message("user", p)], GenerationParams(max_tokens=24)).text.strip() for p in prompts]
+    finally:
+        plain.close()
+    same = sum(a.split()[:4] == b.split()[:4] for a, b in zip(reference, exported, strict=True))
+    assert same >= 2, (reference, exported)
+    assert sum(a.split()[:4] == b.split()[:4] for a, b in zip(reference, base, strict=True)) < same

@@ -1,0 +1,123 @@
+"""Phase 1 → Phase 2 → context evaluation through the real `cet` commands: a tiny CET (real tokenizer), the
+real SmolLM2 as the whole team, a real SQLite knowledge base, the real sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cet.execution.tasks import CodingTask, TaskMetadata, write_tasks
+
+ADD_TESTS = '''from solution import add
+
+
+def test_small():
+    assert add(1, 2) == 3
+
+
+def test_negative():
+    assert add(-1, -4) == -5
+'''
+REVERSE_TESTS = '''from solution import reverse
+
+
+def test_word():
+    assert reverse("robot") == "tobor"
+
+
+def test_empty():
+    assert reverse("") == ""
+'''
+ADD_SOLUTION = "def add(a, b):\n    total = a + b\n    return total\n"
+
+
+def task(task_id: str, statement: str, entry: str, tests: str, names: list[str], split: str, source: str,
+         evaluation_only: bool = False) -> CodingTask:
+    return CodingTask(id=task_id, language="python", statement=statement, entry_point=entry,
+                      signature=f"def {entry}(a, b)" if entry == "add" else f"def {entry}(text)", tests=tests,
+                      test_names=names, metadata=TaskMetadata(source=source, split=split,
+                                                              evaluation_only=evaluation_only))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, core_exercism: Path, run_cet, cet_env, tiny_base: Path):
+    root = tmp_path_factory.mktemp("pipeline")
+    tasks_dir = root / "tasks"
+    add = "# Add\n\nWrite a function `add(a, b)` that returns the sum of two integers.\n\n`add(1, 2) == 3`"
+    rev = "# Reverse\n\nWrite `reverse(text)` returning the string reversed. An empty string stays empty."
+    write_tasks([task("exercism/add", add, "add", ADD_TESTS, ["test_small", "test_negative"], "train", "exercism"),
+                 task("exercism/reverse", rev, "reverse", REVERSE_TESTS, ["test_word", "test_empty"], "train",
+                      "exercism"),
+                 task("exercism/add-held-out", add, "add", ADD_TESTS, ["test_small", "test_negative"], "test",
+                      "exercism")], tasks_dir / "exercism.jsonl")
+    write_tasks([task("humaneval/reverse", rev, "reverse", REVERSE_TESTS, ["test_word", "test_empty"], "eval",
+                      "humaneval", evaluation_only=True)], tasks_dir / "humaneval.jsonl")
+    env = cet_env(
+        CET_KB__DB=str(root / "kb.sqlite"), CET_EXEC__TASKS_DIR=str(tasks_dir), CET_RUN__RUNS_DIR=str(root / "runs"),
+        CET_CET__BASE_MODEL=str(tiny_base), CET_CET__CHECKPOINTS_DIR=str(root / "cet"),
+        CET_CET__MAX_NEW_TOKENS="24", CET_CET__TRAIN__EPOCHS="1", CET_LLM__CACHE_PATH=str(root / "cache.sqlite"),
+        CET_LLM__MAX_TOKENS="96", CET_LLM__N_THREADS="1",
+        CET_LLM__ROLES__GENERATOR='["smollm2-135m-instruct"]', CET_LLM__ROLES__JUDGE='["smollm2-135m-instruct"]',
+        CET_LLM__ROLES__QUESTION_WRITER='["smollm2-135m-instruct"]',
+    )
+    ingest = run_cet("kb", "ingest", "--source", "exercism", str(core_exercism), "--json", env=env)
+    assert ingest.returncode == 0, ingest.stderr
+    return root, env
+
+
+def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
+    root, env = workspace
+    p1 = run_cet("train", "phase1", "--rounds", "1", "--questions", "2", "--synthetic", "0.5", "--json", env=env)
+    assert p1.returncode == 0, p1.stderr[-2000:]
+    out1 = json.loads(p1.stdout)
+    assert out1["questions"] == 2 and Path(out1["checkpoint"], "cet.json").is_file()
+    records = [json.loads(line) for line in Path(out1["conversations"]).read_text().splitlines()]
+    assert {r["task_id"] for r in records} == {"exercism/add", "exercism/reverse"}  # training tasks only
+    assert {r["origin"] for r in records} == {"dataset", "synthetic"}
+    for r in records:
+        assert len(r["retrieved"]) == 5 and set(r["answers"]) == {"cet", "team"}
+        verifier = [v for v in r["answers"]["team"].get("votes", []) if v["kind"] == "verifier"]
+        assert r["answers"]["team"]["verdict"] is None or verifier  # tests exist: the sandbox sat on the jury
+
+    # Phase 2 from a conversations file holding one verified solution (as Phase 1 writes them)
+    conversations = root / "conversations.jsonl"
+    conversations.write_text(json.dumps({"question_id": "exercism/add#dataset", "task_id": "exercism/add",
+                                         "solution": ADD_SOLUTION, "trained_on": "team"}) + "\n")
+    p2 = run_cet("train", "phase2", "--conversations", str(conversations), "--tasks", "2", "--json", env=env)
+    assert p2.returncode == 0, p2.stderr[-2000:]
+    out2 = json.loads(p2.stdout)
+    kinds = out2["by_kind"]
+    assert kinds["requirement"] == 2 and kinds["degraded"] == 2 and kinds.get("partial", 0) >= 1
+    assert kinds.get("bug", 0) >= 1
+    pairs = [json.loads(line) for line in Path(out2["pairs_file"]).read_text().splitlines()]
+    bug = next(p for p in pairs if p["kind"] == "bug")
+    assert "tests fail" in bug["error"] and "## Suspects" in bug["target"] and bug["code"] != ADD_SOLUTION
+    assert out2["training"]["steps"] >= 1 and out2["throughput"]["ratio"] > 0
+    assert json.loads(Path(out2["checkpoint"], "cet.json").read_text())["phase"] == "phase2"
+
+    ctx = run_cet("context", "Write a function that adds two numbers", "--json", env=env)
+    assert ctx.returncode == 0, ctx.stderr[-2000:]
+    engineered = json.loads(ctx.stdout)
+    assert engineered["checkpoint"] == "phase2" and "Task:\nWrite a function" in engineered["prompt"]
+    assert isinstance(engineered["issues"], list)  # a tiny model's reply parses gracefully, problems listed
+
+    ev = run_cet("eval", "context", "--tasks", "2", "--json", env=env)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    result = json.loads(ev.stdout)
+    assert set(result["tasks"]) == {"exercism/add-held-out", "humaneval/reverse"}  # held out only
+    assert list(result["pass_rates"]) == ["raw", "naive_rag", "rule_based", "cet_phase1", "cet_phase2"]
+    assert set(result["comparisons"]) == {"raw", "naive_rag", "rule_based", "cet_phase1"}
+    assert result["intrinsic"]["rule_based"]["recall"]["n"] == 2
+    report = Path(result["report"]).read_text()
+    assert "McNemar" in report and "Goal" in report and Path(result["run_dir"], "plots", "pass_rate.png").is_file()
+
+
+def test_bad_input_is_one_clear_error(workspace, run_cet, tmp_path: Path):
+    _, env = workspace
+    missing = run_cet("context", "x", "--code", str(tmp_path / "nope.py"), env=env)
+    assert missing.returncode != 0 and "cannot read the code file" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad = run_cet("train", "phase1", "--resume", str(tmp_path), env=env)
+    assert bad.returncode != 0 and "not a run directory" in bad.stderr and "Traceback" not in bad.stderr
