@@ -142,6 +142,8 @@ def test_extract_code_from_fences_or_whole_text() -> None:
     shell_and_python = "```bash\npip install x\n```\n```python\nx = 1\n```"
     assert extract_code(shell_and_python) == "x = 1\n"
     assert extract_code("def f(x):\n    return x * 2") == "def f(x):\n    return x * 2\n"
+    cut_off = "Here it is:\n```python\ndef f(x):\n    return x * 2\n"  # a reply that hit max_tokens
+    assert extract_code(cut_off) == "def f(x):\n    return x * 2\n"
     for prose in ("Use the built-in sum function.", "Yes", "42", "", "The answer is: it depends."):
         assert extract_code(prose) is None, prose
 

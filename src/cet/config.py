@@ -187,7 +187,8 @@ class CETSettings(BaseModel):
     lora: LoraSettings = LoraSettings()
     train: TrainSettings = TrainSettings()
     max_new_tokens: int = Field(256, ge=8)
-    max_input_tokens: int = Field(1536, ge=64)  # the CET's prompt is cut (retrieved chunks first) to fit
+    # transformers generation cuts a longer prompt from its start (the prompts are bounded in characters already)
+    max_input_tokens: int = Field(1536, ge=64)
     top_k: int = Field(5, ge=1)  # chunks retrieved per task
     checkpoints_dir: str = "data/cet"  # the current CET after each phase: data/cet/phase1, data/cet/phase2
 

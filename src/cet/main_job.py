@@ -257,7 +257,7 @@ def render_training(summary: dict[str, Any]) -> list[str]:
              "tokens/s |", "|---|---|---|---|---|---|---|---|"]
     for r in p1["rounds"]:
         t = r["training"] or {}
-        loss = f"{t['loss_first']:.3f} → {t['loss_last']:.3f}" if t.get("loss_first") is not None else "–"
+        loss = _loss(t)
         lines.append(f"| {r['round']} | {r['questions']} | {r['cet_pass_rate']} | {r['team_pass_rate']} | "
                      f"{r['trained_on']} | {t.get('examples', 0)} | {loss} | {t.get('tokens_per_s', '–')} |")
     lines += ["", f"Conversations (Phase 2's input): `{p1['conversations']}`; checkpoint `{p1['checkpoint']}`."]

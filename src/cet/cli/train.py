@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from cet.cli.common import JsonOption, console, emit_json, get_config, spinner, user_errors
+from cet.errors import CetError
 
 train_app = typer.Typer(help="Train the CET: Phase 1 (subject expertise), Phase 2 (context engineering).",
                         no_args_is_help=True)
@@ -15,10 +17,33 @@ train_app = typer.Typer(help="Train the CET: Phase 1 (subject expertise), Phase 
 ResumeOption = typer.Option(None, "--resume", help="A run directory of this phase to resume after an interruption.")
 
 
-def _run_dir(cfg: Any, name: str, resume: Path | None) -> Any:
+def _run_phase(name: str, resume: Path | None, json_out: bool, recipe: Callable[..., dict[str, Any]],
+               opts: Any, line: Callable[[dict[str, Any]], str]) -> None:
+    """Run a phase recipe in a (new or resumed) run directory with a spinner; print or emit its summary.
+    A resumed run uses the config it was started with (its config.yaml), so it carries on the same plan."""
+    from cet.config import load_config
+    from cet.knowledge.pipeline import open_retriever
     from cet.runs import RunDir
 
-    return RunDir.reopen(resume, cfg) if resume else RunDir(cfg, name)
+    if resume:
+        if not (resume / "config.yaml").is_file():
+            raise CetError(f"{resume} is not a run directory (no config.yaml) to resume")
+        cfg = load_config(resume / "config.yaml")
+        run = RunDir.reopen(resume, cfg)
+    else:
+        cfg = get_config()
+        run = RunDir(cfg, name)
+    with spinner(json_out) as progress:
+        task = progress.add_task(name, total=None)
+        result = recipe(cfg, opts, run, open_retriever(cfg),
+                        on_step=lambda s: progress.update(task, description=s), quiet=json_out)
+    run.write_json("summary.json", result)
+    result["run_dir"] = str(run.path)
+    if json_out:
+        emit_json(result)
+        return
+    console.print(line(result), highlight=False)
+    console.print(f"checkpoint: {result['checkpoint']}\nrun directory: {result['run_dir']}", highlight=False)
 
 
 @train_app.command("phase1")
@@ -34,29 +59,13 @@ def phase1_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Phase 1: the CET answers coding questions from retrieved knowledge; the jury's consensus trains it."""
-    from cet.knowledge.pipeline import open_retriever
     from cet.phases.phase1 import Phase1Options, run_phase1
 
-    cfg = get_config()
-    run = _run_dir(cfg, "phase1", resume)
     opts = Phase1Options(rounds=rounds, questions=questions, synthetic_share=synthetic,
                          start_from=str(start_from) if start_from else None,
                          judges=tuple(judges) if judges else None)
-    with spinner(json_out) as progress:
-        task = progress.add_task("phase 1", total=None)
-        result = run_phase1(cfg, opts, run, open_retriever(cfg),
-                            on_step=lambda s: progress.update(task, description=s), quiet=json_out)
-    run.write_json("summary.json", result)
-    result["run_dir"] = str(run.path)
-    _finish(result, json_out, f"phase 1: {result['questions']} questions, trained on {result['trained_on']}")
-
-
-def _finish(result: dict[str, Any], json_out: bool, line: str) -> None:
-    if json_out:
-        emit_json(result)
-        return
-    console.print(line, highlight=False)
-    console.print(f"checkpoint: {result['checkpoint']}\nrun directory: {result['run_dir']}", highlight=False)
+    _run_phase("phase1", resume, json_out, run_phase1, opts,
+               lambda r: f"phase 1: {r['questions']} questions, trained on {r['trained_on']}")
 
 
 @train_app.command("phase2")
@@ -71,17 +80,8 @@ def phase2_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Phase 2: degraded requirements, partial code and bug reports → engineered contexts (SFT)."""
-    from cet.knowledge.pipeline import open_retriever
     from cet.phases.phase2 import Phase2Options, run_phase2
 
-    cfg = get_config()
-    run = _run_dir(cfg, "phase2", resume)
     opts = Phase2Options(conversations=str(conversations) if conversations else None, requirement_tasks=tasks,
                          degraded_per_task=degraded, start_from=str(start_from) if start_from else None)
-    with spinner(json_out) as progress:
-        task = progress.add_task("phase 2", total=None)
-        result = run_phase2(cfg, opts, run, open_retriever(cfg),
-                            on_step=lambda s: progress.update(task, description=s), quiet=json_out)
-    run.write_json("summary.json", result)
-    result["run_dir"] = str(run.path)
-    _finish(result, json_out, f"phase 2: {result['pairs']} pairs {result['by_kind']}")
+    _run_phase("phase2", resume, json_out, run_phase2, opts, lambda r: f"phase 2: {r['pairs']} pairs {r['by_kind']}")

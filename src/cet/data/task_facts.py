@@ -716,7 +716,6 @@ def examples_from_tests(tests: str, entry_point: str | None, module: str | None 
 # Examples written in a statement
 
 
-_DOCTEST_PROMPT = re.compile(r">>>\s?")
 _INPUT_OUTPUT = re.compile(
     r"\bInput(?:\*\*)?:(?:\*\*)?[ \t]*(?P<input>[^\n]*?)[ \t]*(?:\n[ \t]*)?(?:\*\*)?Output(?:\*\*)?:(?:\*\*)?[ \t]*"
     r"(?P<output>[^\n]+?)[ \t]*(?=\**Explanation|\bInput\b|#|```|\n|$)"

@@ -34,11 +34,18 @@ from cet.llm.jury import extract_code
 from cet.llm.team import Request, Team
 from cet.model.cet import MANIFEST, CETModel
 from cet.model.context import EngineeredContext, ParsedContext, parse_context, render_prompt
-from cet.phases.common import EVAL_SPLITS, append_jsonl, load_tasks, retrieve, sample_balanced, sandbox_executor
+from cet.phases.common import (
+    EVAL_SPLITS,
+    append_jsonl,
+    held_out_slugs,
+    load_tasks,
+    retrieve,
+    sample_balanced,
+    sandbox_executor,
+)
 from cet.runs import RunDir
 
 CONDITIONS = ("raw", "naive_rag", "rule_based", "cet_phase1", "cet_phase2")
-ENGINEERED = ("rule_based", "cet_phase1", "cet_phase2")
 TARGET = "cet_phase2"
 GENERATOR_SYSTEM = "You are an expert programmer. Write correct, complete code."
 
@@ -57,7 +64,8 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
                      on_step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     rng = random.Random(cfg.run.seed + 3)
     tasks = sample_balanced(load_tasks(cfg, EVAL_SPLITS, opts.sets), opts.tasks, rng)
-    hits = [retrieve(retriever, t.statement, cfg.cet.top_k) for t in tasks]
+    held_out = held_out_slugs(cfg)  # no condition may retrieve a held-out exercise's own documents (solutions, tests)
+    hits = [retrieve(retriever, t.statement, cfg.cet.top_k, held_out) for t in tasks]
     noisy = [degrade(t.statement, "noise", random.Random(f"{cfg.run.seed}:{t.id}")) for t in tasks]
     on_step(f"context eval: engineering contexts for {len(tasks)} tasks")
     contexts, skipped = engineered_contexts(cfg, opts, tasks, hits, noisy)
@@ -76,6 +84,7 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
         if TARGET in outcomes else {},
         "intrinsic": {c: aggregate(rows_) for c, rows_ in quality.items()},
         "failure_analysis": failure_analysis(rows, contexts, tasks),
+        "generator_errors": sum(1 for r in rows if r["generator_error"]),
         "generator": cfg.llm.roles.generator, "seed": cfg.run.seed,
     }
     run.log_metrics("context_eval", {k: result[k] for k in ("pass_rates", "comparisons", "intrinsic")})
@@ -91,9 +100,9 @@ def engineered_contexts(cfg: CetConfig, opts: ContextEvalOptions, tasks: Sequenc
     skipped: dict[str, str] = {}
     statements = [t.statement for t in tasks] + (list(noisy) if opts.noise else [])
     all_hits = list(hits) + (list(hits) if opts.noise else [])
-    entry_points = [t.entry_point for t in tasks] * (2 if opts.noise else 1)
-    contexts["rule_based"] = [parse_context(rule_based_context(s, h, e).to_text(), [x.id for x in h])
-                              for s, h, e in zip(statements, all_hits, entry_points, strict=True)]
+    # the template sees what the CET sees: the statement and the chunks (not the entry point's name)
+    contexts["rule_based"] = [parse_context(rule_based_context(s, h).to_text(), [x.id for x in h])
+                              for s, h in zip(statements, all_hits, strict=True)]
     for condition, given in (("cet_phase1", opts.phase1), ("cet_phase2", opts.phase2)):
         path = Path(given or Path(cfg.cet.checkpoints_dir) / condition.removeprefix("cet_"))
         if not (path / MANIFEST).is_file():
@@ -121,12 +130,15 @@ def condition_prompt(condition: str, task: CodingTask, hits: Sequence[Any], pars
 def generate_and_run(cfg: CetConfig, opts: ContextEvalOptions, tasks: Sequence[CodingTask],
                      prompts: dict[str, list[str]], on_step: Callable[[str], None]
                      ) -> tuple[dict[str, list[bool]], list[dict[str, Any]]]:
-    """The generator's code for every (condition, task), run in the sandbox: pass/fail per condition."""
-    order = [(c, i) for c in prompts for i in range(len(tasks))]
+    """The generator's code for every (task, condition), run in the sandbox: pass/fail per condition. Requests go
+    task by task, each task pinned to one generator model for all its conditions (a budget that runs out cuts
+    whole tasks, not one condition's tail)."""
+    order = [(c, i) for i in range(len(tasks)) for c in prompts]
     with Team(cfg) as team:
         params = team.params(max_tokens=opts.max_tokens, temperature=0.0)
-        requests = [Request([Message("system", GENERATOR_SYSTEM), Message("user", prompts[c][i])], params, tag=(c, i))
-                    for c, i in order]
+        generators = team.models_for("generator")
+        requests = [Request([Message("system", GENERATOR_SYSTEM), Message("user", prompts[c][i])], params,
+                            model=generators[i % len(generators)], tag=(c, i)) for c, i in order]
         done = [0]
 
         def tick(_: Any) -> None:

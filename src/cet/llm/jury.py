@@ -179,7 +179,8 @@ def _cut(text: str | None, limit: int = 2000) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------- code extraction
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
+# a block runs to its closing fence, or to the end of a reply cut off at max_tokens
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
 _TAGS = {"python": {"python", "py", "python3", "py3"}, "javascript": {"javascript", "js", "node", "mjs", "cjs"}}
 
 

@@ -31,6 +31,7 @@ class CETModel:
         self.cfg = cfg
         self._engine: Any = None  # llama.cpp with the adapters exported, while the weights are unchanged
         self._scratch: Any = None
+        self.failures: list[str] = []  # generations that failed (their replies are empty)
 
     # ------------------------------------------------------------------------------------------- building
     @classmethod
@@ -131,8 +132,9 @@ class CETModel:
         for conversation in conversations:
             try:
                 completion = engine.chat([Message(m["role"], m["content"]) for m in conversation], params)  # type: ignore[arg-type]
-            except LLMError as e:
-                replies.append(f"(generation failed: {e})")
+            except LLMError as e:  # an empty reply: the context is then empty and the prompt the raw task
+                self.failures.append(str(e))
+                replies.append("")
                 continue
             replies.append(completion.text.strip())
         return replies
@@ -146,10 +148,15 @@ class CETModel:
 
         if self._engine is None:
             gguf = model_path(self.info["base"], self.cfg.llm)
-            self._scratch = tempfile.TemporaryDirectory(prefix="cet-adapter-")
-            adapter = export_lora_gguf(self.model, gguf, Path(self._scratch.name) / "adapter.gguf")
-            self._engine = LlamaCppLLM(gguf, name="cet", n_threads=self.cfg.llm.n_threads, n_ctx=self.cfg.llm.n_ctx,
-                                       lora=[(adapter, 1.0)])
+            scratch = tempfile.TemporaryDirectory(prefix="cet-adapter-")
+            try:
+                adapter = export_lora_gguf(self.model, gguf, Path(scratch.name) / "adapter.gguf")
+                engine = LlamaCppLLM(gguf, name="cet", n_threads=self.cfg.llm.n_threads, n_ctx=self.cfg.llm.n_ctx,
+                                     lora=[(adapter, 1.0)])
+            except BaseException:
+                scratch.cleanup()
+                raise
+            self._engine, self._scratch = engine, scratch
         return self._engine
 
     def close_engine(self) -> None:
@@ -168,6 +175,7 @@ class CETModel:
         replies: list[str] = []
         tok = self.tokenizer
         tok.padding_side = "left"
+        tok.truncation_side = "left"  # an over-long prompt loses its beginning, never the assistant turn's start
         for start in range(0, len(conversations), batch_size):
             batch = conversations[start:start + batch_size]
             texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in batch]

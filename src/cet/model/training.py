@@ -64,6 +64,8 @@ def _sft_config(settings: TrainSettings, out: Path, seed: int, device: str, quie
         save_steps=settings.save_steps, save_total_limit=2, logging_steps=1, report_to="none", seed=seed,
         data_seed=seed, use_cpu=device == "cpu", bf16=False, fp16=False, dataloader_num_workers=0,
         disable_tqdm=quiet, packing=False, completion_only_loss=True, dataset_num_proc=None,
+        gradient_checkpointing=False,  # explicit: a 135M model on the CPU has the memory, and the plain-step
+        # baseline then measures the same computation
     )
 
 

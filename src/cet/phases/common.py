@@ -65,12 +65,44 @@ def sample_balanced(tasks: Sequence[CodingTask], n: int, rng: random.Random) -> 
     return picked
 
 
-def retrieve(retriever: Any, text: str, k: int) -> list[Hit]:
-    return retriever.search(text, k=k) if retriever is not None else []
+def task_slug(task_id: str) -> str:
+    """The exercise a task is (`exercism/run-length-encoding` → `run_length_encoding`), as documents name it."""
+    return task_id.split("/", 1)[-1].replace("-", "_").lower()
+
+
+def hit_slug(hit: Hit) -> str:
+    """The exercise a knowledge-base document belongs to (`exercism:python:bob#approaches:x` → `bob`)."""
+    return (hit.doc_id or hit.id).split("#", 1)[0].rsplit(":", 1)[-1].replace("-", "_").lower()
+
+
+def held_out_slugs(cfg: CetConfig) -> frozenset[str]:
+    """The exercises of every held-out task: their documents (statements, example solutions, tests, approaches,
+    mentoring notes) are kept out of retrieval everywhere, so no condition and no training example sees them."""
+    try:
+        return frozenset(task_slug(t.id) for t in load_tasks(cfg, EVAL_SPLITS))
+    except CetError:
+        return frozenset()
+
+
+def retrieve(retriever: Any, text: str, k: int, held_out: frozenset[str] = frozenset()) -> list[Hit]:
+    """The top-k chunks for `text`, leaving out the documents of held-out exercises."""
+    if retriever is None:
+        return []
+    hits = retriever.search(text, k=k * 4 if held_out else k)
+    return [h for h in hits if hit_slug(h) not in held_out][:k]
 
 
 def as_messages(conversation: Sequence[dict[str, str]]) -> list[Message]:
     return [Message(m["role"], m["content"]) for m in conversation]  # type: ignore[arg-type]
+
+
+@contextmanager
+def closing_engine(cet: Any) -> Iterator[Any]:
+    """The CET's llama.cpp engine (and its exported adapter) released however the block ends."""
+    try:
+        yield cet
+    finally:
+        cet.close_engine()
 
 
 @contextmanager

@@ -37,6 +37,8 @@ from cet.phases.common import (
     append_jsonl,
     as_messages,
     assert_trainable,
+    closing_engine,
+    held_out_slugs,
     load_tasks,
     read_jsonl,
     retrieve,
@@ -46,6 +48,8 @@ from cet.phases.common import (
 from cet.runs import RunDir
 
 CONVERSATIONS = "conversations.jsonl"
+ANSWER_TOKENS = 512  # an answer with code: solutions cut off at 256 tokens fail their tests for no other reason
+EASY = frozenset({"", "easy"})  # Phase 1 questions: the sets' easy problems (LeetCode Easy; Exercism has none)
 JURY_CHUNK_CHARS = 300  # what a judge sees of each chunk and of the question: local judges read ~100 tokens/s
 JURY_QUESTION_CHARS = 1000
 
@@ -57,6 +61,7 @@ class Phase1Options:
     synthetic_share: float = 0.25  # of each round's questions, written by the team's question writer
     start_from: str | None = None  # a CET checkpoint to continue from (default: the base with fresh adapters)
     judges: tuple[str, ...] | None = None  # the jury's model judges (default: llm.roles.judge); the sandbox sits too
+    easy_only: bool = True  # questions from the easy problems only: a 0.5B team solves few of the others
     sets: tuple[str, ...] = ("exercism", "leetcode")
 
 
@@ -71,7 +76,8 @@ class Question:
 
 def run_phase1(cfg: CetConfig, opts: Phase1Options, run: RunDir, retriever: Any,
                on_step: Callable[[str], None] = lambda _: None, quiet: bool = False) -> dict[str, Any]:
-    tasks = load_tasks(cfg, TRAIN_SPLITS, opts.sets)
+    tasks = [t for t in load_tasks(cfg, TRAIN_SPLITS, opts.sets)
+             if not opts.easy_only or (t.metadata.difficulty or "").lower() in EASY]
     assert_trainable(tasks)
     rng = random.Random(cfg.run.seed)
     plan = sample_balanced(tasks, opts.rounds * opts.questions, rng)
@@ -79,9 +85,10 @@ def run_phase1(cfg: CetConfig, opts: Phase1Options, run: RunDir, retriever: Any,
     skipped: list[str] = []
     done = {r["question_id"]: r for r in read_jsonl(conversations_path, skipped)}
     _rewrite(conversations_path, done.values())  # drop a line an interruption cut off
+    held_out = held_out_slugs(cfg)
     cet, first_round = _resume_model(cfg, opts, run)
     rounds: list[dict[str, Any]] = []
-    with Team(cfg) as team, sandbox_executor(cfg) as executor:
+    with Team(cfg) as team, sandbox_executor(cfg) as executor, closing_engine(cet):
         jury = Jury(team, judges=opts.judges, verifier=ExecutionVerifier(executor))
         for number in range(opts.rounds):
             batch = plan[number * opts.questions:(number + 1) * opts.questions]
@@ -90,9 +97,10 @@ def run_phase1(cfg: CetConfig, opts: Phase1Options, run: RunDir, retriever: Any,
             if number < first_round:
                 continue  # finished before an interruption: its checkpoint is already loaded
             on_step(f"phase 1 round {number + 1}/{opts.rounds}: questions")
-            questions = write_questions(team, batch, number, opts.synthetic_share, rng)
+            questions = write_questions(team, batch, number, opts.synthetic_share,
+                                        random.Random(f"{cfg.run.seed}:round:{number}"))
             pending = [q for q in questions if q.id not in done]
-            for record in converse(cet, team, jury, retriever, pending, cfg, on_step):
+            for record in converse(cet, team, jury, retriever, pending, cfg, on_step, held_out):
                 done[record["question_id"]] = record
                 append_jsonl(conversations_path, record)
             examples = training_examples(done.values())
@@ -138,19 +146,21 @@ def rewrite_prompt(task: CodingTask) -> list[dict[str, str]]:
 
 
 def converse(cet: CETModel, team: Team, jury: Jury, retriever: Any, questions: Sequence[Question],
-             cfg: CetConfig, on_step: Callable[[str], None]) -> list[dict[str, Any]]:
+             cfg: CetConfig, on_step: Callable[[str], None], held_out: frozenset[str] = frozenset()
+             ) -> list[dict[str, Any]]:
     """Both answers to each question, judged: one conversation record per question."""
     if not questions:
         return []
-    hits = [retrieve(retriever, q.text, cfg.cet.top_k) for q in questions]
+    hits = [retrieve(retriever, q.text, cfg.cet.top_k, held_out) for q in questions]
     prompts = [answer_messages(q.text, h) for q, h in zip(questions, hits, strict=True)]
     on_step(f"phase 1: the CET answers {len(questions)} questions")
     began = time.perf_counter()
-    cet_answers = cet.generate(prompts, cfg.cet.max_new_tokens, cfg.cet.max_input_tokens)
+    cet_answers = cet.generate(prompts, ANSWER_TOKENS, cfg.cet.max_input_tokens)
     cet_s = (time.perf_counter() - began) / len(questions)
     on_step(f"phase 1: the team answers {len(questions)} questions")
     began = time.perf_counter()
-    team_results = team.map("generator", [Request(as_messages(p)) for p in prompts])
+    params = team.params(max_tokens=ANSWER_TOKENS)
+    team_results = team.map("generator", [Request(as_messages(p), params) for p in prompts])
     team_s = (time.perf_counter() - began) / len(questions)
     records = []
     for i, question in enumerate(questions):
@@ -241,8 +251,10 @@ def _resume_model(cfg: CetConfig, opts: Phase1Options, run: RunDir) -> tuple[CET
 
 def _rewrite(path: Path, records: Any) -> None:
     if path.exists():
-        path.write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records),
-                        encoding="utf-8")
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records),
+                           encoding="utf-8")
+        partial.replace(path)
 
 
 def _count(values: Any) -> dict[str, int]:

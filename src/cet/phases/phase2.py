@@ -39,6 +39,7 @@ from cet.phases.common import (
     TRAIN_SPLITS,
     append_jsonl,
     assert_trainable,
+    held_out_slugs,
     load_tasks,
     read_jsonl,
     retrieve,
@@ -70,19 +71,23 @@ def run_phase2(cfg: CetConfig, opts: Phase2Options, run: RunDir, retriever: Any,
     pairs_path = run.path / PAIRS
     skipped: list[str] = []
     pairs = read_jsonl(pairs_path, skipped)  # a resumed run keeps the pairs it built (and their sandbox runs)
+    held_out = held_out_slugs(cfg)
     if not pairs:
         conversations = phase1_conversations(cfg, opts)
         solutions = verified_solutions(conversations, tasks)
         on_step(f"phase 2: requirement pairs from {opts.requirement_tasks} tasks")
         chosen = sample_balanced(list(tasks.values()), opts.requirement_tasks, rng)
-        pairs = requirement_pairs(chosen, retriever, cfg, opts.degraded_per_task, rng)
+        pairs = requirement_pairs(chosen, retriever, cfg, opts.degraded_per_task, rng, held_out)
         on_step(f"phase 2: partial-code pairs from {len(solutions)} verified solutions")
-        pairs += partial_pairs(solutions, retriever, cfg, opts.partial_per_solution, rng)
+        pairs += partial_pairs(solutions, retriever, cfg, opts.partial_per_solution, rng, held_out)
         on_step("phase 2: bug reports (mutants run in the sandbox)")
         with sandbox_executor(cfg) as executor:
-            pairs += bug_pairs(solutions, retriever, cfg, executor, opts.bugs_per_solution, rng)
+            pairs += bug_pairs(solutions, retriever, cfg, executor, opts.bugs_per_solution, rng, held_out)
+        partial = pairs_path.with_name(PAIRS + ".partial")  # all or nothing: a resumed run reuses complete files only
+        partial.unlink(missing_ok=True)
         for pair in pairs:
-            append_jsonl(pairs_path, pair)
+            append_jsonl(partial, pair)
+        partial.replace(pairs_path)
     examples = [sft_example(p["prompt"], p["target"]) for p in pairs]
     cet = start_model(cfg, opts)
     on_step(f"phase 2: training on {len(examples)} pairs")
@@ -134,14 +139,14 @@ def pair(kind: str, task: CodingTask, hits: Sequence[Any], target: Any, text: st
 
 
 def requirement_pairs(tasks: Sequence[CodingTask], retriever: Any, cfg: CetConfig, degraded: int,
-                      rng: random.Random) -> list[dict[str, Any]]:
+                      rng: random.Random, held_out: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     pairs = []
     for task in tasks:
-        hits = retrieve(retriever, task.statement, cfg.cet.top_k)
+        hits = retrieve(retriever, task.statement, cfg.cet.top_k, held_out)
         pairs.append(pair("requirement", task, hits, gold_context(task, hits), task.statement))
         for _ in range(degraded):
             text, kinds = degrade_randomly(task.statement, rng)
-            hits = retrieve(retriever, text, cfg.cet.top_k)
+            hits = retrieve(retriever, text, cfg.cet.top_k, held_out)
             noise = [s for s in CHATTER if s in text]
             pairs.append(pair("degraded", task, hits, gold_context(task, hits), text, degradations=kinds,
                               noise=noise))
@@ -149,12 +154,12 @@ def requirement_pairs(tasks: Sequence[CodingTask], retriever: Any, cfg: CetConfi
 
 
 def partial_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: CetConfig, per_solution: int,
-                  rng: random.Random) -> list[dict[str, Any]]:
+                  rng: random.Random, held_out: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     pairs = []
     for task, code in solutions:
         variants = partial_variants(code, rng, task.entry_point.split(".")[0] if task.entry_point else None)
         for partial in rng.sample(variants, min(per_solution, len(variants))):
-            hits = retrieve(retriever, f"{task.statement}\n{partial.code}", cfg.cet.top_k)
+            hits = retrieve(retriever, f"{task.statement}\n{partial.code}", cfg.cet.top_k, held_out)
             target = completion_context(task, partial.code, partial.removed, hits)
             pairs.append(pair("partial", task, hits, target, task.statement, code=partial.code,
                               partial_kind=partial.kind))
@@ -162,7 +167,7 @@ def partial_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, c
 
 
 def bug_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: CetConfig, executor: Executor,
-              per_solution: int, rng: random.Random) -> list[dict[str, Any]]:
+              per_solution: int, rng: random.Random, held_out: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Mutants of verified solutions that fail their tests: the failing run is the bug report."""
     pairs = []
     for task, code in solutions:
@@ -175,7 +180,7 @@ def bug_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: 
                 continue  # an equivalent mutant: no bug to report
             report = failure_report(result)
             text = f"The tests of this code fail. {task.statement}"
-            hits = retrieve(retriever, f"{report}\n{mutant.code}", cfg.cet.top_k)
+            hits = retrieve(retriever, f"{report}\n{mutant.code}", cfg.cet.top_k, held_out)
             target = debugging_context(task, mutant.code, report, mutant.line, mutant.description, hits)
             pairs.append(pair("bug", task, hits, target, text, code=mutant.code, error=report,
                               operator=mutant.operator, exit_reason=result.exit_reason))
@@ -207,7 +212,10 @@ def trainer_vs_plain(cet: CETModel, examples: Sequence[dict[str, Any]], cfg: Cet
 
 
 def start_model(cfg: CetConfig, opts: Phase2Options) -> CETModel:
-    start = opts.start_from or Path(cfg.cet.checkpoints_dir) / "phase1"
-    if (Path(start) / MANIFEST).is_file():
+    """The CET to train: `--from` (which must be a checkpoint), else the Phase 1 CET, else the base."""
+    if opts.start_from:
+        return CETModel.load(opts.start_from, cfg, trainable=True)
+    start = Path(cfg.cet.checkpoints_dir) / "phase1"
+    if (start / MANIFEST).is_file():
         return CETModel.load(start, cfg, trainable=True)
     return CETModel.from_base(cfg)
