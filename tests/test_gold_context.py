@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from cet.data.gold_context import (
+    MAX_CONSTRAINTS,
+    MAX_EXAMPLES,
     completion_context,
     debugging_context,
     describe_removed,
@@ -114,8 +116,8 @@ def test_gold_context_uses_given_facts_and_limits() -> None:
                                                                                                    "kb:weather#0"])
     context = gold_context(make_task(), HITS, facts)
     assert context.interface[0] == "def find(a, v)"
-    assert len(context.examples) == 5 and context.examples[-2:] == facts.errors[:2]
-    assert len(context.constraints) == 4
+    assert len(context.examples) == MAX_EXAMPLES and context.examples[-2:] == facts.errors[:2]
+    assert len(context.constraints) == MAX_CONSTRAINTS
     assert [k.chunk_id for k in context.knowledge] == ["kb:bisect#1", "kb:weather#0"]
     assert context.pitfalls[0] == "raise ValueError for invalid input"
     roundtrip(context)

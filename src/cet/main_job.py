@@ -53,8 +53,8 @@ BUDGETS = {
                     phase2_tasks=3, eval_tasks=3, judges=("smollm2-135m-instruct",)),
     # one small judge: the sandbox decides every Phase 1 question (they all have tests), and Qwen as a judge costs
     # ~40 s a verdict on 2 cores (measured) while voting "pass" on everything (bench/jury_quality.py)
-    "default": Budget(documents=250, reference_runs=None, phase1_rounds=2, phase1_questions=4, phase2_tasks=10,
-                      eval_tasks=10, judges=("smollm2-135m-instruct",)),
+    "default": Budget(documents=250, reference_runs=None, phase1_rounds=2, phase1_questions=3, phase2_tasks=8,
+                      eval_tasks=8, judges=("smollm2-135m-instruct",)),
     "large": Budget(documents=None, reference_runs=None, phase1_rounds=3, phase1_questions=16, phase2_tasks=60,
                     eval_tasks=60),
 }

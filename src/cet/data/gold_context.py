@@ -27,8 +27,8 @@ from cet.execution.tasks import CodingTask
 from cet.knowledge.records import Hit
 from cet.model.context import EngineeredContext, KnowledgeRef
 
-MAX_EXAMPLES = 5
-MAX_CONSTRAINTS = 4
+MAX_EXAMPLES = 4
+MAX_CONSTRAINTS = 3
 MAX_KNOWLEDGE = 2
 MAX_PITFALLS = 3
 QUOTE_CHARS = 160

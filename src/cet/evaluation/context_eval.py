@@ -95,7 +95,8 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
 def engineered_contexts(cfg: CetConfig, opts: ContextEvalOptions, tasks: Sequence[CodingTask],
                         hits: Sequence[Sequence[Any]], noisy: Sequence[str]
                         ) -> tuple[dict[str, list[ParsedContext]], dict[str, str]]:
-    """Per engineered condition, the parsed context of each task (index len(tasks)+i: of its noisy copy)."""
+    """Per engineered condition, the parsed context of each task; for the template and cet_phase2, index
+    len(tasks)+i holds the context of task i's noisy copy."""
     contexts: dict[str, list[ParsedContext]] = {}
     skipped: dict[str, str] = {}
     statements = [t.statement for t in tasks] + (list(noisy) if opts.noise else [])
@@ -109,8 +110,10 @@ def engineered_contexts(cfg: CetConfig, opts: ContextEvalOptions, tasks: Sequenc
             skipped[condition] = f"no checkpoint at {path}"
             continue
         cet = CETModel.load(path, cfg)
+        # the noisy copies only for the CET under test (each CET context costs a generation)
+        count = len(statements) if condition == TARGET else len(tasks)
         try:
-            items = [{"task": s, "hits": h} for s, h in zip(statements, all_hits, strict=True)]
+            items = [{"task": s, "hits": h} for s, h in zip(statements[:count], all_hits[:count], strict=True)]
             contexts[condition] = [parsed for parsed, _ in cet.engineer(items)]
         finally:
             cet.close_engine()

@@ -13,11 +13,16 @@ SYSTEM = (
 )
 ANSWER_SYSTEM = (
     "You are a careful programming expert. Answer the question using the retrieved knowledge where it helps; "
-    "give code in one ```python block."
+    "give code in one ```python block, defining exactly the functions (names and parameters) the question asks "
+    "for, without example usage."
 )
+# What the CET reads is bounded in characters: training cost grows with every token (a step of 4 x 800 tokens
+# takes ~30 s on 2 cores), and the chunks are pointers with a taste of their text, cited by id
+TASK_CHARS = 1000
+CHUNK_CHARS = 160
 
 
-def chunk_lines(hits: Sequence[Any], chunk_chars: int = 240) -> str:
+def chunk_lines(hits: Sequence[Any], chunk_chars: int = CHUNK_CHARS) -> str:
     """Retrieved chunks as `[chunk-id] title: text` lines (text cut), the ids the CET may cite."""
     lines = []
     for hit in hits:
@@ -30,7 +35,7 @@ def chunk_lines(hits: Sequence[Any], chunk_chars: int = 240) -> str:
 
 
 def context_messages(task: str, hits: Sequence[Any] = (), code: str | None = None, error: str | None = None,
-                     chunk_chars: int = 240, task_chars: int = 1500) -> list[dict[str, str]]:
+                     chunk_chars: int = CHUNK_CHARS, task_chars: int = TASK_CHARS) -> list[dict[str, str]]:
     """The CET's input for engineering a context (chat format, as TRL and the tokenizer's template take it)."""
     parts = [f"Task:\n{_cut(task.strip(), task_chars)}"]
     if code:
@@ -41,8 +46,8 @@ def context_messages(task: str, hits: Sequence[Any] = (), code: str | None = Non
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
-def answer_messages(question: str, hits: Sequence[Any] = (), chunk_chars: int = 240,
-                    question_chars: int = 1500) -> list[dict[str, str]]:
+def answer_messages(question: str, hits: Sequence[Any] = (), chunk_chars: int = CHUNK_CHARS,
+                    question_chars: int = TASK_CHARS) -> list[dict[str, str]]:
     """Phase 1: the CET (or a team model) answers a coding question grounded in the retrieved chunks."""
     question = _cut(question.strip(), question_chars)
     user = f"Question:\n{question}\n\nRetrieved knowledge:\n{chunk_lines(hits, chunk_chars)}"

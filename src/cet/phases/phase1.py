@@ -49,6 +49,7 @@ from cet.runs import RunDir
 
 CONVERSATIONS = "conversations.jsonl"
 ANSWER_TOKENS = 512  # an answer with code: solutions cut off at 256 tokens fail their tests for no other reason
+CET_ANSWER_TOKENS = 384  # the small CET rambles to its limit
 EASY = frozenset({"", "easy"})  # Phase 1 questions: the sets' easy problems (LeetCode Easy; Exercism has none)
 JURY_CHUNK_CHARS = 300  # what a judge sees of each chunk and of the question: local judges read ~100 tokens/s
 JURY_QUESTION_CHARS = 1000
@@ -155,7 +156,7 @@ def converse(cet: CETModel, team: Team, jury: Jury, retriever: Any, questions: S
     prompts = [answer_messages(q.text, h) for q, h in zip(questions, hits, strict=True)]
     on_step(f"phase 1: the CET answers {len(questions)} questions")
     began = time.perf_counter()
-    cet_answers = cet.generate(prompts, ANSWER_TOKENS, cfg.cet.max_input_tokens)
+    cet_answers = cet.generate(prompts, CET_ANSWER_TOKENS, cfg.cet.max_input_tokens)
     cet_s = (time.perf_counter() - began) / len(questions)
     on_step(f"phase 1: the team answers {len(questions)} questions")
     began = time.perf_counter()
