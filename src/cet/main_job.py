@@ -46,17 +46,21 @@ class Budget:
     phase2_tasks: int
     eval_tasks: int
     judges: tuple[str, ...] | None = None  # Phase 1's model judges (None: llm.roles.judge)
+    phase2_epochs: float | None = None  # None: cet.train.epochs
 
 
 BUDGETS = {
     "quick": Budget(documents=150, reference_runs=QUICK_REFERENCE_RUNS, phase1_rounds=1, phase1_questions=2,
-                    phase2_tasks=3, eval_tasks=3, judges=("smollm2-135m-instruct",)),
+                    phase2_tasks=2, eval_tasks=3, judges=("smollm2-135m-instruct",), phase2_epochs=1.0),
     # one small judge: the sandbox decides every Phase 1 question (they all have tests), and Qwen as a judge costs
     # ~40 s a verdict on 2 cores (measured) while voting "pass" on everything (bench/jury_quality.py)
-    "default": Budget(documents=250, reference_runs=None, phase1_rounds=2, phase1_questions=3, phase2_tasks=8,
-                      eval_tasks=8, judges=("smollm2-135m-instruct",)),
+    # measured on 2 cores: a Phase 1 question ~66 s (two answers and the jury), training ~40 tokens/s (8 steps of
+    # 4 x ~1,000 tokens took 13 minutes), an evaluated task ~3.5 minutes (three CET contexts at ~14 s, five
+    # generator solutions at ~35 s); so the default is a small demonstration and --budget large the real thing
+    "default": Budget(documents=250, reference_runs=None, phase1_rounds=2, phase1_questions=2, phase2_tasks=6,
+                      eval_tasks=4, judges=("smollm2-135m-instruct",), phase2_epochs=1.0),
     "large": Budget(documents=None, reference_runs=None, phase1_rounds=3, phase1_questions=16, phase2_tasks=60,
-                    eval_tasks=60),
+                    eval_tasks=60),  # several hours on 2 cores; minutes on a GPU machine
 }
 
 
@@ -235,7 +239,7 @@ def run_cet_pipeline(cfg: CetConfig, plan: Budget, run: RunDir, show_progress: b
                                           judges=plan.judges),
                             RunDir(cfg, "phase1", root=run.path), retriever, step, quiet=True)
         phase2 = run_phase2(cfg, Phase2Options(conversations=phase1["conversations"],
-                                               requirement_tasks=plan.phase2_tasks),
+                                               requirement_tasks=plan.phase2_tasks, epochs=plan.phase2_epochs),
                             RunDir(cfg, "phase2", root=run.path), retriever, step, quiet=True)
         evaluation = run_context_eval(cfg, ContextEvalOptions(tasks=plan.eval_tasks),
                                       RunDir(cfg, "eval-context", root=run.path), retriever, step)

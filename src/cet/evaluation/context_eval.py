@@ -57,7 +57,7 @@ class ContextEvalOptions:
     phase1: str | None = None  # checkpoints (default: data/cet/phase1, data/cet/phase2)
     phase2: str | None = None
     noise: bool = True  # also engineer a noisy copy of each statement (noise reduction)
-    max_tokens: int = 384  # the generator's
+    max_tokens: int = 320  # the generator's (solutions to these tasks fit; a cut-off block is still extracted)
 
 
 def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retriever: Any,

@@ -60,6 +60,7 @@ class Phase2Options:
     partial_per_solution: int = 2
     bugs_per_solution: int = 2
     start_from: str | None = None  # default: the Phase 1 checkpoint (the base when there is none)
+    epochs: float | None = None  # default: cet.train.epochs
     sets: tuple[str, ...] = ("exercism", "leetcode")
 
 
@@ -91,7 +92,8 @@ def run_phase2(cfg: CetConfig, opts: Phase2Options, run: RunDir, retriever: Any,
     examples = [sft_example(p["prompt"], p["target"]) for p in pairs]
     cet = start_model(cfg, opts)
     on_step(f"phase 2: training on {len(examples)} pairs")
-    report = train_sft(cet, examples, cfg.cet.train, run.path, cfg.run.seed, quiet)
+    settings = cfg.cet.train.model_copy(update={"epochs": opts.epochs}) if opts.epochs else cfg.cet.train
+    report = train_sft(cet, examples, settings, run.path, cfg.run.seed, quiet)
     throughput = trainer_vs_plain(cet, examples, cfg, report.tokens_per_s) if report.steps else None
     version = data_version(examples)
     final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase2", "phase2", version, run_dir=str(run.path))
@@ -205,7 +207,7 @@ def failure_report(result: ExecutionResult, max_cases: int = 2) -> str:
 def trainer_vs_plain(cet: CETModel, examples: Sequence[dict[str, Any]], cfg: CetConfig,
                      trainer_tokens_per_s: float) -> dict[str, Any]:
     """The trainer's tokens/s against a plain transformers step on the same batches, measured now."""
-    plain = plain_step_throughput(cet, examples, cfg.cet.train, steps=2, seed=cfg.run.seed)
+    plain = plain_step_throughput(cet, examples, cfg.cet.train, steps=1, seed=cfg.run.seed)
     ratio = round(trainer_tokens_per_s / plain["tokens_per_s"], 3) if plain["tokens_per_s"] else None
     return {"trainer_tokens_per_s": trainer_tokens_per_s, "plain_tokens_per_s": plain["tokens_per_s"],
             "plain_steps": plain["steps"], "ratio": ratio}
