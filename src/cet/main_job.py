@@ -257,7 +257,7 @@ def render_training(summary: dict[str, Any]) -> list[str]:
              f"{p1['questions']} questions from the training tasks (answers judged by the jury with the sandbox as "
              f"the ground-truth juror); trained on: {p1['trained_on']} (cet = its own answer, team = the "
              "team's answer distilled, None = nothing passed).", "",
-             "| round | questions | CET pass rate | team pass rate | trained on | examples | loss first → last | "
+             "| round | questions | CET accepted | team accepted | trained on | examples | loss first → last | "
              "tokens/s |", "|---|---|---|---|---|---|---|---|"]
     for r in p1["rounds"]:
         t = r["training"] or {}

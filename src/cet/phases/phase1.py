@@ -231,8 +231,9 @@ def training_examples(records: Any) -> list[dict[str, Any]]:
 
 def round_summary(number: int, records: Sequence[dict[str, Any]], report: Any) -> dict[str, Any]:
     def rate(who: str) -> float | None:
-        judged = [r["answers"][who] for r in records if r["answers"][who].get("verdict") is not None]
-        return round(sum(a["verdict"] == "pass" for a in judged) / len(judged), 3) if judged else None
+        """Accepted answers (the sandbox passed them) per question: a panel's "pass" on code-less prose is not one."""
+        return round(sum(bool(r["answers"][who].get("accepted")) for r in records) / len(records), 3) \
+            if records else None
 
     return {"round": number, "questions": len(records), "cet_pass_rate": rate("cet"), "team_pass_rate": rate("team"),
             "trained_on": _count(r["trained_on"] for r in records),
