@@ -49,6 +49,17 @@ def one_line(error: BaseException, *secrets: str | None, limit: int = 240) -> st
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def status_detail(error: Any) -> str:
+    """The message of an SDK's HTTP status error: the `error.message` of its JSON body when there is one (the
+    OpenAI and Anthropic SDKs both carry it there), else the error's own message."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return str(getattr(error, "message", "") or error)
+
+
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Seconds to wait from `retry-after-ms` / `retry-after` (seconds or an HTTP date); None when absent."""
     if not headers:

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from cet.llm.base import Completion, EndpointUnreachable, GenerationParams, LLMError, LLMTimeout, Message
-from cet.llm.providers import Prices, as_prices, header_dict, one_line, require_key, status_error
+from cet.llm.providers import Prices, as_prices, header_dict, one_line, require_key, status_detail, status_error
 from cet.llm.structured import NativeSchemaFallback, parse_reply
 
 ANTHROPIC_URL = "https://api.anthropic.com"
@@ -96,20 +96,11 @@ class AnthropicLLM:
             raise EndpointUnreachable(f"cannot reach {self.base_url} for model {self.model!r}: {cause}") from None
         except anthropic.APIStatusError as e:
             status = 429 if isinstance(e, anthropic.RateLimitError) else e.status_code
-            detail = one_line(_detail(e), self._key)
+            detail = one_line(status_detail(e), self._key)
             raise status_error(self.provider, self.model, status, detail,
                                header_dict(getattr(e.response, "headers", None))) from None
         except anthropic.AnthropicError as e:
             raise LLMError(f"{self.name}: {type(e).__name__}: {one_line(e, self._key)}") from None
-
-
-def _detail(error: Any) -> str:
-    body = getattr(error, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return str(getattr(error, "message", "") or error)
 
 
 def _refused_output_config(error: LLMError) -> bool:

@@ -25,7 +25,7 @@ from cet.llm.base import (
     Message,
     api_key,
 )
-from cet.llm.providers import Prices, as_prices, header_dict, one_line, status_error
+from cet.llm.providers import Prices, as_prices, header_dict, one_line, status_detail, status_error
 from cet.llm.providers import require_key as key_from_env
 from cet.llm.structured import (
     NativeSchemaFallback,
@@ -139,20 +139,11 @@ class OpenAICompatibleLLM:
             cause = one_line(e.__cause__ or e, self._key)
             raise EndpointUnreachable(f"cannot reach {self.base_url} for model {self.model!r}: {cause}") from None
         except openai.APIStatusError as e:
-            detail = one_line(_status_detail(e), self._key)
+            detail = one_line(status_detail(e), self._key)
             raise status_error(self.provider, self.model, e.status_code, detail,
                                header_dict(getattr(e.response, "headers", None))) from None
         except openai.OpenAIError as e:
             raise LLMError(f"{self.name}: {type(e).__name__}: {one_line(e, self._key)}") from None
-
-
-def _status_detail(error: Any) -> str:
-    body = getattr(error, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return str(getattr(error, "message", "") or error)
 
 
 def _refused_response_format(error: LLMError) -> bool:
