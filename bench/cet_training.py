@@ -2,7 +2,9 @@
 with the exported LoRA adapter against transformers generation, on the real SmolLM2-135M base, in one run.
 
   training   the same examples (Phase 2 style prompts and contexts): TRL SFTTrainer tokens/s over --steps
-             optimizer steps against a plain forward/backward/AdamW loop on a copy of the model, same batches
+             optimizer steps (4 sequences each, one per forward pass, activation checkpointing: cet.train's
+             defaults) against a plain forward/backward/AdamW loop with the same loss on the same micro-batches,
+             measured after it (both warm); and the process's peak resident memory after each part
   generation the same prompts, greedy, --max-tokens each: transformers `generate` (batch 1 and batch 4) against
              llama.cpp (the 4-bit GGUF base + the adapter exported as a GGUF LoRA)
 
@@ -14,6 +16,7 @@ Always writes bench/results/cet_training.json; ``--json`` also prints it instead
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -23,9 +26,10 @@ import torch
 
 from cet.config import load_config
 from cet.data.gold_context import gold_context
+from cet.data.task_input import cet_input, hidden_strings, task_view
 from cet.execution.tasks import iter_tasks
 from cet.model.cet import CETModel
-from cet.model.prompts import context_messages
+from cet.model.prompts import input_messages
 from cet.model.training import plain_step_throughput, sft_example, train_sft
 from common import log, ratio, run_and_report
 
@@ -34,17 +38,38 @@ def training_tasks(n: int) -> list[Any]:
     return [t for t in iter_tasks("data/tasks/exercism.jsonl") if t.metadata.split == "train"][:n]
 
 
+def training_pairs(tasks: list[Any], cfg: Any) -> list[tuple[list[dict[str, str]], str]]:
+    """(prompt, target) as Phase 2 builds its requirement pairs, without retrieval."""
+    pairs = []
+    for task in tasks:
+        view = task_view(task, cfg.exec.visible_tests)
+        inp = cet_input(view, budget=cfg.cet.input_tokens)
+        pairs.append((input_messages(inp), gold_context(inp, hidden_strings(view)).to_text()))
+    return pairs
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_config(cet={"train": {"batch_size": 4, "epochs": 1.0, "save_steps": 1000}})
     tasks = training_tasks(min(args.examples, args.steps * 4))
-    data = [sft_example(context_messages(t.statement), gold_context(t).to_text()) for t in tasks]
+    pairs = training_pairs(tasks, cfg)
+    data = [sft_example(prompt, target) for prompt, target in pairs]
     cet = CETModel.from_base(cfg)
-    log("plain transformers steps ...")
-    plain = plain_step_throughput(cet, data, cfg.cet.train, steps=args.steps)
-    log(f"plain {plain['tokens_per_s']} tokens/s; TRL SFTTrainer ...")
+    memory = {"loaded": peak_rss_mb()}
+    log("warm-up: one plain micro-step (not counted) ...")
+    plain_step_throughput(cet, data, cfg.cet.train.model_copy(update={"batch_size": 1}), steps=1)
+    log("TRL SFTTrainer ...")
     with tempfile.TemporaryDirectory() as out:
         trained = train_sft(cet, data, cfg.cet.train, out, quiet=True)
-    prompts = [context_messages(t.statement) for t in tasks[: args.prompts]]
+    memory["trained"] = peak_rss_mb()
+    log(f"trainer {trained.tokens_per_s} tokens/s; plain transformers steps ...")
+    plain = plain_step_throughput(cet, data, cfg.cet.train, steps=args.steps)
+    memory["plain"] = peak_rss_mb()
+    log(f"plain {plain['tokens_per_s']} tokens/s")
+    prompts = [prompt for prompt, _ in pairs[: args.prompts]]
     gen: dict[str, Any] = {}
     cet.cfg = load_config(cet={"inference": "transformers"})
     for batch in (1, 4):
@@ -64,10 +89,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     gen["llamacpp_adapter"] = {"tokens": tokens, "seconds": round(seconds, 2),
                                "tokens_per_s": round(tokens / seconds, 2)}
     cet.close_engine()
+    memory["generated"] = peak_rss_mb()
     best_hf = max(gen["transformers_batch1"]["tokens_per_s"], gen["transformers_batch4"]["tokens_per_s"])
     return {"examples": len(data), "threads": torch.get_num_threads(),
             "training": {"trainer": trained.to_dict(), "plain": plain,
-                         "ratio_trainer_vs_plain": round(ratio(trained.tokens_per_s, plain["tokens_per_s"]), 3)},
+                         "ratio_trainer_vs_plain": round(ratio(trained.tokens_per_s, plain["tokens_per_s"]), 3),
+                         "settings": cfg.cet.train.model_dump()},
+            "peak_rss_mb_after": memory,
             "generation": gen,
             "ratio_llamacpp_vs_best_transformers": round(ratio(gen["llamacpp_adapter"]["tokens_per_s"], best_hf), 2)}
 
@@ -77,7 +105,9 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"CET training on {result['examples']} examples, {result['threads']} threads\n")
     print(f"TRL SFTTrainer         {t['trainer']['tokens_per_s']:8.1f} tokens/s ({t['trainer']['steps']} steps)")
     print(f"plain transformers     {t['plain']['tokens_per_s']:8.1f} tokens/s ({t['plain']['steps']} steps)")
-    print(f"ratio                  {t['ratio_trainer_vs_plain']:8.3f}\n")
+    print(f"ratio                  {t['ratio_trainer_vs_plain']:8.3f}")
+    print("peak RSS (MB) after     " + ", ".join(f"{k} {v:.0f}" for k, v in result["peak_rss_mb_after"].items())
+          + "\n")
     for name, g in result["generation"].items():
         print(f"{name:22s} {g['tokens_per_s']:8.1f} tokens/s")
     print(f"ratio llama.cpp / best transformers {result['ratio_llamacpp_vs_best_transformers']:.2f}")

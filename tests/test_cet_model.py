@@ -78,6 +78,19 @@ def test_checkpoint_reloads_exactly(tiny_base: Path, tmp_path: Path):
         cet.generate([[{"role": "user", "content": "hi"}]], max_new_tokens=5)
 
 
+def test_open_needs_a_trained_checkpoint_or_asks_for_the_base(tiny_base: Path, tmp_path: Path):
+    cfg = tiny_cfg(tiny_base, tmp_path)
+    with pytest.raises(CetError, match="no trained CET checkpoint.*--base"):
+        CETModel.open(cfg)  # never a silent fall back to the untrained base
+    base = CETModel.open(cfg, base=True)
+    assert base.info["phase"] == "base" and base.checkpoint is None
+    saved = base.save(Path(cfg.cet.checkpoints_dir) / "phase1", "phase1", "v-1")
+    opened = CETModel.open(cfg)
+    assert opened.checkpoint == saved and opened.info["phase"] == "phase1"
+    with pytest.raises(CetError, match="not both"):
+        CETModel.open(cfg, saved, base=True)
+
+
 def test_not_a_checkpoint_is_a_clear_error(tmp_path: Path):
     with pytest.raises(CetError, match="not a CET checkpoint"):
         CETModel.load(tmp_path, load_config())

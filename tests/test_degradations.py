@@ -7,7 +7,18 @@ import re
 
 import pytest
 
-from cet.data.degradations import CHATTER, DEGRADATIONS, add_typos, degrade, degrade_randomly, split_units
+from cet.data.degradations import (
+    CHATTER,
+    DEGRADATIONS,
+    EVAL_CHATTER,
+    TRAIN_CHATTER,
+    add_noise,
+    add_typos,
+    degrade,
+    degrade_randomly,
+    is_code_line,
+    split_units,
+)
 
 EXERCISM = """# Lantern Relay
 
@@ -93,6 +104,68 @@ def test_noise_adds_one_to_three_chatter_sentences_outside_code() -> None:
         added = sum(noisy.count(sentence) for sentence in CHATTER)
         assert 1 <= added <= 3
         assert "```python\n>>> relay([1, 0, 1], 2)\n2\n```" in noisy  # never inside the code block
+
+
+STOPWORDS = frozenset(
+    "a an the i i'm im it its it's this that these those is are was were be been am to of in on at for from by with "
+    "and or but so if as about there there's here my our we me us you your someone somewhere some any all "
+    "has have had not no yet still just kind let know like up off until since".split()
+)
+
+
+def content_words(sentence: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z][a-z'-]*", sentence.lower()) if w not in STOPWORDS}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def test_chatter_alias_is_the_training_set() -> None:
+    assert CHATTER is TRAIN_CHATTER
+
+
+def test_eval_chatter_is_disjoint_from_training_chatter() -> None:
+    assert len(EVAL_CHATTER) >= len(TRAIN_CHATTER)
+    assert len(set(EVAL_CHATTER)) == len(EVAL_CHATTER) and len(set(TRAIN_CHATTER)) == len(TRAIN_CHATTER)
+    assert not set(EVAL_CHATTER) & set(TRAIN_CHATTER)
+    for ours in EVAL_CHATTER:
+        for theirs in TRAIN_CHATTER:
+            assert jaccard(content_words(ours), content_words(theirs)) < 0.5, (ours, theirs)
+    everything = TRAIN_CHATTER + EVAL_CHATTER
+    for a in everything:  # counting a sentence in a text must not also count another that contains it
+        assert not any(a != b and a.lower() in b.lower() for b in everything)
+
+
+def test_eval_chatter_is_plain_prose_the_other_degradations_leave_alone() -> None:
+    for sentence in EVAL_CHATTER:
+        assert [unit.text for unit in split_units(sentence)] == [sentence]  # one prose sentence
+        assert not is_code_line(sentence)
+        assert sentence[0].isupper() and sentence[-1] in ".?!"
+        assert degrade(sentence, "ambiguous", random.Random(0)) == "Something like this: " + sentence  # nothing vague
+
+
+def test_noise_inserts_what_it_is_given_and_trains_on_the_training_set_by_default() -> None:
+    for seed in range(30):
+        default = degrade(EXERCISM, "noise", random.Random(seed))
+        assert default == degrade(EXERCISM, "noise", random.Random(seed), chatter=TRAIN_CHATTER)
+        assert default == add_noise(EXERCISM, random.Random(seed))
+        noisy = degrade(EXERCISM, "noise", random.Random(seed), chatter=EVAL_CHATTER)
+        added = [sentence for sentence in EVAL_CHATTER if sentence in noisy]
+        assert 1 <= len(added) <= 3 and sum(noisy.count(sentence) for sentence in added) == len(added)
+        assert not any(sentence in noisy for sentence in TRAIN_CHATTER)
+        assert "```python\n>>> relay([1, 0, 1], 2)\n2\n```" in noisy
+    inserted = {s for seed in range(200) for s in EVAL_CHATTER if s in degrade(HUMANEVAL, "noise", random.Random(seed),
+                                                                                chatter=EVAL_CHATTER)}
+    assert inserted == set(EVAL_CHATTER)  # every evaluation sentence is used
+
+
+def test_noise_with_a_custom_or_empty_chatter_set() -> None:
+    assert "Only this." in degrade("Do the thing.", "noise", random.Random(0), chatter=["Only this."])
+    with pytest.raises(ValueError, match="chatter"):
+        degrade("Do the thing.", "noise", random.Random(0), chatter=())
+    text, kinds = degrade_randomly(EXERCISM, random.Random(3), n_kinds=5, chatter=EVAL_CHATTER)
+    assert "noise" in kinds and not any(sentence in text for sentence in TRAIN_CHATTER)
 
 
 def test_typos_swap_letters_but_spare_identifiers() -> None:

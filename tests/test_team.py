@@ -1,4 +1,5 @@
-"""The team: rotation, loading once, retries, the cache, bounded concurrency, usage, the budget, interrupts.
+"""The team: rotation, loading once, retries, the cache, bounded concurrency, the local gate (batches on one
+llama.cpp model, one local model at a time), usage, the budget, interrupts.
 
 The failure paths (rate limits, timeouts, unreachable endpoints, calls that take a while) are ones no local
 model produces on demand, so they are scripted with small LLM-protocol implementations below; the real
@@ -27,7 +28,7 @@ from cet.llm.base import (
     ModelUnavailable,
     RateLimited,
 )
-from cet.llm.team import BudgetExceeded, Request, Team
+from cet.llm.team import BudgetExceeded, LocalGate, Request, Team
 
 # ------------------------------------------------------------------------------------------------ test doubles
 
@@ -318,6 +319,126 @@ def test_a_model_not_marked_thread_safe_is_called_one_at_a_time() -> None:
     assert safe.max_active > 1
 
 
+class ModelTracker:
+    """Calls in flight per model, across models: the most of each model at once, the most models at once, and
+    the order calls started in."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, int] = {}
+        self.max_active: dict[str, int] = {}
+        self.max_models = 0
+        self.starts: list[str] = []
+        self._lock = threading.Lock()
+
+    def start(self, name: str) -> None:
+        with self._lock:
+            self.active[name] = self.active.get(name, 0) + 1
+            self.max_active[name] = max(self.max_active.get(name, 0), self.active[name])
+            self.max_models = max(self.max_models, sum(1 for n in self.active.values() if n))
+            self.starts.append(name)
+
+    def end(self, name: str) -> None:
+        with self._lock:
+            self.active[name] -= 1
+
+
+class TrackedLLM(ScriptedLLM):
+    def __init__(self, name: str, tracker: ModelTracker, **kwargs: object) -> None:
+        super().__init__(name, **kwargs)  # type: ignore[arg-type]
+        self.tracker = tracker
+
+    def _answer(self, request: list[Message] | str, params: GenerationParams, text: str) -> Completion:
+        self.tracker.start(self.name)
+        try:
+            return super()._answer(request, params, text)
+        finally:
+            self.tracker.end(self.name)
+
+
+def test_a_llamacpp_model_takes_its_slots_at_once_whatever_the_remote_bound() -> None:
+    # the barrier lets a call through only when four are in flight together: the map finishes only if the team
+    # sends four at once, although llm.concurrency (the bound of remote calls) is 1
+    model = ScriptedLLM("a", provider="llamacpp", gate=threading.Barrier(4))
+    cfg = make_cfg(concurrency=1, n_parallel=4, roles={"generator": ["a"], "judge": ["a"], "question_writer": ["a"]})
+    team = make_team(cfg, {"a": model})
+    results = team.map("judge", [user(f"q {i}") for i in range(8)])
+    assert [r.status for r in results] == ["ok"] * 8
+    assert [r.text for r in results] == [f"a: q {i}" for i in range(8)]  # in request order
+    assert model.max_active == 4  # never more than its slots
+    assert team.usage()["local"]["max_in_flight"] == {"a": 4}
+
+
+def test_two_local_models_never_run_at_once_and_take_turns_in_batches() -> None:
+    tracker = ModelTracker()
+    models = {n: TrackedLLM(n, tracker, provider="llamacpp", delay_s=0.05) for n in ("a", "b")}
+    cfg = make_cfg(concurrency=1, n_parallel=4, roles={"generator": ["a"], "judge": ["a", "b"],
+                                                       "question_writer": ["a"]})
+    team = make_team(cfg, models)
+    results = team.map("judge", [user(f"q {i}") for i in range(16)])  # a, b, a, b, ...
+    assert [r.model for r in results] == ["a", "b"] * 8
+    assert [r.text for r in results] == [f"{'ab'[i % 2]}: q {i}" for i in range(16)]
+    assert tracker.max_models == 1  # never both at once ...
+    assert tracker.max_active["a"] >= 2 and tracker.max_active["b"] >= 2  # ... but each batches in its turn
+    switches = sum(1 for x, y in zip(tracker.starts, tracker.starts[1:], strict=False) if x != y)
+    assert switches < 15  # turns of several calls, not one call each
+    local = team.usage()["local"]
+    assert local["max_models_at_once"] == 1 and local["in_flight"] == {} and local["waiting"] == {}
+
+
+def test_a_transformers_model_runs_local_concurrency_calls_at_once() -> None:
+    model = ScriptedLLM("t", provider="transformers", delay_s=0.02)  # (marked thread-safe, to test the gate alone)
+    cfg = make_cfg(concurrency=4, n_parallel=4, roles={"generator": ["t"], "judge": ["t"], "question_writer": ["t"]})
+    team = make_team(cfg, {"t": model})
+    assert all(r.ok for r in team.map("judge", [user(str(i)) for i in range(6)]))
+    assert model.max_active == 1  # llm.local_concurrency, not the llama.cpp slots
+    assert team.local_capacity(model) == 1
+
+
+def test_the_local_gate_ends_a_turn_for_a_waiting_model() -> None:
+    """Model a (capacity 2) holds the gate; b waits; a admits one more (its turn had one), then none until b has
+    had its turn, although a call of a asked before b's turn started."""
+    gate = LocalGate(max_models=1)
+    entered: list[str] = []
+    release = {name: threading.Event() for name in ("a1", "a2", "b", "a3")}
+
+    def call(label: str) -> threading.Thread:
+        def run() -> None:
+            with gate.hold(label[0], capacity=2):
+                entered.append(label)
+                release[label].wait(10)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def wait_until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, gate.stats()
+            time.sleep(0.005)
+
+    threads = [call("a1")]
+    wait_until(lambda: entered == ["a1"])
+    threads.append(call("b"))
+    wait_until(lambda: gate.stats()["waiting"] == {"b": 1})
+    threads.append(call("a2"))  # a's turn has room: in
+    wait_until(lambda: entered == ["a1", "a2"])
+    threads.append(call("a3"))  # a's turn is spent and b waits: a3 waits for b
+    wait_until(lambda: gate.stats()["waiting"] == {"b": 1, "a": 1})
+    release["a1"].set()
+    release["a2"].set()
+    wait_until(lambda: entered == ["a1", "a2", "b"])
+    assert gate.stats()["in_flight"] == {"b": 1} and gate.stats()["waiting"] == {"a": 1}
+    release["b"].set()
+    wait_until(lambda: entered == ["a1", "a2", "b", "a3"])
+    release["a3"].set()
+    for thread in threads:
+        thread.join(10)
+    stats = gate.stats()
+    assert stats["max_in_flight"] == {"a": 2, "b": 1} and stats["max_models_at_once"] == 1
+    assert stats["in_flight"] == {} and stats["waiting"] == {}
+
+
 # ------------------------------------------------------------------------------------------------------ usage
 
 
@@ -520,3 +641,43 @@ def test_the_real_registry_opens_the_team_models(tmp_path: Path, smollm2_path: P
         assert completion.provider == "llamacpp" and completion.completion_tokens > 0
         assert team.loaded_models() == [spec]
         assert team.usage()["by_model"][spec]["provider"] == "llamacpp"
+        # llm.n_parallel slots (default 4), and a context divided among them: llm.n_ctx for every request
+        assert team.model(spec).engine.n_ctx == 1024 * cfg.llm.n_parallel
+
+
+def test_the_real_smollm2_batches_one_model_and_never_runs_two(tmp_path: Path, smollm2_path: Path) -> None:
+    """Two real llama.cpp models (two loads of SmolLM2) behind one role: each takes several requests at once (its
+    slots), the two never run at the same time, and every result comes back in its request's place."""
+    from cet.llm.providers.llamacpp import LlamaCppLLM
+
+    tracker = ModelTracker()
+
+    class TrackedLlama(LlamaCppLLM):
+        def chat(self, messages: list[Message], params: GenerationParams) -> Completion:
+            tracker.start(self.name)
+            try:
+                return super().chat(messages, params)
+            finally:
+                tracker.end(self.name)
+
+    def opener(name: str, cfg: CetConfig) -> LlamaCppLLM:
+        slots = cfg.llm.n_parallel
+        return TrackedLlama(smollm2_path, name, n_threads=1, n_ctx=512 * slots, n_parallel=slots)
+
+    cfg = make_cfg(tmp_path, concurrency=1, n_parallel=4,
+                   roles={"generator": ["smol-a"], "judge": ["smol-a", "smol-b"], "question_writer": ["smol-a"]})
+    # prompts of growing length: each reply's prompt token count says which request it answers
+    prompts = [user("Continue counting: " + " ".join(str(k) for k in range(1, i + 3))) for i in range(8)]
+    with Team(cfg, open_model=opener) as team:
+        params = team.params(max_tokens=12)
+        results = team.map("judge", [Request(p, params, tag=i) for i, p in enumerate(prompts)])
+        usage = team.usage()
+    assert [r.status for r in results] == ["ok"] * 8
+    assert [r.index for r in results] == list(range(8)) and [r.request.tag for r in results] == list(range(8))
+    assert [r.model for r in results] == ["smol-a", "smol-b"] * 4
+    prompt_tokens = [r.completion.prompt_tokens for r in results]
+    assert prompt_tokens == sorted(set(prompt_tokens)), prompt_tokens  # strictly growing: in request order
+    assert tracker.max_models == 1
+    assert tracker.max_active["smol-a"] >= 2 and tracker.max_active["smol-b"] >= 2
+    assert max(tracker.max_active.values()) <= 4
+    assert usage["local"]["max_in_flight"] == tracker.max_active

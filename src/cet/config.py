@@ -60,7 +60,9 @@ class SourcesConfig(BaseModel):
     # the parts of Python's docs a coding assistant needs (not the C API, changelogs or packaging history)
     docs_include: list[str] = ["library", "tutorial", "reference", "howto", "faq", "glossary.rst.txt"]
     leetcode: str | None = "packaged"
-    git: str | None = "."
+    # no git repository by default: this project's own tests quote evaluation tasks (HumanEval examples), so
+    # ingesting "." would leak held-out tests into retrieval; point it at a repository to ingest one
+    git: str | None = None
     freecodecamp: str | None = None
     stackexchange: str | None = None
     stackexchange_min_score: int = 0
@@ -106,6 +108,9 @@ class ExecConfig(BaseModel):
     performance: bool = True  # time the reference solution too, when the task has one
     reward: RewardWeights = RewardWeights()
     workers: int = Field(2, ge=1)
+    # the visible part of every task's tests: the first cases a learner is shown (every condition and the CET see
+    # them); the rest are hidden and decide the verdict (execution/test_split.py)
+    visible_tests: int = Field(3, ge=0)
     tasks_dir: str = "data/tasks"  # where the main job writes the imported tasks files
     sandbox_uid: int = Field(60100, ge=1000)  # first unprivileged uid; worker i runs as sandbox_uid + i
     node: str = "node"
@@ -139,6 +144,9 @@ class LLMConfig(BaseModel):
     # ... of which on in-process local models (llama.cpp, transformers): two models on the same two cores run
     # far slower side by side than one after the other (measured: 0.9 vs 36 tokens/s at 2 threads each)
     local_concurrency: int = Field(1, ge=1)
+    # llama.cpp slots per local model: requests to the same model decode together in one batch (continuous
+    # batching), which is what makes many short generations cheap on a CPU; 1 turns batching off
+    n_parallel: int = Field(4, ge=1)
     cache_path: str | None = "data/llm-cache.sqlite"  # persistent response cache; None turns it off
     budget_usd: float | None = None  # stop the run cleanly once this much has been spent
     budget_tokens: int | None = None  # ... or this many tokens (prompt + completion)
@@ -164,8 +172,16 @@ class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: float = Field(2.0, gt=0)
+    # sequences per optimizer step (times grad_accum). They go through the model `micro_batch` at a time, the
+    # gradients accumulated: one 1,024-token sequence's activations in memory instead of four (batch 4 at once peaked
+    # above 16 GB resident; model/training.py says what was measured), the same update
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(1, ge=1)
+    micro_batch: int = Field(1, ge=1)  # sequences per forward pass (a batch_size it does not divide is rounded up)
+    # activation checkpointing: keep only every decoder layer's input and recompute the rest in the backward pass.
+    # 1 checkpoints every layer, n every n-th, 0 none. Measured on SmolLM2-135M at 1,024 tokens, batch 1: every layer
+    # ~1.6 GB peak RSS and ~+33% compute, none ~3.7 GB
+    checkpoint_every: int = Field(1, ge=0)
     learning_rate: float = Field(2e-4, gt=0)
     max_length: int = Field(1024, ge=32)  # tokens of prompt + completion; longer examples are truncated
     save_steps: int = Field(10, ge=1)  # a checkpoint every this many optimizer steps (resume point)
@@ -187,8 +203,14 @@ class CETSettings(BaseModel):
     lora: LoraSettings = LoraSettings()
     train: TrainSettings = TrainSettings()
     max_new_tokens: int = Field(256, ge=8)
+    # decoding constrained to the section grammar (llama.cpp GBNF; a logits processor on transformers): the
+    # reply is always a well-formed context; off only to measure what the grammar buys
+    constrained: bool = True
     # transformers generation cuts a longer prompt from its start (the prompts are bounded in characters already)
     max_input_tokens: int = Field(1536, ge=64)
+    # what the CET reads (task, interface, visible tests, code, error, chunks) is cut to this many tokens, the parts
+    # that matter kept first (model/prompts.py); the template and the "full input" condition read the same cut
+    input_tokens: int = Field(768, ge=64)
     top_k: int = Field(5, ge=1)  # chunks retrieved per task
     checkpoints_dir: str = "data/cet"  # the current CET after each phase: data/cet/phase1, data/cet/phase2
 

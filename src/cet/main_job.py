@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import itertools
 import platform
+import resource
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from cet.knowledge.ingest import Ingestor, IngestReport
 from cet.knowledge.pipeline import embedder_for_store, open_retriever, resolve_source_path
 from cet.knowledge.sources import read_source
 from cet.knowledge.stores import open_store
+from cet.model.training import map_large_blocks, release_memory
 from cet.phases.phase1 import Phase1Options, run_phase1
 from cet.phases.phase2 import Phase2Options, run_phase2
 from cet.runs import RunDir
@@ -78,17 +83,47 @@ def default_sources(cfg: CetConfig) -> list[tuple[str, str, dict[str, Any]]]:
     return [(name, path, opts) for name, path, opts in planned if path]
 
 
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far (getrusage's high-water mark), in MB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)  # bytes on macOS, KiB on Linux
+
+
+def rss_mb() -> float | None:
+    """The process's resident memory now, in MB (Linux; None elsewhere)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(pages * resource.getpagesize() / (1 << 20), 1)
+
+
+@contextmanager
+def stage(stages: list[dict[str, Any]], name: str) -> Iterator[None]:
+    """Time one stage of the job; after it, release what it left (garbage, freed heap pages) and record the seconds,
+    the process's peak RSS so far and its RSS now (what the next stage starts from)."""
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        release_memory()
+        stages.append({"stage": name, "seconds": round(time.perf_counter() - began, 1),
+                       "peak_rss_mb": peak_rss_mb(), "rss_after_mb": rss_mb()})
+
+
 def run_main_job(cfg: CetConfig, budget: str = "default", show_progress: bool = True) -> dict[str, Any]:
     plan = BUDGETS[budget]
     run = RunDir(cfg, "main")
     started = time.perf_counter()
+    map_large_blocks()  # freed tensors and arrays go back to the OS at once (see cet.model.training)
+    stages: list[dict[str, Any]] = []
     store = open_store(cfg.kb.db, cfg.kb)
-    embedder = embedder_for_store(store, cfg)
-    ingestor = Ingestor(store, embedder, max_chars=cfg.kb.chunk_max_chars)
-
     ingests: list[dict[str, Any]] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True, disable=not show_progress) as progress:
+    with stage(stages, "ingest"), Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True,
+            disable=not show_progress) as progress:
+        ingestor = Ingestor(store, embedder_for_store(store, cfg), max_chars=cfg.kb.chunk_max_chars)
         for name, path, options in default_sources(cfg):
             try:
                 where = resolve_source_path(name, path)
@@ -108,17 +143,21 @@ def run_main_job(cfg: CetConfig, budget: str = "default", show_progress: bool = 
             progress.remove_task(task)
             ingests.append({**report.to_dict(), "status": "ok" if report.error is None else "stopped early"})
             run.log_metrics(f"ingest/{name}", report.to_dict())
+        del ingestor  # the embedder goes with it: retrieval loads its own query embedder
 
-    queries = exercism_query_set(read_source("exercism", resolve_source_path("exercism", cfg.sources.exercism or "")),
-                                 cfg.kb.chunk_max_chars) if cfg.sources.exercism else []
-    queries = restrict_to_store(queries, store)
-    retrieval = evaluate_retrieval(open_retriever(cfg, store), queries) if queries else {}
-    run.log_metrics("retrieval", retrieval)
-    stats = store.stats()
-    store.close()
+    with stage(stages, "retrieval eval"):
+        queries = exercism_query_set(read_source("exercism", resolve_source_path("exercism",
+                                                                                 cfg.sources.exercism or "")),
+                                     cfg.kb.chunk_max_chars) if cfg.sources.exercism else []
+        queries = restrict_to_store(queries, store)
+        retrieval = evaluate_retrieval(open_retriever(cfg, store), queries) if queries else {}
+        run.log_metrics("retrieval", retrieval)
+        stats = store.stats()
+        store.close()
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True, disable=not show_progress) as progress:
+    with stage(stages, "task import + sandbox check"), Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True,
+            disable=not show_progress) as progress:
         task = progress.add_task("import coding tasks", total=None)
         task_imports = import_default_tasks(cfg)
         run.log_metrics("tasks/import", {"imports": task_imports})
@@ -135,7 +174,8 @@ def run_main_job(cfg: CetConfig, budget: str = "default", show_progress: bool = 
                                                limit=plan.reference_runs, on_result=advance)
             run.log_metrics("exec/reference_check", reference_check)
 
-    training = run_cet_pipeline(cfg, plan, run, show_progress)
+    training = run_cet_pipeline(cfg, plan, run, show_progress, stages)
+    run.log_metrics("stages", {"stages": stages})
 
     plot = None
     if retrieval:
@@ -144,7 +184,7 @@ def run_main_job(cfg: CetConfig, budget: str = "default", show_progress: bool = 
     summary = {
         "run_dir": str(run.path), "db": cfg.kb.db, "budget": budget, "seconds": round(time.perf_counter() - started, 1),
         "ingest": ingests, "retrieval": retrieval, "store": {k: stats[k] for k in ("documents", "chunks", "by_source")},
-        "tasks": task_imports, "reference_check": reference_check, **training,
+        "tasks": task_imports, "reference_check": reference_check, **training, "stages": stages,
     }
     run.write_json("summary.json", summary)
     summary["report"] = str(run.write_report(render_report(summary, plot)))
@@ -156,6 +196,7 @@ def render_report(summary: dict[str, Any], plot: Path | None) -> str:
         "# cet main job report", "",
         f"- run directory: `{summary['run_dir']}`", f"- knowledge base: `{summary['db']}`",
         f"- wall time: {summary['seconds']} s on {platform.machine()} (budget {summary['budget']})",
+        *render_stages(summary.get("stages", [])),
         "", "## Ingest", "",
         "| source | status | docs read | unchanged | written | chunks | embedded | reused | skipped | chunks/s |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -207,6 +248,20 @@ def render_report(summary: dict[str, Any], plot: Path | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_stages(stages: list[dict[str, Any]]) -> list[str]:
+    """Which stage took what: seconds, the process's peak resident memory once the stage was done (a high-water
+    mark: the stage that raised it is the one it first appears after), and its resident memory after the stage."""
+    if not stages:
+        return []
+    lines = ["", "## Stages", "", "| stage | seconds | peak RSS after (MB) | RSS after (MB) |", "|---|---|---|---|"]
+    for s in stages:
+        now = s.get("rss_after_mb")
+        lines.append(f"| {s['stage']} | {s['seconds']} | {s['peak_rss_mb']} | {'–' if now is None else now} |")
+    total = round(sum(s["seconds"] for s in stages), 1)
+    lines += ["", f"Stages total {total} s; process peak {max(s['peak_rss_mb'] for s in stages)} MB resident."]
+    return lines
+
+
 def render_execution(summary: dict[str, Any]) -> list[str]:
     lines = ["", "## Coding tasks and the sandbox", "", "| task set | status | tasks | skipped | file |",
              "|---|---|---|---|---|"]
@@ -226,8 +281,11 @@ def render_execution(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run_cet_pipeline(cfg: CetConfig, plan: Budget, run: RunDir, show_progress: bool) -> dict[str, Any]:
-    """Phase 1, Phase 2 and the context evaluation, each in a run directory inside the main job's."""
+def run_cet_pipeline(cfg: CetConfig, plan: Budget, run: RunDir, show_progress: bool,
+                     stages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Phase 1, Phase 2 and the context evaluation, each in a run directory inside the main job's; each a stage of
+    `stages` (timed, its memory released after it: every phase loads and drops its own CET and engines)."""
+    stages = [] if stages is None else stages
     retriever = open_retriever(cfg)
     with spinner(not show_progress) as progress:
         task = progress.add_task("phase 1", total=None)
@@ -235,14 +293,17 @@ def run_cet_pipeline(cfg: CetConfig, plan: Budget, run: RunDir, show_progress: b
         def step(description: str) -> None:
             progress.update(task, description=description)
 
-        phase1 = run_phase1(cfg, Phase1Options(rounds=plan.phase1_rounds, questions=plan.phase1_questions,
-                                          judges=plan.judges),
-                            RunDir(cfg, "phase1", root=run.path), retriever, step, quiet=True)
-        phase2 = run_phase2(cfg, Phase2Options(conversations=phase1["conversations"],
-                                               requirement_tasks=plan.phase2_tasks, epochs=plan.phase2_epochs),
-                            RunDir(cfg, "phase2", root=run.path), retriever, step, quiet=True)
-        evaluation = run_context_eval(cfg, ContextEvalOptions(tasks=plan.eval_tasks),
-                                      RunDir(cfg, "eval-context", root=run.path), retriever, step)
+        with stage(stages, "phase 1"):
+            phase1 = run_phase1(cfg, Phase1Options(rounds=plan.phase1_rounds, questions=plan.phase1_questions,
+                                                   judges=plan.judges),
+                                RunDir(cfg, "phase1", root=run.path), retriever, step, quiet=True)
+        with stage(stages, "phase 2"):
+            phase2 = run_phase2(cfg, Phase2Options(conversations=phase1["conversations"],
+                                                   requirement_tasks=plan.phase2_tasks, epochs=plan.phase2_epochs),
+                                RunDir(cfg, "phase2", root=run.path), retriever, step, quiet=True)
+        with stage(stages, "context evaluation"):
+            evaluation = run_context_eval(cfg, ContextEvalOptions(tasks=plan.eval_tasks),
+                                          RunDir(cfg, "eval-context", root=run.path), retriever, step)
     series = {f"phase 1 round {r['round']}": r["training"]["losses"] for r in phase1["rounds"] if r["training"]}
     series["phase 2"] = phase2["training"]["losses"]
     curves(series, "Training loss (completion tokens)", run.plots / "training_loss.png", ylabel="loss")

@@ -1,4 +1,8 @@
-"""`cet context "TASK" [--code FILE] [--error FILE]`: engineer one context with the current CET."""
+"""`cet context "TASK" [--code FILE] [--error FILE]`: engineer one context with the current CET.
+
+The CET is the latest trained checkpoint (or `--checkpoint`); without one the command stops with one line, unless
+`--base` asks for the untrained base model. A generation that fails is an error (exit 4), never an empty context.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +29,12 @@ def context_command(
     code: Path = typer.Option(None, "--code", help="A file with the code so far."),
     error: Path = typer.Option(None, "--error", help="A file with the error output or traceback."),
     checkpoint: Path = typer.Option(None, "--checkpoint", help="A CET checkpoint (default: the latest phase)."),
+    base: bool = typer.Option(False, "--base", help="Use the untrained base model (no checkpoint needed)."),
     no_retrieval: bool = typer.Option(False, "--no-retrieval", help="Do not search the knowledge base."),
     json_out: bool = JsonOption,
 ) -> None:
     """Engineer the context a code-writing model needs for TASK (with retrieved knowledge)."""
+    from cet.llm.base import LLMError
     from cet.model.cet import CETModel
     from cet.model.context import render_prompt
 
@@ -36,23 +42,31 @@ def context_command(
         raise CetError("the task is empty")
     cfg = get_config()
     code_text, error_text = _read(code, "code"), _read(error, "error")
+    cet = CETModel.open(cfg, checkpoint, base=base)  # before retrieval: no checkpoint, no work done
     hits = []
-    if not no_retrieval:
-        from cet.knowledge.pipeline import open_retriever
-
-        hits = open_retriever(cfg).search(task if not error_text else f"{task}\n{error_text}", k=cfg.cet.top_k)
-    cet = CETModel.open(cfg, checkpoint)
     try:
-        (parsed, raw), = cet.engineer([{"task": task, "hits": hits, "code": code_text, "error": error_text}])
+        if not no_retrieval:
+            from cet.knowledge.pipeline import open_retriever
+
+            hits = open_retriever(cfg).search(task if not error_text else f"{task}\n{error_text}", k=cfg.cet.top_k)
+        reply, = cet.engineer([{"task": task, "hits": hits, "code": code_text, "error": error_text}])
     finally:
         cet.close_engine()
-    prompt = render_prompt(task, parsed.context, code=code_text, error=error_text)
-    result = {"context": parsed.context.to_dict(), "valid": parsed.valid, "issues": parsed.issues, "raw": raw,
+    parsed = reply.parsed
+    result = {"context": parsed.context.to_dict() if parsed else None, "valid": bool(parsed and parsed.valid),
+              "issues": parsed.issues if parsed else [], "error": reply.error, "seconds": round(reply.seconds, 3),
+              "truncated": reply.truncated, "constrained": cfg.cet.constrained, "raw": reply.raw,
               "retrieved": [{"id": h.id, "title": h.title, "score": round(h.score, 4)} for h in hits],
-              "checkpoint": cet.info.get("phase"), "prompt": prompt}
+              "checkpoint": cet.info.get("phase"),
+              "checkpoint_path": str(cet.checkpoint) if cet.checkpoint else None,
+              "prompt": render_prompt(task, parsed.context, code=code_text, error=error_text) if parsed else None}
     if json_out:
         emit_json(result)
+        if reply.error:
+            raise typer.Exit(LLMError.exit_code)
         return
-    console.print(parsed.context.to_text() or raw, highlight=False, markup=False)
+    if reply.error or parsed is None:
+        raise LLMError(f"the CET wrote no context: {reply.error}")
+    console.print(parsed.context.to_text() or reply.raw, highlight=False, markup=False)
     for issue in parsed.issues:
         console.print(f"[yellow]note:[/] {issue}", highlight=False)

@@ -55,6 +55,9 @@ def phase1_command(
                                     help="Share of questions reworded by the team's question writer."),
     start_from: Path = typer.Option(None, "--from", help="A CET checkpoint to continue (default: the base)."),
     judges: list[str] = typer.Option(None, "--judge", help="A model judge (repeatable; default: llm.roles.judge)."),
+    teachers: list[str] = typer.Option(
+        None, "--teacher", help="A model that answers as the team (repeatable, tried in order: the next answers "
+        "only the questions the ones before failed in the sandbox; default: llm.roles.generator)."),
     resume: Path = ResumeOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -63,9 +66,11 @@ def phase1_command(
 
     opts = Phase1Options(rounds=rounds, questions=questions, synthetic_share=synthetic,
                          start_from=str(start_from) if start_from else None,
-                         judges=tuple(judges) if judges else None)
+                         judges=tuple(judges) if judges else None, teacher=list(teachers) if teachers else None)
     _run_phase("phase1", resume, json_out, run_phase1, opts,
-               lambda r: f"phase 1: {r['questions']} questions, trained on {r['trained_on']}")
+               lambda r: f"phase 1: {r['questions']} questions, trained on {r['trained_on']}; accepted by source "
+                         f"{ {s: v['rate'] for s, v in r['acceptance']['by_source'].items()} }, by answerer "
+                         f"{ {a: v['rate'] for a, v in r['acceptance']['by_answerer'].items()} }")
 
 
 @train_app.command("phase2")

@@ -3,18 +3,23 @@ jumbled text a user actually writes, so the model learns to recover the precise 
 
 Every function takes its randomness from the `random.Random` it is given, so the same seed gives the same text,
 and none returns an empty string for non-empty input.
+
+The "noise" kind inserts developer chatter from one of two disjoint sets: `TRAIN_CHATTER` (the default, what Phase 2
+trains the CET to drop) and `EVAL_CHATTER` (for the evaluation's noisy copies, so the noise-reduction metric is
+measured on sentences the CET never saw in training). The sets share no sentence and no near-duplicate (content-word
+Jaccard similarity < 0.5 between any two across the sets), and differ in topic, not only in wording.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 DEGRADATIONS: tuple[str, ...] = ("structure", "noise", "fragment", "ambiguous", "scramble")
 
-CHATTER: tuple[str, ...] = (
+TRAIN_CHATTER: tuple[str, ...] = (
     "I think this came up in the last sprint.",
     "Not sure if this matters, but the CI was flaky yesterday.",
     "Someone on the team mentioned this a while ago.",
@@ -26,6 +31,27 @@ CHATTER: tuple[str, ...] = (
     "I haven't had time to look at the logs yet.",
     "Maybe there is a library for this already.",
 )
+
+EVAL_CHATTER: tuple[str, ...] = (
+    "Sorry for the wall of text, I'm typing this between meetings.",
+    "Our staging server has been down since Tuesday morning.",
+    "Product wants this behind a feature flag eventually.",
+    "I asked about this on the forum but nobody answered.",
+    "My manager keeps asking me for an estimate.",
+    "The original author left the company last spring.",
+    "Ignore the weird indentation, my editor mangled it.",
+    "We are moving everything to a new database next quarter.",
+    "QA reported something similar in the mobile app.",
+    "I'm still new to this codebase, so bear with me.",
+    "Honestly the documentation here is pretty thin.",
+    "The customer who asked for this is on holiday until Monday.",
+    "There's a half-finished branch somewhere that tried this.",
+    "Code review comments tend to pile up on changes like this.",
+    "Apologies if this is a duplicate of an earlier request.",
+    "I'll be offline tomorrow afternoon for a dentist appointment.",
+)
+
+CHATTER = TRAIN_CHATTER  # the name Phase 2 and older code import; the training set
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=\S)")
@@ -134,13 +160,15 @@ def add_typos(sentence: str, rng: random.Random, rate: float = 0.05) -> str:
     return TYPO_WORD.sub(lambda m: swap_letters(m.group(0), rng) if rng.random() < rate else m.group(0), sentence)
 
 
-def add_noise(text: str, rng: random.Random) -> str:
-    """One to three irrelevant sentences at sentence boundaries (never inside code), plus a few typos in prose."""
+def add_noise(text: str, rng: random.Random, chatter: Sequence[str] = TRAIN_CHATTER) -> str:
+    """One to three irrelevant sentences from `chatter` (the training set unless told) at sentence boundaries
+    (never inside code), plus a few typos in prose. Raises ValueError for an empty `chatter`."""
+    if not chatter:
+        raise ValueError("chatter must hold at least one sentence")
     units = [unit if unit.code else Unit(add_typos(unit.text, rng), unit.line, False) for unit in split_units(text)]
     if not units:
         return text
-    chatter = rng.sample(CHATTER, rng.randint(1, 3))
-    for sentence in chatter:
+    for sentence in rng.sample(list(chatter), rng.randint(1, min(3, len(chatter)))):
         spots = [i for i in range(len(units) + 1) if not (0 < i < len(units) and units[i - 1].code and units[i].code)]
         at = rng.choice(spots)
         line = units[at - 1].line if at > 0 else units[0].line
@@ -237,19 +265,23 @@ KINDS: dict[str, Callable[[str, random.Random], str]] = {
 }
 
 
-def degrade(text: str, kind: str, rng: random.Random) -> str:
-    """The text degraded by one kind from `DEGRADATIONS`; the input itself if the result would be empty."""
+def degrade(text: str, kind: str, rng: random.Random, *, chatter: Sequence[str] = TRAIN_CHATTER) -> str:
+    """The text degraded by one kind from `DEGRADATIONS`; the input itself if the result would be empty.
+    `chatter` is the sentence set the "noise" kind draws from (`TRAIN_CHATTER` unless told; the evaluation passes
+    `EVAL_CHATTER`); the other kinds ignore it."""
     if kind not in KINDS:
         raise ValueError(f"unknown degradation {kind!r}; known: {', '.join(DEGRADATIONS)}")
-    result = KINDS[kind](text, rng)
+    result = add_noise(text, rng, chatter) if kind == "noise" else KINDS[kind](text, rng)
     return result if result.strip() else text
 
 
-def degrade_randomly(text: str, rng: random.Random, n_kinds: int = 2) -> tuple[str, list[str]]:
-    """The text degraded by `n_kinds` distinct random kinds in sequence, and those kinds in the order applied."""
+def degrade_randomly(text: str, rng: random.Random, n_kinds: int = 2, *,
+                     chatter: Sequence[str] = TRAIN_CHATTER) -> tuple[str, list[str]]:
+    """The text degraded by `n_kinds` distinct random kinds in sequence, and those kinds in the order applied
+    (`chatter` as for `degrade`)."""
     if not 1 <= n_kinds <= len(DEGRADATIONS):
         raise ValueError(f"n_kinds must be between 1 and {len(DEGRADATIONS)}, got {n_kinds}")
     kinds = rng.sample(DEGRADATIONS, n_kinds)
     for kind in kinds:
-        text = degrade(text, kind, rng)
+        text = degrade(text, kind, rng, chatter=chatter)
     return text, kinds

@@ -1,6 +1,10 @@
-"""Gold contexts: the `EngineeredContext`s the CET learns to write, built from the whole task (its tests too, which
-the CET never sees at inference): for a requirement (`gold_context`), a bug report (`debugging_context`) and a
-piece of partial code (`completion_context`).
+"""Gold contexts: the `EngineeredContext`s the CET learns to write. Every target is built from what the CET can
+see (a `CETInput`: the task text, its interface, its visible tests, the code, the error report and the retrieved
+chunks), reorganised, selected and compressed, never from the hidden tests or the reference solution: for a
+requirement (`gold_context`), a bug report (`debugging_context`) and a piece of partial code (`completion_context`).
+The hidden tests may only decide which input facts come first (`important`: strings the hidden tests use, as
+RECOMP trains its compressor on the end task); they never supply text. `untraceable` lists every example,
+signature and constant of a context that the input does not hold (empty for every target; tested).
 
 Every item is one line and cleaned of bullet or heading markers, so `context.to_text()` reads back with
 `parse_context` to the same context.
@@ -9,23 +13,26 @@ Every item is one line and cleaned of bullet or heading markers, so `context.to_
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from cet.data.task_facts import (
     TaskFacts,
     clean_item,
     clip,
-    extract_facts,
+    constraint_sentences,
+    find_signatures,
     first_descriptive_sentence,
+    normalize_space,
+    plain_markdown,
     safe_block,
+    signature_parameters,
     split_sentences,
-    task_keywords,
+    statement_examples,
     traceback_line_numbers,
     words_of,
 )
-from cet.execution.tasks import CodingTask
-from cet.knowledge.records import Hit
 from cet.model.context import EngineeredContext, KnowledgeRef
+from cet.model.prompts import CETInput
 
 MAX_EXAMPLES = 4
 MAX_CONSTRAINTS = 3
@@ -39,7 +46,7 @@ _EXAMPLE_SPLIT = re.compile(r"\s+(?:==|raises|->|is)\s+")
 _EMPTY_INPUT = re.compile(r"(?<![\w'\"])(?:''|\"\"|\[\]|\{\}|set\(\))(?![\w'\"])")
 _NEGATIVE = re.compile(r"(?:^|[(\[{,=:]\s*)-\s?\d")
 _ZERO = re.compile(r"(?:^|[(\[{,=:]\s*)0(?![\w.])")
-_EXCEPTION = re.compile(r"\braises\s+([A-Za-z_][\w.]*)(\()?")
+_EXCEPTION = re.compile(r"\braises(?:\s+|\(\s*)([A-Za-z_][\w.]*)(\()?")
 _IMPORT = re.compile(r"^\s*(?:from\s+[\w.]+\s+import\s+.+|import\s+[\w., ]+)$")
 _ASSERT_LINE = re.compile(r"^\s*(?:>\s+|E\s+)?(?:assert\b|AssertionError\b|\w+(?:Error|Exception)\b)")
 _ASSERT_SOURCE = re.compile(r"^\s*>?\s*assert\s+(.+?)\s*$")
@@ -58,9 +65,143 @@ def named_module(statement: str) -> str | None:
     return match.group(1) if match else None
 
 
-def task_goal(task: CodingTask) -> str:
+def input_goal(inp: CETInput, entry_point: str | None = None) -> str:
     """The first sentence of the statement that says what to do (at most 200 characters)."""
-    return clean_item(first_descriptive_sentence(task.statement, task.entry_point))
+    return clean_item(first_descriptive_sentence(inp.task, entry_point))
+
+
+def _entry_name(entry_point: str | None) -> str | None:
+    return entry_point.split(".")[-1] if entry_point else None
+
+
+_DEF_NAME = re.compile(r"\bdef\s+([A-Za-z_]\w*)\s*\(")
+
+
+_CALLED = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\s*\(")
+_FENCED = re.compile(r"^\s*```[\w-]*\n(.*?)^\s*```", re.MULTILINE | re.DOTALL)
+
+
+def stub_functions(text: str) -> list[str]:
+    """The functions a text (Python, or markdown with fenced Python) declares without a body: only `...`, `pass`
+    or a docstring."""
+    import ast
+
+    names: list[str] = []
+    for block in [text, *_FENCED.findall(text)]:
+        try:
+            tree = ast.parse(block)
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and all(
+                    isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))
+                    for stmt in node.body):
+                names.append(node.name)
+    return list(dict.fromkeys(names))
+
+
+def input_entry_point(inp: CETInput) -> str | None:
+    """The function the input asks for, read from the input alone (the CET is never told the entry point; neither
+    is any target or template): among the functions the input defines or declares, the one its visible tests call
+    first), else the interface's first `def`, else the first function the statement leaves without a body (a stub:
+    `...`, `pass` or only a docstring), else the first `def` of the statement, the code."""
+    defined = [n for text in (inp.interface, inp.task, inp.code or "") for n in _DEF_NAME.findall(text)
+               if not n.startswith("_")]
+    if not defined:
+        return None
+    called = [n for n in _CALLED.findall(inp.visible_tests) if n in defined]
+    if called:
+        return called[0]
+    declared = [n for n in _DEF_NAME.findall(inp.interface) if not n.startswith("_")]
+    if declared:
+        return declared[0]
+    stubs = [n for n in stub_functions(inp.task) if n in defined]
+    return stubs[0] if stubs else defined[0]
+
+
+def input_keywords(inp: CETInput, entry_point: str | None = None) -> set[str]:
+    """The input's salient words: the entry point's parts, the first heading's words and the goal's long words."""
+    words = set(re.split(r"[_.]|(?<=[a-z])(?=[A-Z])", entry_point or ""))
+    heading = next((line.lstrip("#").strip() for line in inp.task.splitlines() if line.startswith("#")), "")
+    if not heading.lower().startswith(("instructions", "introduction", "description")):
+        words |= set(re.split(r"[^A-Za-z0-9]+", heading))
+    words |= set(_WORD_GOAL.findall(input_goal(inp, entry_point)))
+    return {w.lower() for w in words if len(w) >= 4}
+
+
+def _visible_lines(inp: CETInput) -> list[str]:
+    lines = [line.strip() for line in inp.visible_tests.splitlines() if line.strip()]
+    return [clean_item(line.removeprefix("assert ").strip()) for line in lines]
+
+
+def input_facts(inp: CETInput) -> TaskFacts:
+    """The facts a context may state, read from the input alone: the signatures it writes (the entry point's
+    first), the visible tests and the statement's own examples (errors apart), its constraint sentences, and the
+    chunks that share a salient word with it."""
+    entry_point = input_entry_point(inp)
+    name = _entry_name(entry_point)
+    signatures = [clean_item(s) for s in dict.fromkeys(
+        find_signatures(inp.interface) + find_signatures(inp.task) + (find_signatures(inp.code) if inp.code else []))]
+    signatures.sort(key=lambda s: not (name and re.search(rf"\bdef {re.escape(name)}\(", s)))
+    written = [clean_item(e) for e in statement_examples(inp.task, entry_point)]
+    shown = list(dict.fromkeys(_visible_lines(inp) + written))
+    errors = [e for e in shown if _EXCEPTION.search(e)]
+    keywords = input_keywords(inp, entry_point)
+    relevant = [h.id for h in inp.hits if keywords & words_of(f"{h.title} {h.text}")] or [h.id for h in inp.hits[:1]]
+    return TaskFacts(
+        entry_point=entry_point, signature=signatures[0] if signatures else None,
+        parameters=signature_parameters(signatures[0], entry_point) if signatures else [],
+        examples=[e for e in shown if e not in errors], errors=errors,
+        constraints=constraint_sentences(inp.task, MAX_CONSTRAINTS * 2, entry_point),
+        relevant_chunk_ids=list(dict.fromkeys(relevant)),
+    )
+
+
+MAX_CHOICES = 24  # per section: the grammar stays small, and no target needs more
+
+
+def chunk_quotes(text: str, limit: int = QUOTE_CHARS) -> list[str]:
+    """The sentences of a chunk as a knowledge line may quote them (`best_sentence` picks one of these)."""
+    sentences = split_sentences(text) or [line for line in text.splitlines() if line.strip()]
+    return [q for q in dict.fromkeys(clip(clean_item(s), limit) for s in sentences) if q]
+
+
+def section_choices(inp: CETInput) -> dict[str, list[str]]:
+    """What each section may hold (the goal: one of the statement's first sentences), copied from the input (or, for pitfalls, derived from its examples by
+    fixed rules): signatures (and the module the statement names), the visible tests and the statement's examples
+    and errors, its constraint sentences, the edge-case pitfalls its examples show, and each chunk's sentences as
+    `[chunk-id] quote`. Constrained decoding makes the CET pick from these (it selects and orders, it cannot
+    invent); every target picks from them too."""
+    facts = input_facts(inp)
+    signatures = [clean_item(s) for s in dict.fromkeys(
+        find_signatures(inp.interface) + find_signatures(inp.task) + (find_signatures(inp.code) if inp.code else []))]
+    module = named_module(inp.task)
+    interface = signatures + ([f"module: {module}"] if module else [])
+    citable = [hit for hit in inp.hits if hit.id and not any(c.isspace() or c == "]" for c in hit.id)]
+    knowledge = [f"[{hit.id}] {quote}" for hit in citable for quote in chunk_quotes(hit.text)[:4]]
+    sentences = [clean_item(x) for x in split_sentences(inp.task, facts.entry_point)[:6]]
+    choices = {
+        "goal": [input_goal(inp, facts.entry_point), *[clip(x, 200) for x in sentences]],
+        "interface": interface, "examples": facts.examples + facts.errors,
+        "constraints": [clean_item(c) for c in facts.constraints],
+        "pitfalls": example_pitfalls(facts.examples, facts.errors, limit=MAX_CHOICES),
+        "knowledge": knowledge,
+    }
+    return {name: [item for item in dict.fromkeys(items) if item][:MAX_CHOICES] for name, items in choices.items()}
+
+
+def rank_by_importance(items: Sequence[str], important: Collection[str]) -> list[str]:
+    """The items holding more of the `important` strings first (stable otherwise): the hidden tests may decide
+    which input facts matter, never what they say."""
+    if not important:
+        return list(items)
+    squashed = [normalize_space(s).lower() for s in important if len(normalize_space(s)) >= 1]
+
+    def score(item: str) -> int:
+        text = normalize_space(item).lower()
+        return sum(1 for s in squashed if s and s in text)
+
+    return sorted(items, key=lambda item: -score(item))
 
 
 def merge_examples(examples: Sequence[str], errors: Sequence[str], limit: int = MAX_EXAMPLES) -> list[str]:
@@ -72,25 +213,27 @@ def merge_examples(examples: Sequence[str], errors: Sequence[str], limit: int = 
 
 
 def best_sentence(text: str, keywords: set[str], limit: int = QUOTE_CHARS) -> str:
-    """The sentence of a chunk sharing the most words with the task (the earliest on a tie), cut to `limit`."""
-    sentences = split_sentences(text) or [line for line in text.splitlines() if line.strip()]
-    if not sentences:
+    """The quote of a chunk (of its first four, see `chunk_quotes`) sharing the most words with the task (the
+    earliest on a tie)."""
+    quotes = chunk_quotes(text, limit)[:4]
+    if not quotes:
         return ""
-    best = max(enumerate(sentences), key=lambda pair: (len(keywords & words_of(pair[1])), -pair[0]))[1]
-    return clip(clean_item(best), limit)
+    return max(enumerate(quotes), key=lambda pair: (len(keywords & words_of(pair[1])), -pair[0]))[1]
 
 
-def knowledge_refs(task: CodingTask, hits: Sequence[Hit], chunk_ids: Sequence[str],
-                   limit: int = MAX_KNOWLEDGE) -> list[KnowledgeRef]:
-    """A `KnowledgeRef` for each of the first `limit` chunk ids among the hits, quoting its most relevant sentence."""
-    by_id = {hit.id: hit for hit in hits}
-    keywords = set(task_keywords(task)) | {w.lower() for w in _WORD_GOAL.findall(task_goal(task))}
+def knowledge_refs(inp: CETInput, chunk_ids: Sequence[str], limit: int = MAX_KNOWLEDGE) -> list[KnowledgeRef]:
+    """A `KnowledgeRef` for each of the first `limit` chunk ids among the input's hits, quoting the sentence of the
+    chunk's (cut) text most relevant to the input."""
+    by_id = {hit.id: hit for hit in inp.hits}
+    keywords = input_keywords(inp, input_entry_point(inp))
     refs = []
     for chunk_id in chunk_ids:
         hit = by_id.get(chunk_id)
         if hit is None or not chunk_id or any(c.isspace() or c == "]" for c in chunk_id):
             continue
-        refs.append(KnowledgeRef(chunk_id, best_sentence(hit.text, keywords)))
+        quote = best_sentence(hit.text, keywords)
+        if quote:
+            refs.append(KnowledgeRef(chunk_id, quote))
         if len(refs) == limit:
             break
     return refs
@@ -115,25 +258,28 @@ def example_pitfalls(examples: Sequence[str], errors: Sequence[str], limit: int 
     return pitfalls[:limit]
 
 
-def _interface(task: CodingTask, facts: TaskFacts) -> list[str]:
-    interface = [clean_item(facts.signature)] if facts.signature else []
-    module = named_module(task.statement)
+def _interface(inp: CETInput, facts: TaskFacts) -> list[str]:
+    interface = [facts.signature] if facts.signature else []
+    module = named_module(inp.task)
     if module:
         interface.append(f"module: {module}")
     return interface
 
 
-def gold_context(task: CodingTask, hits: Sequence[Hit] = (), facts: TaskFacts | None = None) -> EngineeredContext:
-    """The context the CET should write for a task: goal, interface, examples and errors from the tests,
-    constraints of the statement, quoted relevant knowledge and the edge cases the examples show."""
-    facts = facts or extract_facts(task, hits)
+def gold_context(inp: CETInput, important: Collection[str] = ()) -> EngineeredContext:
+    """The context the CET should write for a requirement, from its input alone: the goal, the signature, the
+    visible tests and the statement's examples and errors, its constraints (those holding what the hidden tests
+    use first), quoted relevant knowledge and the edge cases the examples show."""
+    facts = input_facts(inp)
+    examples = rank_by_importance(facts.examples, important)
+    errors = rank_by_importance(facts.errors, important)
     return EngineeredContext(
-        goal=task_goal(task),
-        interface=_interface(task, facts),
-        examples=merge_examples(facts.examples, facts.errors),
-        constraints=[clean_item(c) for c in facts.constraints[:MAX_CONSTRAINTS]],
-        knowledge=knowledge_refs(task, hits, facts.relevant_chunk_ids, MAX_KNOWLEDGE),
-        pitfalls=example_pitfalls(facts.examples, facts.errors),
+        goal=input_goal(inp, facts.entry_point),
+        interface=_interface(inp, facts),
+        examples=merge_examples(examples, errors),
+        constraints=[clean_item(c) for c in rank_by_importance(facts.constraints, important)[:MAX_CONSTRAINTS]],
+        knowledge=knowledge_refs(inp, facts.relevant_chunk_ids),
+        pitfalls=example_pitfalls(examples, errors),
     )
 
 
@@ -202,27 +348,27 @@ def debugging_checks(facts: TaskFacts, failure: str, line: int | None) -> list[s
     return [clean_item(c) for c in checks]
 
 
-def debugging_context(task: CodingTask, buggy_code: str, failure: str, mutation_line: int | None = None,
-                      mutation_description: str | None = None, hits: Sequence[Hit] = ()) -> EngineeredContext:
-    """The context for a bug report: what failed (cut to ~600 characters), the suspect line (`mutation_line` is
-    1-based; without it the innermost traceback line inside the code) and the checks that find the fault."""
-    facts = extract_facts(task, hits)
-    code_lines = buggy_code.splitlines()
+def debugging_context(inp: CETInput, mutation_line: int | None = None) -> EngineeredContext:
+    """The context for a bug report (`inp.code`, `inp.error`): what failed (cut to ~600 characters), the suspect
+    line and the checks that find the fault. `mutation_line` (1-based) may come from outside the input (where the
+    fault was planted): it only chooses which of the code's lines is quoted; without it the innermost traceback
+    line inside the code."""
+    facts = input_facts(inp)
+    code_lines = (inp.code or "").splitlines()
+    failure = inp.error or ""
     line = mutation_line
     if line is None:
         line = next((n for n in traceback_line_numbers(failure) if 1 <= n <= len(code_lines)), None)
     suspects = []
     if line is not None and 1 <= line <= len(code_lines) and code_lines[line - 1].strip():
         suspects.append(clean_item(f"line {line}: `{code_lines[line - 1].strip()}`"))
-    if mutation_description and clean_item(mutation_description):
-        suspects.append(clean_item(mutation_description))
-    name = task.entry_point or "the code"
+    name = _entry_name(facts.entry_point) or "the code"
     return EngineeredContext(
         goal=f"Fix {name} so that its tests pass",
-        interface=[clean_item(facts.signature)] if facts.signature else [],
-        knowledge=knowledge_refs(task, hits, facts.relevant_chunk_ids, 1),
+        interface=[facts.signature] if facts.signature else [],
+        knowledge=knowledge_refs(inp, facts.relevant_chunk_ids, 1),
         failure=trim_failure(failure),
-        suspects=list(dict.fromkeys(suspects)),
+        suspects=suspects,
         checks=debugging_checks(facts, failure, line),
     )
 
@@ -250,22 +396,118 @@ def describe_removed(removed: Sequence[str], limit: int = QUOTE_CHARS) -> str:
     return clip("; ".join(dict.fromkeys(parts)), limit)
 
 
-def completion_context(task: CodingTask, partial_code: str, removed: Sequence[str],
-                       hits: Sequence[Hit] = ()) -> EngineeredContext:
-    """The context for partial code: complete the entry point, with the missing imports in the interface and the
-    tests' examples (what exercises the code)."""
-    facts = extract_facts(task, hits)
-    present = {line.strip() for line in partial_code.splitlines()}
-    imports = [line.strip() for piece in removed for line in piece.splitlines()
-               if _IMPORT.match(line) and line.strip() not in present]
-    interface = [clean_item(facts.signature)] if facts.signature else []
-    interface += [clean_item(line) for line in dict.fromkeys(imports)]
-    what = describe_removed(removed)
+def undefined_names(code: str) -> list[str]:
+    """Names the code calls but neither defines, imports, assigns nor gets from builtins (what is missing)."""
+    import ast
+    import builtins
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    defined = set(dir(builtins))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+    called = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    return [name for name in dict.fromkeys(called) if name not in defined]
+
+
+def completion_context(inp: CETInput, important: Collection[str] = ()) -> EngineeredContext:
+    """The context for partial code (`inp.code`): complete the entry point, with the signatures, the visible tests
+    and the statement's examples (what exercises the code), and the names the code uses but does not define."""
+    facts = input_facts(inp)
+    missing = undefined_names(inp.code or "")
+    pitfalls = [clean_item(f"`{name}` is used but not defined or imported") for name in missing[:MAX_PITFALLS]]
     return EngineeredContext(
-        goal=f"Complete {task.entry_point or 'the code'}",
-        interface=interface,
-        examples=merge_examples(facts.examples, facts.errors),
-        constraints=[clean_item(c) for c in facts.constraints[:MAX_CONSTRAINTS]],
-        knowledge=knowledge_refs(task, hits, facts.relevant_chunk_ids, MAX_KNOWLEDGE),
-        pitfalls=[clean_item(f"the code given is incomplete: {what}" if what else "the code given is incomplete")],
+        goal=f"Complete {_entry_name(facts.entry_point) or 'the code'}",
+        interface=[facts.signature] if facts.signature else [],
+        examples=merge_examples(rank_by_importance(facts.examples, important),
+                                rank_by_importance(facts.errors, important)),
+        constraints=[clean_item(c) for c in rank_by_importance(facts.constraints, important)[:MAX_CONSTRAINTS]],
+        knowledge=knowledge_refs(inp, facts.relevant_chunk_ids),
+        pitfalls=pitfalls or ["the code given is incomplete"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Traceability: what a context states must be in its input
+
+
+_LITERAL = re.compile(r"'[^']*'|\"[^\"]*\"|(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
+_DERIVED_PITFALLS = frozenset({"handle empty input", "handle negative numbers", "handle zero",
+                               "the code given is incomplete"})
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", str(text).replace("`", "").replace('"', "'"))
+
+
+def untraceable(context: EngineeredContext, inp: CETInput) -> list[str]:
+    """The items of `context` its input does not hold: an interface line, example, constraint or quote that is not
+    a copy of input text (whitespace, backticks and quote style aside), a literal (number or string) of the goal,
+    pitfalls, suspects or checks that the input never writes, a cited chunk that was not given. Empty means every
+    fact is traceable to the input."""
+    rendered = inp.render()
+    # the extractors make markdown plain (links, emphasis, <sub> tags): either form of the input counts
+    haystack = _squash(rendered) + "\n" + _squash(plain_markdown(rendered))
+    by_id = {h.id: _squash(h.text) + "\n" + _squash(plain_markdown(h.text)) for h in inp.hits}
+    missing: list[str] = []
+    for item in context.interface:
+        # a class's methods are written on one line, joined by "; "
+        pieces = [p.strip().rstrip(":") for p in re.split(r"; |: (?=def )", item.removeprefix("module: "))]
+        if not all(_squash(p) in haystack for p in pieces if p):
+            missing.append(f"interface: {item}")
+    for field_name in ("examples", "constraints"):
+        for item in getattr(context, field_name):
+            # an example is traceable when each side of it is (a doctest's call and its output sit on two lines)
+            splitter = r"^Input: | -> Output: |\.\.\.|…| == | raises | -> " if field_name == "examples" else r"\.\.\.|…"
+            pieces = [p for p in re.split(splitter, item) if p.strip()]
+            if not all(_squash(p) in haystack for p in pieces):
+                missing.append(f"{field_name}: {item}")
+    for ref in context.knowledge:
+        chunk = by_id.get(ref.chunk_id)
+        pieces = [p for p in re.split(r"\.\.\.|…", ref.quote) if p.strip()]
+        if chunk is None or not all(_squash(p) in chunk for p in pieces):
+            missing.append(f"knowledge: [{ref.chunk_id}] {ref.quote}")
+    free = [context.goal, context.failure, *context.pitfalls, *context.suspects, *context.checks]
+    for text in free:
+        if text in _DERIVED_PITFALLS:
+            continue
+        for literal in _LITERAL.findall(text):
+            if _squash(literal) not in haystack and _squash(literal.strip("'\"")) not in haystack:
+                missing.append(f"literal {literal} in: {clip(text, 80)}")
+    return missing
+
+
+def _plain(text: str) -> str:
+    return plain_markdown(text)
+
+
+def restrict_to_input(context: EngineeredContext, inp: CETInput, fallback: EngineeredContext) -> EngineeredContext:
+    """`context` with every item `inp` does not hold removed (a degraded input keeps what survived of the clean
+    statement's context); the goal is `fallback`'s when the clean goal is not in the input."""
+    missing = set(untraceable(context, inp))
+    haystack = _squash(inp.render()) + "\n" + _squash(_plain(inp.render()))
+
+    def keep(field_name: str, items: Sequence[str]) -> list[str]:
+        return [item for item in items if f"{field_name}: {item}" not in missing]
+
+    examples = keep("examples", context.examples)
+    errors = [e for e in examples if _EXCEPTION.search(e)]
+    shown = set(example_pitfalls([e for e in examples if e not in errors], errors, limit=len(context.pitfalls) + 3))
+    return EngineeredContext(
+        goal=context.goal if _squash(context.goal) in haystack else fallback.goal,
+        interface=keep("interface", context.interface),
+        examples=examples,
+        constraints=keep("constraints", context.constraints),
+        knowledge=[k for k in context.knowledge if f"knowledge: [{k.chunk_id}] {k.quote}" not in missing],
+        # a pitfall stays only while an example that shows it does
+        pitfalls=[p for p in context.pitfalls if p in shown],
     )

@@ -285,7 +285,7 @@ def first_descriptive_sentence(text: str, entry_point: str | None = None, limit:
 
 _DEF = re.compile(r"\b(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(")
 _CLASS = re.compile(r"\bclass\s+([A-Za-z_]\w*)\s*(\([^()]*\))?\s*:")
-_RETURNS = re.compile(r"\s*->\s*([^:\n]+?)\s*(?::|$)")
+_RETURNS = re.compile(r"[ \t]*->[ \t]*([^:\n]+?)[ \t]*(?::|$)", re.MULTILINE)
 
 
 @dataclass(frozen=True)

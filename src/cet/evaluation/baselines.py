@@ -1,12 +1,13 @@
 """Baselines the CET is measured against: naive RAG (the top retrieved chunks pasted as they are) and a
-deterministic, hand-written context template that sees only what the CET sees at inference (the task text,
-optional code and error text, and the retrieved hits; never the tests)."""
+deterministic, hand-written context template that reads exactly what the CET reads (one `CETInput`: the cut task
+text, interface, visible tests, optional code and error text, and the cut hits; never the hidden tests)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
+from cet.data.gold_context import chunk_quotes, input_entry_point
 from cet.data.task_facts import (
     clean_item,
     clip,
@@ -19,6 +20,7 @@ from cet.data.task_facts import (
 )
 from cet.knowledge.records import Hit
 from cet.model.context import EngineeredContext, KnowledgeRef
+from cet.model.prompts import CETInput
 
 MAX_EXAMPLES = 4
 MAX_CONSTRAINTS = 4
@@ -63,12 +65,15 @@ def rule_interface(statement: str, code: str | None = None) -> list[str]:
 
 
 def rule_knowledge(hits: Sequence[Hit], limit: int = MAX_KNOWLEDGE) -> list[KnowledgeRef]:
-    """The top hits, each quoted by its first sentence."""
+    """The top hits, each quoted by its first descriptive sentence (else its first sentence; never its title, which
+    the CET's input does not quote)."""
     refs = []
     for hit in hits:
         if not hit.id or any(c.isspace() or c == "]" for c in hit.id):
             continue
-        quote = first_descriptive_sentence(hit.text) or (hit.title or "")
+        quote = first_descriptive_sentence(hit.text) or next(iter(chunk_quotes(hit.text)), "")
+        if not quote:
+            continue
         refs.append(KnowledgeRef(hit.id, clip(clean_item(quote), QUOTE_CHARS)))
         if len(refs) == limit:
             break
@@ -87,18 +92,23 @@ def rule_suspects(error: str, code: str | None) -> list[str]:
     return suspects[:MAX_SUSPECTS]
 
 
-def rule_based_context(statement: str, hits: Sequence[Hit] = (), entry_point: str | None = None,
-                       code: str | None = None, error: str | None = None) -> EngineeredContext:
-    """A deterministic template filled from the task text (and code, error and hits): the first descriptive
-    sentence, the signatures, the statement's own examples and constraint sentences, the top two hits; for an
-    error, its last 15 lines, the lines its traceback names and two stock checks."""
+def rule_based_context(inp: CETInput) -> EngineeredContext:
+    """A deterministic template filled from the CET's own input (`CETInput`: byte for byte what the CET reads):
+    the first descriptive sentence, the signatures, the visible tests then the statement's own examples, its
+    constraint sentences, the top two hits; for an error, its last 15 lines, the lines its traceback names and two
+    stock checks."""
+    entry_point = input_entry_point(inp)  # read from the input, as the CET must
+    visible = [clean_item(line.strip().removeprefix("assert ")) for line in inp.visible_tests.splitlines()
+               if line.strip()]
+    examples = list(dict.fromkeys(visible + [clean_item(e) for e in statement_examples(inp.task, entry_point)]))
     context = EngineeredContext(
-        goal=clean_item(first_descriptive_sentence(statement, entry_point)),
-        interface=rule_interface(statement, code),
-        examples=[clean_item(e) for e in statement_examples(statement, entry_point)[:MAX_EXAMPLES]],
-        constraints=[clean_item(c) for c in constraint_sentences(statement, MAX_CONSTRAINTS, entry_point)],
-        knowledge=rule_knowledge(hits),
+        goal=clean_item(first_descriptive_sentence(inp.task, entry_point)),
+        interface=rule_interface(f"{inp.interface}\n{inp.task}", inp.code),
+        examples=examples[:MAX_EXAMPLES],
+        constraints=[clean_item(c) for c in constraint_sentences(inp.task, MAX_CONSTRAINTS, entry_point)],
+        knowledge=rule_knowledge(inp.hits),
     )
+    error, code = inp.error, inp.code
     if error and error.strip():
         lines = [line.rstrip() for line in error.strip().splitlines()]
         context.failure = safe_block("\n".join(lines[-FAILURE_LINES:]))

@@ -1,43 +1,62 @@
-"""Context quality on held-out tasks: intrinsic metrics, and the generator's pass rate under five conditions.
+"""Does the CET's context make a generator pass more tests? The held-out evaluation, with equal inputs.
 
-    tasks  = held-out tasks (HumanEval, evaluation-only, and the test split of the other sets), sampled by seed
-    for each task: retrieve the top-k chunks for its statement
-    contexts:  raw         the task as given
-               naive_rag   the top-k chunks concatenated above the task
-               rule_based  a hand-written template over the task and the chunks (evaluation/baselines.py)
-               cet_phase1  the CET after Phase 1       cet_phase2  the CET after Phase 2
-    the generator (the team's, Qwen2.5-Coder-0.5B by default) writes code from each, same seed, greedy
-    the sandbox runs the task's tests on it: pass / fail
-    paired McNemar tests (cet_phase2 against each other condition), Wilson intervals, a split by task source;
-    intrinsic metrics of each engineered context (recall of the task's facts, structure, compression,
-    grounding) and, on a noisy copy of each statement, how much of the noise the context keeps out
+    tasks   = held-out tasks (HumanEval, evaluation-only, and the test split of the other sets), or a user's tasks
+              file; each task's tests split into a visible part (the first cases) and hidden cases
+    view    = statement + interface + visible tests: every condition gets it (the raw task)
+    input   = the view and the top-k chunks cut to the CET's token budget (`CETInput`): the CET and the template
+              read byte for byte the same input
+    conditions:
+        raw         the view
+        full_input  the view + the chunks exactly as the CET reads them
+        naive_rag   the view + the top-k chunks pasted whole
+        rule_based  the view + a hand-written template over the input (evaluation/baselines.py)
+        cet_phase1  the view + the CET's context after Phase 1     cet_phase2  ... after Phase 2
+    the generator (Qwen2.5-Coder-0.5B by default) writes code for every (task, condition), greedy, same seed, the
+    requests batched on one model; the sandbox runs the HIDDEN tests: pass / fail, and a failure class
+    every prompt is checked for leaks (another held-out task's text; the task's own hidden tests or reference)
+    statistics: Wilson intervals, exact McNemar of cet_phase2 against every other condition with Holm's
+    correction and the minimum detectable difference, harm and help rates against raw, context tokens, recall of
+    the facts the hidden tests reveal (names, arguments, edge values, errors), structure validity, traceability,
+    noise kept out of a noisy copy (noise sentences disjoint from the training noise)
+
+A CET reply that cannot be generated or parsed is the CET's failure on that task (counted and reported), never an
+empty context standing in for a tie. Generations go through the team's response cache, so an interrupted run
+resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import random
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cet.config import CetConfig
-from cet.data.degradations import CHATTER, degrade
-from cet.data.task_facts import extract_facts
+from cet.data.degradations import EVAL_CHATTER, degrade
+from cet.data.gold_context import section_choices, untraceable
+from cet.data.leakage import HeldOutIndex, prompt_leaks
+from cet.data.task_input import TaskView, cet_input, task_view
+from cet.errors import CetError
 from cet.evaluation.baselines import naive_rag_text, rule_based_context
-from cet.evaluation.context_quality import aggregate, context_quality
+from cet.evaluation.context_quality import aggregate, grounding, noise_reduction
 from cet.evaluation.plots import grouped_bars
-from cet.evaluation.significance import compare_conditions, pass_rates
-from cet.execution.tasks import CodingTask
+from cet.evaluation.significance import compare_conditions, harm_rate, help_rate, pass_rates
+from cet.evaluation.test_facts import hidden_facts, recall
+from cet.execution.result import ExecutionResult
+from cet.execution.tasks import CodingTask, iter_tasks
 from cet.llm.base import Message
 from cet.llm.jury import extract_code
 from cet.llm.team import Request, Team
 from cet.model.cet import MANIFEST, CETModel
 from cet.model.context import EngineeredContext, ParsedContext, parse_context, render_prompt
+from cet.model.prompts import CETInput, approx_tokens, chunk_lines
 from cet.phases.common import (
     EVAL_SPLITS,
     append_jsonl,
-    held_out_slugs,
+    held_out,
     load_tasks,
     retrieve,
     sample_balanced,
@@ -45,98 +64,245 @@ from cet.phases.common import (
 )
 from cet.runs import RunDir
 
-CONDITIONS = ("raw", "naive_rag", "rule_based", "cet_phase1", "cet_phase2")
+CONDITIONS = ("raw", "full_input", "naive_rag", "rule_based", "cet_phase1", "cet_phase2")
+ENGINEERED = ("rule_based", "cet_phase1", "cet_phase2")
 TARGET = "cet_phase2"
+BASELINE = "raw"
 GENERATOR_SYSTEM = "You are an expert programmer. Write correct, complete code."
+FAILURE_CLASSES = ("passed", "no-code", "syntax", "name/signature", "assertion", "exception", "timeout", "other")
 
 
 @dataclass
 class ContextEvalOptions:
-    tasks: int = 10
+    tasks: int = 150  # held-out tasks drawn (balanced across sets); the default set has 290
     sets: tuple[str, ...] = ("humaneval", "exercism", "leetcode")
+    tasks_file: str | None = None  # a user's own tasks (all of them are held out); replaces the default set
+    limit: int | None = None  # at most this many tasks of the file / set, in order (after sampling)
+    conditions: tuple[str, ...] = CONDITIONS
     phase1: str | None = None  # checkpoints (default: data/cet/phase1, data/cet/phase2)
     phase2: str | None = None
-    noise: bool = True  # also engineer a noisy copy of each statement (noise reduction)
+    noise: bool = True  # engineer a noisy copy of each statement too (noise reduction)
     max_tokens: int = 320  # the generator's (solutions to these tasks fit; a cut-off block is still extracted)
+
+
+@dataclass
+class Engineered:
+    """One condition's context for one task: the parsed context (None when generation failed), the error."""
+
+    parsed: ParsedContext | None
+    raw: str = ""
+    error: str | None = None
+    seconds: float = 0.0
+    untraceable: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.parsed is None or self.error is not None or not self.parsed.valid
+
+
+def select_tasks(cfg: CetConfig, opts: ContextEvalOptions) -> list[CodingTask]:
+    if opts.tasks_file:
+        skipped: list[str] = []
+        tasks = [t for t in iter_tasks(opts.tasks_file, skipped) if t.language == "python"]
+        if not tasks:
+            raise CetError(f"{opts.tasks_file}: no Python tasks to evaluate ({len(skipped)} bad lines)")
+    else:
+        tasks = sample_balanced(load_tasks(cfg, EVAL_SPLITS, opts.sets), opts.tasks, random.Random(cfg.run.seed + 3))
+    return tasks[: opts.limit] if opts.limit else tasks
+
+
+def views_of(tasks: Sequence[CodingTask], visible: int) -> tuple[list[TaskView], dict[str, str]]:
+    """The view of each task whose tests can be split; the others skipped with the reason (counted)."""
+    views, skipped = [], {}
+    for task in tasks:
+        try:
+            views.append(task_view(task, visible))
+        except CetError as e:
+            skipped[task.id] = str(e)
+    return views, skipped
 
 
 def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retriever: Any,
                      on_step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    rng = random.Random(cfg.run.seed + 3)
-    tasks = sample_balanced(load_tasks(cfg, EVAL_SPLITS, opts.sets), opts.tasks, rng)
-    held_out = held_out_slugs(cfg)  # no condition may retrieve a held-out exercise's own documents (solutions, tests)
-    hits = [retrieve(retriever, t.statement, cfg.cet.top_k, held_out) for t in tasks]
-    noisy = [degrade(t.statement, "noise", random.Random(f"{cfg.run.seed}:{t.id}")) for t in tasks]
-    on_step(f"context eval: engineering contexts for {len(tasks)} tasks")
-    contexts, skipped = engineered_contexts(cfg, opts, tasks, hits, noisy)
-    conditions = [c for c in CONDITIONS if c not in skipped]
-    prompts = {c: [condition_prompt(c, t, h, contexts.get(c, [None] * len(tasks))[i])
-                   for i, (t, h) in enumerate(zip(tasks, hits, strict=True))] for c in conditions}
-    on_step(f"context eval: the generator writes {len(tasks) * len(conditions)} solutions")
-    outcomes, rows = generate_and_run(cfg, opts, tasks, prompts, on_step)
+    unknown = [c for c in opts.conditions if c not in CONDITIONS]
+    if unknown:
+        raise CetError(f"unknown condition(s) {', '.join(unknown)}; choose from {', '.join(CONDITIONS)}")
+    views, skipped_tasks = views_of(select_tasks(cfg, opts), cfg.exec.visible_tests)
+    if not views:
+        raise CetError("no task to evaluate: " + "; ".join(list(skipped_tasks.values())[:3]))
+    tasks = [v.task for v in views]
+    guard = held_out(cfg, extra=tasks)  # no retrieval of a held-out task's documents or of text that copies one
+    hits = [retrieve(retriever, v.statement, cfg.cet.top_k, guard) for v in views]
+    inputs = [cet_input(v, h, budget=cfg.cet.input_tokens) for v, h in zip(views, hits, strict=True)]
+    noisy_views = [task_view(v.task, cfg.exec.visible_tests, degrade(v.statement, "noise", random.Random(
+        f"{cfg.run.seed}:{v.task.id}"), chatter=EVAL_CHATTER)) for v in views] if opts.noise else []
+    noisy_inputs = [cet_input(v, h, budget=cfg.cet.input_tokens) for v, h in zip(noisy_views, hits, strict=True)]
+
+    on_step(f"context eval: engineering contexts for {len(views)} tasks")
+    contexts, skipped = engineered_contexts(cfg, opts, inputs, noisy_inputs)
+    conditions = [c for c in opts.conditions if c not in skipped]
+    prompts = {c: [condition_prompt(c, v, inputs[i], hits[i], contexts.get(c, [None] * len(views))[i])
+                   for i, v in enumerate(views)] for c in conditions}
+    leaks = check_leaks(views, prompts, guard.index)
+    if leaks:
+        run.write_json("leaks.json", leaks)
+        raise CetError(f"{len(leaks)} prompts leak held-out text (first: {leaks[0]}); see {run.path}/leaks.json")
+
+    on_step(f"context eval: the generator writes {len(views) * len(conditions)} solutions")
+    outcomes, rows, generation = generate_and_run(cfg, opts, views, prompts, contexts, on_step)
     for row in rows:
         append_jsonl(run.path / "records.jsonl", row)
-    quality = intrinsic(tasks, hits, noisy, contexts)
+    quality = intrinsic(views, inputs, noisy_views, prompts, contexts)
+    comparisons = compare_conditions(outcomes, TARGET, [c for c in conditions if c != TARGET]) \
+        if TARGET in outcomes else {}
     result = {
-        "tasks": [t.id for t in tasks], "by_source": _by_source(tasks, outcomes), "conditions": conditions,
-        "skipped_conditions": skipped, "pass_rates": pass_rates(outcomes),
-        "comparisons": compare_conditions(outcomes, TARGET, [c for c in conditions if c != TARGET])
-        if TARGET in outcomes else {},
+        "tasks": [t.id for t in tasks], "skipped_tasks": skipped_tasks, "by_source": _by_source(tasks, outcomes),
+        "conditions": conditions, "skipped_conditions": skipped, "pass_rates": pass_rates(outcomes),
+        "comparisons": comparisons,
+        "harm_vs_raw": {c: {"harm": harm_rate(outcomes[c], outcomes[BASELINE]),
+                            "help": help_rate(outcomes[c], outcomes[BASELINE])}
+                        for c in conditions if c != BASELINE and BASELINE in outcomes},
+        "context_tokens": {c: _mean([r["context_tokens"] for r in rows if r["condition"] == c]) for c in conditions},
+        "failure_classes": {c: dict(Counter(r["failure_class"] for r in rows if r["condition"] == c))
+                            for c in conditions},
+        "cet_failures": {c: [{"task_id": views[i].task.id, "error": e.error or "; ".join(e.parsed.issues[:2])
+                              if e.parsed else e.error} for i, e in enumerate(contexts[c][:len(views)]) if e.failed]
+                         for c in contexts if c.startswith("cet_")},
         "intrinsic": {c: aggregate(rows_) for c, rows_ in quality.items()},
-        "failure_analysis": failure_analysis(rows, contexts, tasks),
-        "generator_errors": sum(1 for r in rows if r["generator_error"]),
+        "failure_analysis": failure_analysis(rows),
+        "generation": generation, "visible_tests": cfg.exec.visible_tests, "input_tokens": cfg.cet.input_tokens,
         "generator": cfg.llm.roles.generator, "seed": cfg.run.seed,
+        "tasks_file": opts.tasks_file, "leak_checks": sum(len(p) for p in prompts.values()),
     }
-    run.log_metrics("context_eval", {k: result[k] for k in ("pass_rates", "comparisons", "intrinsic")})
+    run.log_metrics("context_eval", {k: result[k] for k in ("pass_rates", "comparisons", "harm_vs_raw", "intrinsic")})
     result["plots"] = plots(result, run.plots)
     return result
 
 
-def engineered_contexts(cfg: CetConfig, opts: ContextEvalOptions, tasks: Sequence[CodingTask],
-                        hits: Sequence[Sequence[Any]], noisy: Sequence[str]
-                        ) -> tuple[dict[str, list[ParsedContext]], dict[str, str]]:
-    """Per engineered condition, the parsed context of each task; for the template and cet_phase2, index
-    len(tasks)+i holds the context of task i's noisy copy."""
-    contexts: dict[str, list[ParsedContext]] = {}
+def _mean(values: Sequence[float]) -> float | None:
+    return round(sum(values) / len(values), 1) if values else None
+
+
+# ------------------------------------------------------------------------------------------------- contexts
+
+
+def cet_checkpoint(cfg: CetConfig, opts: ContextEvalOptions, condition: str) -> Path:
+    given = opts.phase1 if condition == "cet_phase1" else opts.phase2
+    return Path(given or Path(cfg.cet.checkpoints_dir) / condition.removeprefix("cet_"))
+
+
+def engineered_contexts(cfg: CetConfig, opts: ContextEvalOptions, inputs: Sequence[CETInput],
+                        noisy: Sequence[CETInput]) -> tuple[dict[str, list[Engineered]], dict[str, str]]:
+    """Per engineered condition, one `Engineered` per task; for the template and cet_phase2, index len(inputs)+i
+    holds the context of task i's noisy copy. A CET condition without a checkpoint is skipped (and said)."""
+    contexts: dict[str, list[Engineered]] = {}
     skipped: dict[str, str] = {}
-    statements = [t.statement for t in tasks] + (list(noisy) if opts.noise else [])
-    all_hits = list(hits) + (list(hits) if opts.noise else [])
-    # the template sees what the CET sees: the statement and the chunks (not the entry point's name)
-    contexts["rule_based"] = [parse_context(rule_based_context(s, h).to_text(), [x.id for x in h])
-                              for s, h in zip(statements, all_hits, strict=True)]
-    for condition, given in (("cet_phase1", opts.phase1), ("cet_phase2", opts.phase2)):
-        path = Path(given or Path(cfg.cet.checkpoints_dir) / condition.removeprefix("cet_"))
+    everything = list(inputs) + list(noisy)
+    if "rule_based" in opts.conditions:
+        contexts["rule_based"] = [template_context(inp) for inp in everything]
+    for condition in ("cet_phase1", "cet_phase2"):
+        if condition not in opts.conditions:
+            continue
+        path = cet_checkpoint(cfg, opts, condition)
         if not (path / MANIFEST).is_file():
             skipped[condition] = f"no checkpoint at {path}"
             continue
         cet = CETModel.load(path, cfg)
         # the noisy copies only for the CET under test (each CET context costs a generation)
-        count = len(statements) if condition == TARGET else len(tasks)
+        chosen = everything if condition == TARGET else list(inputs)
         try:
-            items = [{"task": s, "hits": h} for s, h in zip(statements[:count], all_hits[:count], strict=True)]
-            contexts[condition] = [parsed for parsed, _ in cet.engineer(items)]
+            replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in chosen])
         finally:
             cet.close_engine()
+        contexts[condition] = [Engineered(r.parsed, r.raw, r.error, r.seconds,
+                                          untraceable(r.parsed.context, inp) if r.parsed else [])
+                               for r, inp in zip(replies, chosen, strict=True)]
     return contexts, skipped
 
 
-def condition_prompt(condition: str, task: CodingTask, hits: Sequence[Any], parsed: ParsedContext | None) -> str:
+def template_context(inp: CETInput) -> Engineered:
+    started = time.perf_counter()
+    context = rule_based_context(inp)
+    parsed = parse_context(context.to_text(), inp.chunk_ids())
+    return Engineered(parsed, context.to_text(), None, time.perf_counter() - started, untraceable(context, inp))
+
+
+def condition_prompt(condition: str, view: TaskView, inp: CETInput, hits: Sequence[Any],
+                     engineered: Engineered | None) -> str:
+    """The generator's user message for a condition: the view (raw task) and what the condition adds."""
+    language = view.task.language
+    raw = render_prompt(view.raw_text(), language=language)
     if condition == "raw":
-        return render_prompt(task.statement, language=task.language)
+        return raw
     if condition == "naive_rag":
-        return f"Retrieved knowledge:\n{naive_rag_text(hits)}\n\n" + render_prompt(task.statement,
-                                                                                  language=task.language)
-    context = parsed.context if parsed is not None else EngineeredContext()
-    return render_prompt(task.statement, context, language=task.language)
+        return f"Retrieved knowledge:\n{naive_rag_text(hits)}\n\n{raw}" if hits else raw
+    if condition == "full_input":
+        return f"Retrieved knowledge:\n{chunk_lines(inp.hits, None)}\n\n{raw}" if inp.hits else raw
+    if engineered is None or engineered.failed:
+        return ""  # the condition failed on this task: no prompt, no code, a failure (never the raw task)
+    return render_prompt(view.raw_text(), engineered.parsed.context, language=language)
 
 
-def generate_and_run(cfg: CetConfig, opts: ContextEvalOptions, tasks: Sequence[CodingTask],
-                     prompts: dict[str, list[str]], on_step: Callable[[str], None]
-                     ) -> tuple[dict[str, list[bool]], list[dict[str, Any]]]:
-    """The generator's code for every (task, condition), run in the sandbox: pass/fail per condition. Requests go
-    task by task, each task pinned to one generator model for all its conditions (a budget that runs out cuts
-    whole tasks, not one condition's tail)."""
-    order = [(c, i) for i in range(len(tasks)) for c in prompts]
+def check_leaks(views: Sequence[TaskView], prompts: dict[str, list[str]], index: HeldOutIndex | None
+                ) -> list[dict[str, Any]]:
+    """Every prompt of every condition, checked: no other held-out task's text, none of its own hidden tests or
+    reference solution."""
+    found = []
+    for condition, texts in prompts.items():
+        for view, prompt in zip(views, texts, strict=True):
+            for leak in prompt_leaks(prompt, view.hidden, view.visible_tests + "\n" + view.statement, index):
+                found.append({"condition": condition, "task_id": view.task.id, "leak": str(leak)})
+    return found
+
+
+# ----------------------------------------------------------------------------------------------- generation
+
+
+_IMPORT_FAILURE = ("ImportError", "cannot import name", "ModuleNotFoundError")
+_ARGUMENT_FAILURE = ("positional argument", "unexpected keyword", "required positional", "takes no arguments")
+
+
+def classify_failure(result: ExecutionResult | None, code: str | None, entry_point: str | None) -> str:
+    """syntax, name/signature, assertion, exception, timeout, no-code, other; "passed" when it passed. A
+    name/signature failure: the tests cannot import the name, call it with its arguments, or find it (a NameError
+    or AttributeError whose message names the entry point)."""
+    if not code or result is None:
+        return "no-code"
+    if result.passed:
+        return "passed"
+    if result.exit_reason == "compile-error":
+        return "syntax"
+    if result.exit_reason == "timeout":
+        return "timeout"
+    failed = [c for c in result.tests.cases if c.outcome in ("failed", "error")]
+    outside = f"{result.stdout_tail[-3000:]} {result.detail or ''}"
+    name = (entry_point or "").split(".")[-1]
+    for case in failed:
+        message = case.message or ""
+        if case.error_type in ("ImportError", "ModuleNotFoundError") or \
+                (case.error_type == "TypeError" and any(k in message for k in _ARGUMENT_FAILURE)) or \
+                (case.error_type in ("NameError", "AttributeError") and name and f"'{name}'" in message):
+            return "name/signature"
+    if any(k in (result.detail or "") for k in _IMPORT_FAILURE) or (
+            not failed and any(k in outside for k in _IMPORT_FAILURE)):
+        return "name/signature"  # the test module could not even be collected
+    types = {c.error_type for c in failed}
+    if types and types <= {"AssertionError"}:
+        return "assertion"
+    if types:
+        return "exception"
+    return "other"
+
+
+def generate_and_run(cfg: CetConfig, opts: ContextEvalOptions, views: Sequence[TaskView],
+                     prompts: dict[str, list[str]], contexts: dict[str, list[Engineered]],
+                     on_step: Callable[[str], None]
+                     ) -> tuple[dict[str, list[bool]], list[dict[str, Any]], dict[str, Any]]:
+    """The generator's code for every (task, condition) that has a prompt, run on the hidden tests. Requests go
+    task by task, each task pinned to one generator model for all its conditions, and are batched on the model
+    (llm.n_parallel slots)."""
+    order = [(c, i) for i in range(len(views)) for c in prompts if prompts[c][i]]
+    started = time.perf_counter()
     with Team(cfg) as team:
         params = team.params(max_tokens=opts.max_tokens, temperature=0.0)
         generators = team.models_for("generator")
@@ -149,64 +315,93 @@ def generate_and_run(cfg: CetConfig, opts: ContextEvalOptions, tasks: Sequence[C
             on_step(f"context eval: generator {done[0]}/{len(requests)}")
 
         results = team.map("generator", requests, on_result=tick)
-    codes = [extract_code(r.text or "", tasks[i].entry_point, tasks[i].language) for r, (_, i) in
-             zip(results, order, strict=True)]
-    on_step(f"context eval: the sandbox runs {len(order)} solutions")
+    seconds = time.perf_counter() - started
+    replies = dict(zip(order, results, strict=True))
+    codes = {key: extract_code(r.text or "", views[key[1]].task.entry_point, views[key[1]].task.language)
+             for key, r in replies.items()}
+    on_step(f"context eval: the sandbox runs {len(order)} solutions on the hidden tests")
     with sandbox_executor(cfg) as executor:
-        runs = [executor.run(tasks[i], code) if code else None for code, (_, i) in zip(codes, order, strict=True)]
-    outcomes: dict[str, list[bool]] = {c: [False] * len(tasks) for c in prompts}
+        runs = {key: executor.run(views[key[1]].hidden, code) if code else None for key, code in codes.items()}
+    outcomes: dict[str, list[bool]] = {c: [False] * len(views) for c in prompts}
     rows = []
-    for (condition, i), result, code, reply in zip(order, runs, codes, results, strict=True):
-        passed = bool(result and result.passed)
-        outcomes[condition][i] = passed
-        rows.append({"task_id": tasks[i].id, "source": tasks[i].metadata.source, "condition": condition,
-                     "passed": passed, "exit_reason": result.exit_reason if result else "no-code",
-                     "tests": f"{result.tests.passed}/{result.tests.total}" if result else None,
-                     "generator_error": reply.error, "prompt_chars": len(prompts[condition][i]),
-                     "completion_tokens": reply.completion.completion_tokens if reply.completion else None,
-                     "code": code})
-    return outcomes, rows
+    cached = sum(1 for r in results if getattr(r, "cached", False))
+    for c in prompts:
+        for i, view in enumerate(views):
+            reply, result, code = replies.get((c, i)), runs.get((c, i)), codes.get((c, i))
+            passed = bool(result and result.passed)
+            outcomes[c][i] = passed
+            engineered = contexts.get(c, [None] * len(views))[i]
+            context_text = engineered.parsed.context.to_text() if engineered and engineered.parsed else ""
+            added = context_text if c in ENGINEERED else prompts[c][i].replace(
+                render_prompt(view.raw_text(), language=view.task.language), "")
+            rows.append({
+                "task_id": view.task.id, "source": view.task.metadata.source, "condition": c, "passed": passed,
+                "failure_class": "context-failed" if not prompts[c][i] else classify_failure(
+                    result, code, view.task.entry_point),
+                "exit_reason": result.exit_reason if result else ("context-failed" if not prompts[c][i] else "no-code"),
+                "tests": f"{result.tests.passed}/{result.tests.total}" if result else None,
+                "generator_error": reply.error if reply else None, "prompt_chars": len(prompts[c][i]),
+                "context_tokens": approx_tokens(added), "prompt_tokens": reply.completion.prompt_tokens
+                if reply and reply.completion else None,
+                "completion_tokens": reply.completion.completion_tokens if reply and reply.completion else None,
+                "context_error": engineered.error if engineered else None, "code": code})
+    tokens = sum(r["completion_tokens"] or 0 for r in rows)
+    generation = {"requests": len(order), "seconds": round(seconds, 1), "cached": cached,
+                  "generations_per_hour": round(len(order) / seconds * 3600, 1) if seconds else None,
+                  "completion_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+                  "n_parallel": cfg.llm.n_parallel}
+    return outcomes, rows, generation
 
 
-def intrinsic(tasks: Sequence[CodingTask], hits: Sequence[Sequence[Any]], noisy: Sequence[str],
-              contexts: dict[str, list[ParsedContext]]) -> dict[str, list[dict[str, Any]]]:
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def intrinsic(views: Sequence[TaskView], inputs: Sequence[CETInput], noisy: Sequence[TaskView],
+              prompts: dict[str, list[str]], contexts: dict[str, list[Engineered]]
+              ) -> dict[str, list[dict[str, Any]]]:
+    """Per condition and task: recall of the facts the hidden tests reveal in what the generator is shown (the
+    whole prompt, and the condition's own addition), context tokens; for engineered contexts also structure
+    validity, traceability to the input, cited chunks that were retrieved, compression, and on the noisy copy
+    the share of the (evaluation-only) noise sentences kept out."""
+    facts = [hidden_facts(v.hidden.tests, v.task.entry_point) for v in views]
     out: dict[str, list[dict[str, Any]]] = {}
-    for condition, parsed in contexts.items():
+    for condition, texts in prompts.items():
         rows = []
-        for i, task in enumerate(tasks):
-            facts = extract_facts(task, hits[i])
-            sources = [task.statement] + [h.text for h in hits[i]]
-            input_text = task.statement + "\n" + "\n".join(h.text for h in hits[i])
-            row = context_quality(parsed[i], facts, input_text, [h.id for h in hits[i]], sources)
-            if len(parsed) > len(tasks):  # the noisy copy's context
-                noise = [s for s in CHATTER if s in noisy[i]]
-                noisy_row = context_quality(parsed[len(tasks) + i], facts, noisy[i], [h.id for h in hits[i]],
-                                            sources, noise_sentences=noise)
-                row["noise_reduction"] = noisy_row["noise_reduction"]
-                row["recall_on_noisy"] = noisy_row["recall"]
+        for i in range(len(views)):
+            row: dict[str, Any] = {"hidden_fact_recall": recall(texts[i], facts[i]) if texts[i] else None}
+            engineered = contexts.get(condition, [None] * len(views))[i] if condition in contexts else None
+            if engineered is not None:
+                ctx = engineered.parsed.context if engineered.parsed else EngineeredContext()
+                row.update({
+                    "structure_valid": not engineered.failed,
+                    "traceable": not engineered.untraceable,
+                    "context_recall": recall(ctx.to_text(), facts[i]),
+                    "grounding_citations": grounding(ctx, inputs[i].chunk_ids(), [inputs[i].render()])["citations"],
+                    "compression": approx_tokens(ctx.to_text()) / max(1, approx_tokens(inputs[i].render())),
+                })
+                extra = contexts[condition]
+                if len(extra) > len(views) and noisy:
+                    noise = [s for s in EVAL_CHATTER if s in noisy[i].statement]
+                    copy = extra[len(views) + i]
+                    row["noise_reduction"] = noise_reduction(copy.parsed.context, noise) \
+                        if copy.parsed and not copy.failed else (0.0 if noise else None)
             rows.append(row)
         out[condition] = rows
     return out
 
 
-def failure_analysis(rows: Sequence[dict[str, Any]], contexts: dict[str, list[ParsedContext]],
-                     tasks: Sequence[CodingTask]) -> dict[str, Any]:
-    """Where the CET's context lost a task the raw task won (and the reverse), with what went wrong."""
+def failure_analysis(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The tasks the CET lost against raw (raw passed, cet_phase2 failed) and won, with each side's failure class."""
     by = {(r["task_id"], r["condition"]): r for r in rows}
-    index = {t.id: i for i, t in enumerate(tasks)}
     lost, won = [], []
-    if TARGET not in contexts:
-        return {"lost": lost, "won": won}
-    for task in tasks:
-        raw, cet = by.get((task.id, "raw")), by.get((task.id, TARGET))
+    for task_id in dict.fromkeys(r["task_id"] for r in rows):
+        raw, cet = by.get((task_id, BASELINE)), by.get((task_id, TARGET))
         if not raw or not cet or raw["passed"] == cet["passed"]:
             continue
-        parsed = contexts[TARGET][index[task.id]]
-        entry = {"task_id": task.id, "raw_exit": raw["exit_reason"], "cet_exit": cet["exit_reason"],
-                 "context_valid": parsed.valid, "parse_issues": parsed.issues[:3],
-                 "context_chars": len(parsed.context.to_text())}
+        entry = {"task_id": task_id, "raw": raw["failure_class"], "cet": cet["failure_class"],
+                 "context_error": cet["context_error"], "context_tokens": cet["context_tokens"]}
         (lost if raw["passed"] else won).append(entry)
-    return {"lost": lost, "won": won}
+    return {"lost": lost, "won": won, "lost_by_class": dict(Counter(e["cet"] for e in lost))}
 
 
 def _by_source(tasks: Sequence[CodingTask], outcomes: dict[str, list[bool]]) -> dict[str, dict[str, Any]]:
@@ -217,9 +412,13 @@ def _by_source(tasks: Sequence[CodingTask], outcomes: dict[str, list[bool]]) -> 
 
 def plots(result: dict[str, Any], where: Path) -> list[str]:
     made = [grouped_bars({"pass rate": {c: v["rate"] for c, v in result["pass_rates"].items()}},
-                         f"Generator pass rate on {len(result['tasks'])} held-out tasks", where / "pass_rate.png")]
-    metrics = ("recall", "structure_valid", "grounding_citations", "noise_reduction", "compression")
+                         f"Generator pass rate on {len(result['tasks'])} held-out tasks (hidden tests)",
+                         where / "pass_rate.png")]
+    metrics = ("hidden_fact_recall", "structure_valid", "traceable", "noise_reduction")
     groups = {m: {c: (result["intrinsic"][c].get(m, {}).get("mean") or 0.0) for c in result["intrinsic"]}
               for m in metrics}
     made.append(grouped_bars(groups, "Intrinsic context quality", where / "intrinsic.png"))
+    classes = {c: {k: v / max(1, sum(counts.values())) for k, v in counts.items()}
+               for c, counts in result["failure_classes"].items()}
+    made.append(grouped_bars(classes, "Outcome classes by condition (share of tasks)", where / "failure_classes.png"))
     return [str(p) for p in made]

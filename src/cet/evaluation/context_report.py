@@ -1,18 +1,18 @@
-"""The context evaluation as markdown: pass rates with intervals, paired tests, intrinsic metrics, failures."""
+"""The context evaluation as markdown: pass rates on hidden tests with intervals, Holm-corrected paired tests with
+the minimum detectable difference, harm against raw, context tokens, failure classes, intrinsic metrics."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-INTRINSIC_ROWS = (("recall", "information preservation (recall of the task's facts)"),
-                  ("preservation.signature", "  signature"), ("preservation.examples", "  examples"),
-                  ("preservation.constraints", "  constraints"), ("preservation.knowledge", "  relevant chunks"),
-                  ("noise_reduction", "noise reduction (injected chatter kept out)"),
-                  ("recall_on_noisy", "recall on the noisy copy"),
-                  ("structure_valid", "structure valid"), ("compression", "compression (tokens out / in)"),
-                  ("grounding_citations", "grounding: cited chunks that were retrieved"),
-                  ("grounding_apis", "grounding: APIs that exist"))
+INTRINSIC_ROWS = (("hidden_fact_recall", "recall of the hidden tests' facts in the prompt"),
+                  ("context_recall", "  ... in the context alone"),
+                  ("structure_valid", "structure valid (a failed reply counts 0)"),
+                  ("traceable", "every fact traceable to the input"),
+                  ("grounding_citations", "cited chunks that were retrieved"),
+                  ("compression", "compression (context tokens / input tokens)"),
+                  ("noise_reduction", "noise kept out of a noisy copy (evaluation-only noise)"))
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -21,62 +21,97 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def render_context_eval(result: dict[str, Any]) -> list[str]:
     n = len(result["tasks"])
+    source = f"tasks file `{result['tasks_file']}`" if result.get("tasks_file") else (
+        "held-out tasks never trained on (HumanEval is evaluation-only; the others are their sets' test split)")
     lines = ["", "## Context quality on held-out tasks", "",
-             f"{n} tasks never trained on (HumanEval is evaluation-only; the others are their sets' test split), "
-             f"generator {', '.join(result['generator'])}, greedy, seed {result['seed']}; every condition gets the "
-             "same tasks in one run.", "",
-             "| condition | passed | pass rate | 95% CI (Wilson) |", "|---|---|---|---|"]
+             f"{n} {source}; the first {result['visible_tests']} test cases of each are visible to every condition "
+             f"and the verdict runs on the hidden rest; generator {', '.join(result['generator'])}, greedy, seed "
+             f"{result['seed']}; the CET and the template read the same input cut to {result['input_tokens']} "
+             f"tokens; {result['leak_checks']} prompts checked for leaks, none found.", ""]
+    if result.get("skipped_tasks"):
+        lines += [f"Tasks skipped (tests that cannot be split): {len(result['skipped_tasks'])}.", ""]
+    lines += ["| condition | passed | pass rate | 95% CI (Wilson) | context tokens | harm vs raw | help vs raw |",
+              "|---|---|---|---|---|---|---|"]
     for condition, rate in result["pass_rates"].items():
+        harm = result["harm_vs_raw"].get(condition)
+        tokens = _fmt(result["context_tokens"].get(condition), 0)
         lines.append(f"| {condition} | {rate['passed']}/{rate['n']} | {rate['rate']:.3f} | "
-                     f"[{rate['ci95'][0]:.2f}, {rate['ci95'][1]:.2f}] |")
+                     f"[{rate['ci95'][0]:.2f}, {rate['ci95'][1]:.2f}] | {tokens} | "
+                     f"{_rate(harm, 'harm')} | {_rate(harm, 'help')} |")
     for condition, why in result["skipped_conditions"].items():
-        lines.append(f"| {condition} | not run: {why} | | |")
+        lines.append(f"| {condition} | not run: {why} | | | | | |")
     if result["comparisons"]:
-        lines += ["", "Paired comparison, cet_phase2 against each condition (exact McNemar; difference in pass "
-                  "rate with Newcombe's 95% interval):", "",
-                  "| against | cet_phase2 only | other only | difference | 95% CI | p | verdict |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "Paired comparison, cet_phase2 against each condition (exact McNemar, Holm-corrected over the "
+                  "family of these comparisons; difference in pass rate with Newcombe's 95% interval; MDD: the "
+                  "smallest difference this run could detect with 80% power at its discordance rate):", "",
+                  "| against | cet_phase2 only | other only | difference | 95% CI | p | p (Holm) | MDD | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for other, c in result["comparisons"].items():
             verdict = f"{c['direction']}{' (significant)' if c['significant'] else ' (not significant)'}"
             lines.append(f"| {other} | {c['only_b']} | {c['only_a']} | {c['difference']:+.3f} | "
-                         f"[{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}] | {c['p_value']:.3g} | {verdict} |")
+                         f"[{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}] | {c['p_value']:.3g} | "
+                         f"{c.get('p_holm', c['p_value']):.3g} | {_fmt(c.get('mdd'))} | {verdict} |")
     lines += ["", "By task source (passed / tasks):", "",
               "| source | " + " | ".join(result["pass_rates"]) + " |", "|---|" + "---|" * len(result["pass_rates"])]
-    for source, per in result["by_source"].items():
-        lines.append(f"| {source} | " + " | ".join(f"{v['passed']}/{v['n']}" for v in per.values()) + " |")
+    for src, per in result["by_source"].items():
+        lines.append(f"| {src} | " + " | ".join(f"{v['passed']}/{v['n']}" for v in per.values()) + " |")
+    classes = sorted({k for counts in result["failure_classes"].values() for k in counts})
+    lines += ["", "Outcome classes (tasks):", "", "| condition | " + " | ".join(classes) + " |",
+              "|---|" + "---|" * len(classes)]
+    for condition, counts in result["failure_classes"].items():
+        lines.append(f"| {condition} | " + " | ".join(str(counts.get(k, 0)) for k in classes) + " |")
     if result["intrinsic"]:
         conditions = list(result["intrinsic"])
-        lines += ["", "Intrinsic quality of the engineered contexts (means over tasks):", "",
+        lines += ["", "Intrinsic quality (means over tasks; facts are read from the hidden tests by their own "
+                  "extractor, apart from the template's):", "",
                   "| metric | " + " | ".join(conditions) + " |", "|---|" + "---|" * len(conditions)]
         for key, label in INTRINSIC_ROWS:
             lines.append(f"| {label} | " + " | ".join(_fmt(result["intrinsic"][c].get(key, {}).get("mean"))
                                                     for c in conditions) + " |")
+    gen = result.get("generation") or {}
+    if gen:
+        lines += ["", f"Generation: {gen['requests']} requests in {gen['seconds']} s ({gen['cached']} from the cache), "
+                  f"{gen['generations_per_hour']} generations/hour, {gen['n_parallel']} llama.cpp slots."]
+    for condition, failures in result.get("cet_failures", {}).items():
+        if failures:
+            lines += ["", f"{condition}: {len(failures)} contexts failed (counted as the condition's failures):"]
+            lines += [f"- {f['task_id']}: {f['error']}" for f in failures[:5]]
     lines += verdict_lines(result)
     for plot in result.get("plots", []):
         lines += ["", f"![{Path(plot).stem}](plots/{Path(plot).name})"]
     return lines
 
 
+def _rate(harm: dict[str, Any] | None, key: str) -> str:
+    if not harm or harm.get(key) is None:
+        return "–"
+    value = harm[key]
+    if isinstance(value, dict):
+        ci = value.get("ci95") or [None, None]
+        return f"{value['rate']:.3f} [{_fmt(ci[0], 2)}, {_fmt(ci[1], 2)}]"
+    return _fmt(value)
+
+
 def verdict_lines(result: dict[str, Any]) -> list[str]:
-    """The goal (cet_phase2 beats raw and naive RAG significantly, level with the template), said plainly."""
+    """The goal (cet_phase2 at least level with the template and full input, above naive RAG, harm ≤ 5%)."""
     comparisons = result["comparisons"]
     if not comparisons:
         return ["", "**The CET after Phase 2 was not evaluated** (no checkpoint)."]
-    beats = [o for o in ("raw", "naive_rag") if o in comparisons and comparisons[o]["significant"]
-             and comparisons[o]["direction"] == "better"]
-    level = "rule_based" in comparisons and comparisons["rule_based"]["difference"] >= 0
-    met = len(beats) == 2 and level
-    lines = ["", f"**Goal {'met' if met else 'not met'}:** the CET after Phase 2 "
-             f"{'beats' if len(beats) == 2 else 'does not significantly beat'} both the raw task and naive RAG"
-             f"{'' if len(beats) == 2 else (' (beats: ' + ', '.join(beats) + ')' if beats else '')}, and is "
-             f"{'at least level with' if level else 'behind'} the rule-based template."]
+    level = {o: comparisons[o]["difference"] >= 0 for o in ("rule_based", "full_input") if o in comparisons}
+    above_rag = "naive_rag" in comparisons and comparisons["naive_rag"]["difference"] > 0
+    harm = result["harm_vs_raw"].get("cet_phase2") or {}
+    harm_value = harm.get("harm", {}).get("rate") if isinstance(harm.get("harm"), dict) else harm.get("harm")
+    met = all(level.values()) and above_rag and harm_value is not None and harm_value <= 0.05
+    lines = ["", f"**Goal {'met' if met else 'not met'}:** the CET after Phase 2 is "
+             + ", ".join(f"{'at least level with' if ok else 'behind'} {o}" for o, ok in level.items())
+             + f", {'above' if above_rag else 'not above'} naive RAG, harm rate against raw {_fmt(harm_value)} "
+             "(goal ≤ 0.05). Differences are point estimates; see the intervals and Holm p-values above."]
     analysis = result["failure_analysis"]
     if analysis["lost"] or analysis["won"]:
-        lines += ["", f"Tasks the raw prompt passed and the CET's context failed: {len(analysis['lost'])}; "
-                  f"the reverse: {len(analysis['won'])}."]
+        lines += ["", f"Tasks the raw prompt passed and the CET's context failed: {len(analysis['lost'])} "
+                  f"(by the CET's failure class: {analysis['lost_by_class']}); the reverse: {len(analysis['won'])}."]
         for entry in analysis["lost"][:8]:
-            issues = "; ".join(entry["parse_issues"]) or "none"
-            lines.append(f"- {entry['task_id']}: {entry['cet_exit']} with the context (raw: {entry['raw_exit']}); "
-                         f"context valid {entry['context_valid']}, {entry['context_chars']} chars, parse issues: "
-                         f"{issues}")
+            lines.append(f"- {entry['task_id']}: {entry['cet']} with the context (raw: {entry['raw']}); "
+                         f"{entry['context_tokens']} context tokens"
+                         + (f"; context error: {entry['context_error']}" if entry["context_error"] else ""))
     return lines

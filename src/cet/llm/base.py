@@ -31,6 +31,7 @@ class GenerationParams:
     seed: int = 0
     stop: tuple[str, ...] = ()
     json_schema: dict[str, Any] | None = None  # structured output: the reply must be JSON of this schema
+    grammar: str | None = None  # constrained decoding: the reply must match this GBNF grammar (llama.cpp)
     timeout_s: float = 120.0
 
     def cache_key_part(self) -> dict[str, Any]:

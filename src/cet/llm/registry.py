@@ -10,8 +10,12 @@
 | `gemini:MODEL` | Google Gemini; key from `llm.gemini_api_key_env` |
 | `hf:PATH_OR_REPO` | transformers: a model folder, a `.gguf` file (dequantised) or a Hub id (online only) |
 
-Local models are loaded once per process and shared: every `open_llm` of the same (file, threads, context)
+Local models are loaded once per process and shared: every `open_llm` of the same (file, threads, context, slots)
 gets a handle on the same loaded model, and the model is freed when the last handle is closed.
+
+A llama.cpp model gets `llm.n_parallel` slots (concurrent requests decode together in one batch; the team sends
+it up to that many at once) and a context of `llm.n_ctx` x `llm.n_parallel`: llama.cpp divides its context among
+the slots, so every request still has `llm.n_ctx` tokens.
 """
 
 from __future__ import annotations
@@ -120,9 +124,12 @@ def _llamacpp(path: Path, name: str, cfg: CetConfig, chat_template: bool = True)
     from cet.llm.providers.llamacpp import LlamaCppEngine, LlamaCppLLM, check_gguf
 
     path = check_gguf(path).resolve()
-    threads, ctx = cfg.llm.n_threads, cfg.llm.n_ctx
-    engine, release = _acquire(("llamacpp", path, threads, ctx), lambda: LlamaCppEngine(path, threads, ctx))
-    return LlamaCppLLM(path, name, threads, ctx, chat_template=chat_template, engine=engine, on_close=release)
+    threads, slots = cfg.llm.n_threads, cfg.llm.n_parallel
+    ctx = cfg.llm.n_ctx * slots  # divided among the slots: llm.n_ctx each
+    engine, release = _acquire(("llamacpp", path, threads, ctx, slots),
+                               lambda: LlamaCppEngine(path, threads, ctx, n_parallel=slots))
+    return LlamaCppLLM(path, name, threads, ctx, n_parallel=slots, chat_template=chat_template, engine=engine,
+                       on_close=release)
 
 
 def _transformers(target: str, name: str, cfg: CetConfig) -> LLM:

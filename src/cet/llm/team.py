@@ -9,9 +9,17 @@ opens each model once, the first time it is needed, through `open_model(name, cf
   every run. `ask_model(name, ...)` names the model. `messages` is a list of `Message` (chat) or a string
   (plain completion).
 - `map(role, requests)`: many requests, answered concurrently, results in input order (`TeamResult`);
-  models are assigned in input order before anything runs. A failed request is a result with its error,
-  not an exception.
-- At most `llm.concurrency` model calls are in flight across the whole team (all threads, all `map`s).
+  models are assigned in input order before anything runs (and opened, to size the worker pool: the remote
+  bound plus every local model's capacity). A failed request is a result with its error, not an exception.
+- Concurrency (all threads, all `map`s): calls to remote models (APIs, endpoints) are bounded by `llm.concurrency`
+  in flight across the team. Calls to in-process local models (llama.cpp, transformers) go through the local
+  gate instead (`LocalGate`): at most `llm.local_concurrency` different local models run at a time (default 1:
+  two models on the same cores run far slower side by side than one after the other), and the model that runs
+  takes up to its capacity of calls at once: a llama.cpp model its `n_parallel` slots (`llm.n_parallel`, which
+  the registry builds it with), so concurrent requests to it decode together in one batch; a transformers model
+  `llm.local_concurrency`. Taking turns: once another local model is waiting, the running one admits no more
+  calls after `capacity` admissions in its turn, drains, and the model that has waited longest goes next, so
+  a role rotating over two local models runs them in alternating batches and neither starves.
 - Retries: `RateLimited` (waiting its `retry_after_s` when the provider gave one), `LLMTimeout` and
   `EndpointUnreachable` are retried up to `llm.retries` times with exponential backoff (`llm.backoff_s`
   × 2^attempt); every other error (`ModelUnavailable`, `MalformedOutput`, ...) fails at once. A slot is
@@ -22,8 +30,9 @@ opens each model once, the first time it is needed, through `open_model(name, cf
 - `usage()`: in total, per model and per provider: `requests` (asked of the team, cache hits included),
   `calls` (attempts that reached a model, retries included), `cache_hits`, `retries`, `errors` (requests
   that ended in an error), `refused` (by the budget), `prompt_tokens`, `completion_tokens`, `tokens`,
-  `cost_usd` and `latency_s` (of real calls only: a cache hit costs nothing); `max_in_flight`; the budget's
-  state; the cache's counters.
+  `cost_usd` and `latency_s` (of real calls only: a cache hit costs nothing); `max_in_flight` (all calls);
+  `local` (the gate: `max_in_flight` per local model, `max_models_at_once`, what is in flight and waiting now);
+  the budget's state; the cache's counters.
 - Budget (`llm.budget_usd` and/or `llm.budget_tokens`, counted over real model calls): once spent, every
   new request that needs a model call raises `BudgetExceeded`; calls already in flight finish and are
   counted (so the total may pass the cap by what was in flight). `map` then returns what finished, with
@@ -33,9 +42,10 @@ opens each model once, the first time it is needed, through `open_model(name, cf
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,13 +68,86 @@ if TYPE_CHECKING:
     from cet.config import CetConfig
 
 RETRYABLE = (RateLimited, LLMTimeout, EndpointUnreachable)
-LOCAL_PROVIDERS = frozenset({"llamacpp", "transformers"})  # run on this machine's CPU (or GPU): llm.local_concurrency
+LOCAL_PROVIDERS = frozenset({"llamacpp", "transformers"})  # run on this machine's CPU (or GPU): the local gate
 MALFORMED = "malformed_output"  # marks a cached reply that was a MalformedOutput
 Opener = Callable[[str, "CetConfig"], LLM]
 
 
 class BudgetExceeded(LLMError):
     """The team's token or dollar budget is spent; no new model calls are made."""
+
+
+class LocalGate:
+    """Admission to the in-process local models (see the module docstring): at most `max_models` different models
+    have calls in flight at once; a model takes up to its `capacity` calls at once; once another model waits for
+    a turn, the running one stops admitting after `capacity` admissions in its turn, and when a model drains the
+    one that has waited longest goes next (first come, first served between models)."""
+
+    def __init__(self, max_models: int = 1) -> None:
+        self.max_models = max(1, max_models)
+        self._cond = threading.Condition()
+        self._active: dict[str, int] = {}  # model -> calls in flight
+        self._turn: dict[str, int] = {}  # active model -> calls admitted in its current turn
+        self._waiting: dict[str, int] = {}  # model -> calls waiting to enter
+        self._queued: dict[str, int] = {}  # model not active, with calls waiting -> its ticket (lower: first)
+        self._tickets = itertools.count()
+        self._max_in_flight: dict[str, int] = {}
+        self._max_models_at_once = 0
+
+    @contextlib.contextmanager
+    def hold(self, name: str, capacity: int) -> Iterator[None]:
+        """Hold one of `name`'s places for the duration of the block (waiting for it as long as it takes)."""
+        capacity = max(1, capacity)
+        with self._cond:
+            self._waiting[name] = self._waiting.get(name, 0) + 1
+            if name not in self._active and name not in self._queued:
+                self._queued[name] = next(self._tickets)
+            try:
+                self._cond.wait_for(lambda: self._may_enter(name, capacity))
+            except BaseException:  # an interrupt while waiting: leave no trace
+                self._leave_queue(name)
+                self._cond.notify_all()
+                raise
+            self._leave_queue(name)
+            if name not in self._active:
+                self._active[name], self._turn[name] = 0, 0
+            self._active[name] += 1
+            self._turn[name] += 1
+            self._max_in_flight[name] = max(self._max_in_flight.get(name, 0), self._active[name])
+            self._max_models_at_once = max(self._max_models_at_once, len(self._active))
+            self._cond.notify_all()  # the model may have just become active: its other waiters may enter too
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active[name] -= 1
+                if self._active[name] == 0:
+                    del self._active[name], self._turn[name]
+                    if self._waiting.get(name):  # its late comers go to the back of the queue
+                        self._queued[name] = next(self._tickets)
+                self._cond.notify_all()
+
+    def _leave_queue(self, name: str) -> None:
+        self._waiting[name] -= 1
+        if not self._waiting[name]:
+            del self._waiting[name]
+            self._queued.pop(name, None)
+
+    def _may_enter(self, name: str, capacity: int) -> bool:
+        queue = sorted(self._queued, key=self._queued.__getitem__)
+        if name in self._active:
+            if self._active[name] >= capacity:
+                return False
+            return not queue or self._turn[name] < capacity  # another model waits: this turn ends at `capacity`
+        free = self.max_models - len(self._active)
+        return free > 0 and name in queue[:free]
+
+    def stats(self) -> dict[str, Any]:
+        """`max_in_flight` per model and `max_models_at_once` so far; `in_flight` and `waiting` per model now."""
+        with self._cond:
+            return {"max_in_flight": dict(sorted(self._max_in_flight.items())),
+                    "max_models_at_once": self._max_models_at_once, "in_flight": dict(self._active),
+                    "waiting": dict(self._waiting)}
 
 
 @dataclass(frozen=True)
@@ -130,13 +213,14 @@ class Team:
         self.roles: dict[str, list[str]] = {role: list(names) for role, names in cfg.llm.roles.model_dump().items()}
         self.cache = cache if cache is not None else ResponseCache(cfg.llm.cache_path)
         self._sleep = sleep
-        self._slots = threading.BoundedSemaphore(cfg.llm.concurrency)
-        self._local_slots = threading.BoundedSemaphore(cfg.llm.local_concurrency)
+        self._slots = threading.BoundedSemaphore(cfg.llm.concurrency)  # remote calls
+        self._local = LocalGate(cfg.llm.local_concurrency)  # local calls
         self._lock = threading.Lock()  # usage, budget, rotation, the model table
         self._models: dict[str, LLM] = {}
         self._open_failed: dict[str, LLMError] = {}
         self._open_locks: dict[str, threading.Lock] = {}
         self._call_locks: dict[str, threading.Lock | None] = {}
+        self._capacity: dict[str, int] = {}  # local model -> calls it takes at once (see LocalGate)
         self._rotation: dict[str, int] = {}
         self._usage = _Usage()
         self._spent_tokens = 0
@@ -162,11 +246,11 @@ class Team:
 
     def map(self, role: str | None, requests: Iterable[RequestLike],
             on_result: Callable[[TeamResult], None] | None = None) -> list[TeamResult]:
-        """Answer `requests` concurrently (at most `llm.concurrency` at a time across the team); results in
-        input order. Requests without a model get the role's rotation, assigned in input order. `on_result`
-        is called with each result as it is collected, in order. Once the budget is spent the remaining
-        requests come back `not_run`; on an interrupt, the requests not started are cancelled, those in
-        flight finish (and are cached), and the interrupt propagates."""
+        """Answer `requests` concurrently (remote models at most `llm.concurrency` at a time across the team, local
+        ones through the local gate); results in input order. Requests without a model get the role's rotation,
+        assigned in input order. `on_result` is called with each result as it is collected, in order. Once the
+        budget is spent the remaining requests come back `not_run`; on an interrupt, the requests not started are
+        cancelled, those in flight finish (and are cached), and the interrupt propagates."""
         reqs = as_requests(list(requests))
         if not reqs:
             return []
@@ -189,7 +273,7 @@ class Team:
                 return TeamResult(i, req, name, "error", error=str(e), error_type=type(e).__name__)
             return TeamResult(i, req, name, "ok", completion=completion)
 
-        pool = ThreadPoolExecutor(max_workers=min(self.llm_cfg.concurrency, len(reqs)), thread_name_prefix="cet-team")
+        pool = ThreadPoolExecutor(max_workers=self._workers(assigned), thread_name_prefix="cet-team")
         futures: list[Future[TeamResult]] = [pool.submit(work, i) for i in range(len(reqs))]
         results: list[TeamResult] = []
         try:
@@ -204,6 +288,45 @@ class Team:
             raise
         pool.shutdown(wait=True)
         return results
+
+    def _workers(self, assigned: list[str]) -> int:
+        """Threads for a map over `assigned`: enough to keep every model at its bound (`llm.concurrency` for the
+        remote ones together, its capacity for each local one), no more than there are requests. The models are
+        opened here (one that cannot be opened, or a spent budget, counts as remote: its requests end at once)."""
+        remote, local = False, 0
+        for name in dict.fromkeys(assigned):
+            capacity = self._local_capacity_of(name)
+            if capacity is None:
+                remote = True
+            else:
+                local += capacity
+        workers = (self.llm_cfg.concurrency if remote else 0) + local
+        return max(1, min(workers, len(assigned)))
+
+    def _local_capacity_of(self, name: str) -> int | None:
+        """The capacity of `name` if it is a local model (opening it unless the budget is spent), else None."""
+        with self._lock:
+            loaded = name in self._models
+        if not loaded and (name in self._open_failed or self._budget_spent()):
+            return None
+        try:
+            self.model(name)
+        except LLMError:
+            return None
+        with self._lock:
+            return self._capacity.get(name)
+
+    def local_capacity(self, llm: LLM) -> int:
+        """How many calls the local model `llm` takes at once: a llama.cpp model its slots (the model's own
+        `n_parallel` when it reports one, else `llm.n_parallel`, which the registry builds it with); any other
+        `llm.local_concurrency`."""
+        if llm.provider == "llamacpp":
+            for source in (llm, getattr(llm, "engine", None)):
+                slots = getattr(source, "n_parallel", None)
+                if isinstance(slots, int) and slots >= 1:
+                    return slots
+            return self.llm_cfg.n_parallel
+        return self.llm_cfg.local_concurrency
 
     def next_model(self, role: str) -> str:
         """The role's next model in the rotation (advances it)."""
@@ -244,6 +367,8 @@ class Team:
                 self._models[name] = llm
                 self._usage.providers[name] = llm.provider
                 self._call_locks[name] = None if getattr(llm, "thread_safe", False) else threading.Lock()
+                if llm.provider in LOCAL_PROVIDERS:
+                    self._capacity[name] = self.local_capacity(llm)
             return llm
 
     def _open(self, name: str) -> LLM:
@@ -307,9 +432,11 @@ class Team:
         retries, attempt = self.llm_cfg.retries, 0
         while True:
             # a model that is not known to be thread-safe is called one request at a time; its queue waits
-            # before taking a slot, so it does not hold slots other models could use
-            local = self._local_slots if llm.provider in LOCAL_PROVIDERS else contextlib.nullcontext()
-            with self._call_locks.get(name) or contextlib.nullcontext(), local, self._slots:
+            # before taking a slot, so it does not hold slots other models could use. A local model's call goes
+            # through the local gate, a remote one takes one of the team's `llm.concurrency` slots.
+            capacity = self._capacity.get(name)
+            slot = self._slots if capacity is None else self._local.hold(name, capacity)
+            with self._call_locks.get(name) or contextlib.nullcontext(), slot:
                 if attempt == 0 and self._budget_spent():
                     self._refuse(name)
                 with self._lock:
@@ -404,6 +531,7 @@ class Team:
                 "by_model": by_model,
                 "by_provider": {p: clean(b) for p, b in sorted(by_provider.items())},
                 "max_in_flight": self._max_in_flight,
+                "local": self._local.stats(),
                 "budget": {"tokens": c.budget_tokens, "usd": c.budget_usd, "spent_tokens": self._spent_tokens,
                            "spent_usd": round(self._spent_usd, 6)},
             }

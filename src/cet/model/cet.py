@@ -3,6 +3,12 @@
 A checkpoint directory holds the adapter (`adapter_config.json`, `adapter_model.safetensors`), the tokenizer
 and `cet.json`: the base it adapts, the LoRA settings, the phase that wrote it, the version (sha256) of the
 data it was trained on and the context schema version. `CETModel.load(dir)` rebuilds the same model.
+
+Generation is greedy (deterministic for the same weights and input), on llama.cpp (the GGUF base with the
+adapters exported as a GGUF adapter; `llm.n_parallel` slots, the conversations submitted at once so they decode
+in one batch) or on transformers. `engineer` constrains the reply to the context grammar (`cet.constrained`;
+`cet.model.constrained`) and returns one `EngineeredReply` per item: the parsed context, the raw reply, and the
+error when generation failed (never an empty context in its place).
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +25,47 @@ from cet.config import CetConfig
 from cet.errors import CetError
 from cet.llm.catalog import CATALOG
 from cet.model.base import pick_device, resolve_base
+from cet.model.constrained import ContextGrammar, GrammarLogitsProcessor, cut_to_lines
 from cet.model.context import SCHEMA_VERSION, ParsedContext, parse_context
-from cet.model.prompts import context_messages
+from cet.model.prompts import context_messages, input_messages
 
 MANIFEST = "cet.json"
 
 
+@dataclass
+class Generation:
+    """One reply: its text (as generated, not stripped), the error when generation failed (the text is then
+    empty), seconds (llama.cpp: this request's; transformers: its batch's), whether the token limit cut it."""
+
+    text: str
+    error: str | None = None
+    seconds: float = 0.0
+    truncated: bool = False
+
+
+@dataclass
+class EngineeredReply:
+    """One engineered context: `parsed` (None exactly when `error` says why there is no context), the raw reply,
+    seconds the generation took, and whether the token limit cut the reply (a constrained reply is then read up
+    to its last complete line)."""
+
+    parsed: ParsedContext | None
+    raw: str
+    error: str | None = None
+    seconds: float = 0.0
+    truncated: bool = False
+
+
 class CETModel:
-    def __init__(self, model: Any, tokenizer: Any, info: dict[str, Any], cfg: CetConfig) -> None:
+    def __init__(self, model: Any, tokenizer: Any, info: dict[str, Any], cfg: CetConfig,
+                 checkpoint: Path | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.info = info  # base, lora, phase, data_version, ...
         self.cfg = cfg
+        self.checkpoint = checkpoint  # the directory it was loaded from (None: the untrained base)
         self._engine: Any = None  # llama.cpp with the adapters exported, while the weights are unchanged
         self._scratch: Any = None
-        self.failures: list[str] = []  # generations that failed (their replies are empty)
 
     # ------------------------------------------------------------------------------------------- building
     @classmethod
@@ -69,18 +103,26 @@ class CETModel:
             raise CetError(f"{manifest} is not valid JSON: {e}") from None
         model, _ = _load_base(resolve_base(cfg, info["base"]), pick_device(cfg.cet.device))
         tokenizer = _tokenizer(str(path))
-        return cls(PeftModel.from_pretrained(model, str(path), is_trainable=trainable), tokenizer, info, cfg)
+        return cls(PeftModel.from_pretrained(model, str(path), is_trainable=trainable), tokenizer, info, cfg,
+                   checkpoint=path)
 
     @classmethod
-    def open(cls, cfg: CetConfig, checkpoint: str | Path | None = None) -> CETModel:
-        """The CET to use: `checkpoint`, else the latest phase saved under cet.checkpoints_dir, else the base."""
+    def open(cls, cfg: CetConfig, checkpoint: str | Path | None = None, base: bool = False) -> CETModel:
+        """The CET to use: `checkpoint`, else the latest phase saved under cet.checkpoints_dir; `base`: the
+        untrained base model, asked for explicitly. Without a trained checkpoint and without `base`, a CetError:
+        an untrained CET writes poor contexts, and nobody should get one without asking for it."""
+        if base:
+            if checkpoint:
+                raise CetError("give a CET checkpoint or ask for the untrained base model, not both")
+            return cls.from_base(cfg)
         if checkpoint:
             return cls.load(checkpoint, cfg)
         for phase in ("phase2", "phase1"):
             candidate = Path(cfg.cet.checkpoints_dir) / phase
             if (candidate / MANIFEST).is_file():
                 return cls.load(candidate, cfg)
-        return cls.from_base(cfg)
+        raise CetError(f"no trained CET checkpoint in {cfg.cet.checkpoints_dir} (phase2/ or phase1/): train one with "
+                       "`cet train phase1`, give one with --checkpoint, or use the untrained base model with --base")
 
     def save(self, path: str | Path, phase: str, data_version: str | None, **extra: Any) -> Path:
         """Adapters, tokenizer and manifest, written beside and then renamed over `path` (never half-written)."""
@@ -118,26 +160,48 @@ class CETModel:
 
     def generate(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int = 256,
                  max_input_tokens: int = 1536, batch_size: int = 4) -> list[str]:
-        """Greedy replies to chat conversations; deterministic for the same weights."""
-        if self.inference_backend() == "llamacpp":
-            return self._generate_llamacpp(conversations, max_new_tokens)
-        return self._generate_transformers(conversations, max_new_tokens, max_input_tokens, batch_size)
+        """Greedy replies to chat conversations (stripped); deterministic for the same weights. A failed generation
+        is an empty string here: `generate_replies` says which failed and why."""
+        return [g.text.strip() for g in self.generate_replies(conversations, max_new_tokens, max_input_tokens,
+                                                                batch_size)]
 
-    def _generate_llamacpp(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
+    def generate_replies(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int = 256,
+                         max_input_tokens: int = 1536, batch_size: int = 4,
+                         grammars: Sequence[ContextGrammar | None] | None = None) -> list[Generation]:
+        """Greedy replies, one `Generation` each, in order; `grammars`: the context grammar each reply must follow
+        (None: that one is free): GBNF on llama.cpp, llguidance's mask on transformers."""
+        grammars = list(grammars) if grammars is not None else [None] * len(conversations)
+        if len(grammars) != len(conversations):
+            raise ValueError(f"{len(grammars)} grammars for {len(conversations)} conversations")
+        if not conversations:
+            return []
+        if self.inference_backend() == "llamacpp":
+            return self._generate_llamacpp(conversations, max_new_tokens, grammars)
+        return self._generate_transformers(conversations, max_new_tokens, max_input_tokens, batch_size, grammars)
+
+    def _generate_llamacpp(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
+                           grammars: Sequence[ContextGrammar | None]) -> list[Generation]:
+        """All conversations submitted at once (a thread each, up to `llm.n_parallel`): llama.cpp decodes the
+        requests in its slots together, one batch a step."""
         from cet.llm.base import GenerationParams, LLMError, Message
 
         engine = self._llamacpp()
-        params = GenerationParams(max_tokens=max_new_tokens, temperature=0.0, timeout_s=self.cfg.llm.timeout_s)
-        replies = []
-        for conversation in conversations:
+        gbnf = [g.to_gbnf() if g is not None else None for g in grammars]
+
+        def one(i: int) -> Generation:
+            params = GenerationParams(max_tokens=max_new_tokens, temperature=0.0, timeout_s=self.cfg.llm.timeout_s,
+                                      grammar=gbnf[i])
+            messages = [Message(m["role"], m["content"]) for m in conversations[i]]  # type: ignore[arg-type]
+            started = time.perf_counter()
             try:
-                completion = engine.chat([Message(m["role"], m["content"]) for m in conversation], params)  # type: ignore[arg-type]
-            except LLMError as e:  # an empty reply: the context is then empty and the prompt the raw task
-                self.failures.append(str(e))
-                replies.append("")
-                continue
-            replies.append(completion.text.strip())
-        return replies
+                completion = engine.chat(messages, params)
+            except LLMError as e:
+                return Generation("", str(e), time.perf_counter() - started)
+            return Generation(completion.text, None, completion.latency_s, completion.finish_reason == "length")
+
+        workers = min(self.cfg.llm.n_parallel, len(conversations))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cet-generate") as pool:
+            return list(pool.map(one, range(len(conversations))))
 
     def _llamacpp(self) -> Any:
         import tempfile
@@ -151,8 +215,9 @@ class CETModel:
             scratch = tempfile.TemporaryDirectory(prefix="cet-adapter-")
             try:
                 adapter = export_lora_gguf(self.model, gguf, Path(scratch.name) / "adapter.gguf")
-                engine = LlamaCppLLM(gguf, name="cet", n_threads=self.cfg.llm.n_threads, n_ctx=self.cfg.llm.n_ctx,
-                                     lora=[(adapter, 1.0)])
+                slots = self.cfg.llm.n_parallel  # llama.cpp divides its context among the slots: n_ctx each
+                engine = LlamaCppLLM(gguf, name="cet", n_threads=self.cfg.llm.n_threads,
+                                     n_ctx=self.cfg.llm.n_ctx * slots, n_parallel=slots, lora=[(adapter, 1.0)])
             except BaseException:
                 scratch.cleanup()
                 raise
@@ -168,33 +233,79 @@ class CETModel:
             self._scratch = None
 
     def _generate_transformers(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
-                               max_input_tokens: int, batch_size: int) -> list[str]:
+                               max_input_tokens: int, batch_size: int,
+                               grammars: Sequence[ContextGrammar | None]) -> list[Generation]:
         import torch
+        from transformers import LogitsProcessorList
 
         self.model.eval()
-        replies: list[str] = []
+        replies: list[Generation] = []
         tok = self.tokenizer
         tok.padding_side = "left"
         tok.truncation_side = "left"  # an over-long prompt loses its beginning, never the assistant turn's start
         for start in range(0, len(conversations), batch_size):
             batch = conversations[start:start + batch_size]
+            batch_grammars = grammars[start:start + batch_size]
+            started = time.perf_counter()
             texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in batch]
             encoded = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_input_tokens,
                           add_special_tokens=False).to(self.device)
+            constraint = GrammarLogitsProcessor(tok, batch_grammars) if any(batch_grammars) else None
             with torch.no_grad():
                 out = self.model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
-                                          pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-            for row in out[:, encoded["input_ids"].shape[1]:]:
-                replies.append(tok.decode(row, skip_special_tokens=True).strip())
+                                          pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                                          logits_processor=LogitsProcessorList([constraint] if constraint else []))
+            seconds = time.perf_counter() - started
+            for j, row in enumerate(out[:, encoded["input_ids"].shape[1]:]):
+                error = constraint.errors.get(j) if constraint else None
+                if error:
+                    replies.append(Generation("", f"constrained decoding failed: {error}", seconds))
+                    continue
+                replies.append(Generation(tok.decode(row, skip_special_tokens=True), None, seconds,
+                                          truncated=tok.eos_token_id not in row.tolist()))
         return replies
 
-    def engineer(self, items: Sequence[dict[str, Any]]) -> list[tuple[ParsedContext, str]]:
-        """Engineered contexts for items {task, hits, code?, error?}: (parsed context, raw reply) each."""
-        conversations = [context_messages(i["task"], i.get("hits", ()), i.get("code"), i.get("error"))
-                         for i in items]
-        replies = self.generate(conversations, self.cfg.cet.max_new_tokens, self.cfg.cet.max_input_tokens)
-        return [(parse_context(reply, [h.id for h in item.get("hits", ())]), reply)
-                for item, reply in zip(items, replies, strict=True)]
+    def engineer(self, items: Sequence[dict[str, Any]]) -> list[EngineeredReply]:
+        """Engineered contexts, one `EngineeredReply` per item, in order. An item is {"input": CETInput} or
+        {"task", "hits"?, "code"?, "error"?}, with optional "choices" ({section: [strings]}: every bullet of that
+        section is then one of them). With `cet.constrained` the reply follows the context grammar: Knowledge
+        cites only the item's retrieved chunk ids, and the bug-report sections are open only when code or an error
+        report is given."""
+        conversations: list[list[dict[str, str]]] = []
+        known: list[list[str]] = []
+        grammars: list[ContextGrammar | None] = []
+        limit = self.cfg.cet.max_new_tokens
+        # a line short enough that the first section (heading, one line) always fits the token limit: a cut reply
+        # then still holds a whole section (a token writes at least one character of ASCII text)
+        line_chars = min(ContextGrammar.max_line_chars, max(8, limit - 8))
+        for item in items:
+            inp = item.get("input")
+            if inp is not None:
+                hits, messages, bug = tuple(inp.hits), input_messages(inp), bool(inp.code or inp.error)
+            else:
+                hits, code, error = tuple(item.get("hits") or ()), item.get("code"), item.get("error")
+                messages, bug = context_messages(item["task"], hits, code, error), bool(code or error)
+            conversations.append(messages)
+            known.append([h.id for h in hits])
+            grammars.append(ContextGrammar.for_input(hits, bug_report=bug, choices=item.get("choices"),
+                                                     max_line_chars=line_chars)
+                            if self.cfg.cet.constrained else None)
+        replies = self.generate_replies(conversations, limit, self.cfg.cet.max_input_tokens, grammars=grammars)
+        return [self._engineered(reply, ids, grammar is not None, limit)
+                for reply, ids, grammar in zip(replies, known, grammars, strict=True)]
+
+    @staticmethod
+    def _engineered(reply: Generation, known: list[str], constrained: bool, limit: int) -> EngineeredReply:
+        raw = reply.text.strip()
+        if reply.error is not None:
+            return EngineeredReply(None, raw, reply.error, reply.seconds, reply.truncated)
+        text = cut_to_lines(reply.text) if constrained and reply.truncated else reply.text
+        parsed = parse_context(text, known)
+        if constrained and not parsed.valid:  # the grammar admits only valid contexts: only a cut leaves none
+            why = (f"the reply was cut at cet.max_new_tokens={limit} before a section was complete"
+                   if reply.truncated else f"the constrained reply does not parse: {'; '.join(parsed.issues)}")
+            return EngineeredReply(None, raw, why, reply.seconds, reply.truncated)
+        return EngineeredReply(parsed, raw, None, reply.seconds, reply.truncated)
 
 
 def _tokenizer(where: str) -> Any:

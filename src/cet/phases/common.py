@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cet.config import CetConfig
+from cet.data.leakage import HeldOutIndex, Leak
 from cet.errors import CetError
 from cet.execution.executor import Executor
 from cet.execution.pool import WarmPool
@@ -75,21 +77,145 @@ def hit_slug(hit: Hit) -> str:
     return (hit.doc_id or hit.id).split("#", 1)[0].rsplit(":", 1)[-1].replace("-", "_").lower()
 
 
-def held_out_slugs(cfg: CetConfig) -> frozenset[str]:
-    """The exercises of every held-out task: their documents (statements, example solutions, tests, approaches,
-    mentoring notes) are kept out of retrieval everywhere, so no condition and no training example sees them."""
+class HeldOut(frozenset[str]):
+    """What retrieval must never return, by two rules that apply to every source:
+
+    * slug: the document is named after a held-out exercise (`hit_slug` in this set: its statement, example
+      solution, tests, approaches, mentoring notes);
+    * content: the chunk's text carries a held-out task's statement, tests or reference solution, whatever it
+      is named (a git test file quoting HumanEval asserts, an answer quoting a LeetCode statement), by
+      `HeldOutIndex.leaks`.
+
+    It is the frozenset of slugs `held_out_slugs` always returned, so code written for that keeps working
+    (and gets the content rule). `dropped` counts the hits each rule removed; `report()` gives the figures."""
+
+    index: HeldOutIndex | None
+    dropped: Counter[str]  # refused hits by rule ("slug", "content"), counted by `retrieve` above the last hit shown
+    examples: list[dict[str, Any]]  # the first MAX_DROP_EXAMPLES refusals: chunk, rule, task, part, snippet
+    _verdicts: dict[tuple[str, int], list[Leak]]
+
+    def __new__(cls, slugs: Iterable[str] = (), index: HeldOutIndex | None = None) -> HeldOut:
+        self = super().__new__(cls, slugs)
+        self.index = index
+        self.dropped = Counter()
+        self.examples = []
+        self._verdicts = {}
+        return self
+
+    def __bool__(self) -> bool:
+        return len(self) > 0 or bool(self.index)
+
+    @property
+    def slugs(self) -> frozenset[str]:
+        return frozenset(self)
+
+    def leaks(self, hit: Hit) -> list[Leak]:
+        """The held-out task parts `hit`'s text carries (cached per chunk)."""
+        if self.index is None:
+            return []
+        key = (hit.id, hash(hit.text))
+        if key not in self._verdicts:
+            self._verdicts[key] = self.index.leaks(hit.text)
+        return self._verdicts[key]
+
+    def rule(self, hit: Hit) -> str | None:
+        """The rule that leaves `hit` out ("slug" or "content"), or None when it may be shown."""
+        if hit_slug(hit) in self:
+            return "slug"
+        return "content" if self.leaks(hit) else None
+
+    def allows(self, hit: Hit) -> bool:
+        """Whether `hit` may be shown; a refusal is counted under its rule."""
+        rule = self.rule(hit)
+        if rule is not None:
+            self.count(hit, rule)
+        return rule is None
+
+    def count(self, hit: Hit, rule: str) -> None:
+        """Record that `rule` left `hit` out."""
+        self.dropped[rule] += 1
+        if len(self.examples) < MAX_DROP_EXAMPLES:
+            leak = self.leaks(hit)[0] if rule == "content" else None
+            self.examples.append({"chunk": hit.id, "rule": rule, "task": leak.task_id if leak else hit_slug(hit),
+                                  "part": leak.part if leak else None, "snippet": leak.snippet if leak else None})
+
+    def report(self) -> dict[str, Any]:
+        return {"held_out_slugs": len(self), "indexed_tasks": len(self.index) if self.index else 0,
+                "dropped": {"slug": self.dropped["slug"], "content": self.dropped["content"]},
+                "examples": list(self.examples)}
+
+
+MAX_DROP_EXAMPLES = 20
+_INDEXES: dict[tuple[Any, ...], tuple[frozenset[str], HeldOutIndex | None, frozenset[str]]] = {}
+
+
+def held_out(cfg: CetConfig, extra: Iterable[CodingTask] = ()) -> HeldOut:
+    """The held-out filter of `cfg`'s task sets: the slugs of every evaluation task (splits test and eval) and
+    the content index of those tasks, against the other tasks (train and dev) as background. `extra`: more tasks
+    to hold out (an evaluation of a user's own tasks file). Built once per process per tasks directory and extra
+    tasks (rebuilt when a tasks file changes); every call returns a new HeldOut with its own drop counts.
+
+    Bare-number slugs (HumanEval's `0`..`163`) name no exercise; they are left out of the slug rule, where they
+    only matched Stack Exchange question ids, and those tasks are covered by the content rule."""
+    tasks_dir = Path(cfg.exec.tasks_dir).resolve()
+    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(tasks_dir.glob("*.jsonl"))) \
+        if tasks_dir.is_dir() else ()
+    base = (str(tasks_dir), stamp)
+    if base not in _INDEXES:
+        _INDEXES[base] = _build_held_out(cfg, [])
+    extra = [t for t in extra if t.id not in _INDEXES[base][2]]
+    key = (*base, tuple(sorted(t.id for t in extra))) if extra else base
+    if key not in _INDEXES:
+        _INDEXES[key] = _build_held_out(cfg, extra)
+    slugs, index, _ = _INDEXES[key]
+    return HeldOut(slugs, index)
+
+
+def _build_held_out(cfg: CetConfig, extra: list[CodingTask]) -> tuple[frozenset[str], HeldOutIndex | None,
+                                                                       frozenset[str]]:
+    """(slugs, index, held-out task ids) of the evaluation tasks under `cfg.exec.tasks_dir` plus `extra`."""
     try:
-        return frozenset(task_slug(t.id) for t in load_tasks(cfg, EVAL_SPLITS))
+        tasks = load_tasks(cfg, EVAL_SPLITS) + extra
     except CetError:
-        return frozenset()
+        tasks = extra
+    try:
+        background = load_tasks(cfg, frozenset({"train", "dev"}))
+    except CetError:
+        background = []
+    slugs = frozenset(slug for slug in (task_slug(t.id) for t in tasks) if not slug.isdigit())
+    return slugs, HeldOutIndex(tasks, background) if tasks else None, frozenset(t.id for t in tasks)
 
 
-def retrieve(retriever: Any, text: str, k: int, held_out: frozenset[str] = frozenset()) -> list[Hit]:
-    """The top-k chunks for `text`, leaving out the documents of held-out exercises."""
-    if retriever is None:
+def held_out_slugs(cfg: CetConfig) -> HeldOut:
+    """The exercises of every held-out task: their documents (statements, example solutions, tests, approaches,
+    mentoring notes) are kept out of retrieval everywhere, so no condition and no training example sees them.
+    Returns `held_out(cfg)`: a frozenset of the slugs that also carries the content rule."""
+    return held_out(cfg)
+
+
+def retrieve(retriever: Any, text: str, k: int, held_out: frozenset[str] | HeldOut = frozenset()) -> list[Hit]:
+    """The top-k chunks for `text`, leaving out what `held_out` refuses: a plain frozenset applies the slug rule
+    only; a `HeldOut` (what `held_out(cfg)` and `held_out_slugs(cfg)` return) applies both rules and counts."""
+    if retriever is None or k <= 0:
         return []
-    hits = retriever.search(text, k=k * 4 if held_out else k)
-    return [h for h in hits if hit_slug(h) not in held_out][:k]
+    if not held_out:
+        return retriever.search(text, k=k)
+    rule = held_out.rule if isinstance(held_out, HeldOut) else (lambda h: "slug" if hit_slug(h) in held_out else None)
+    depth = k * 4
+    while True:  # deeper when the refusals left fewer than k
+        hits = retriever.search(text, k=depth)
+        verdicts = [(hit, rule(hit)) for hit in hits]
+        kept = [hit for hit, why in verdicts if why is None]
+        if len(kept) >= k or len(hits) < depth or depth >= k * 64:
+            break
+        depth *= 4
+    shown = kept[:k]
+    last = hits.index(shown[-1]) if len(shown) == k else len(hits) - 1
+    if isinstance(held_out, HeldOut):  # count what was refused above the last hit shown
+        for hit, why in verdicts[:last + 1]:
+            if why is not None:
+                held_out.count(hit, why)
+    return shown
 
 
 def as_messages(conversation: Sequence[dict[str, str]]) -> list[Message]:

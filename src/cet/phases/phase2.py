@@ -11,8 +11,11 @@
                                                           traceback → the failure, the suspect line, what to check)
     fine-tune the Phase 1 CET on the pairs (TRL SFT); checkpoint
 
-Targets are built from the whole task (its tests included), which the CET never sees at inference: it learns
-to write the context the tests would need, from what a developer gives. Evaluation tasks are never used.
+Every input is what the CET reads at inference (`CETInput`: the statement, interface and visible tests, the code
+and the error report, the retrieved chunks, cut to its token budget), and every target is built from that input
+alone: selected, reorganised and cited, never from the hidden tests or the reference solution (those only rank
+which input facts come first). A pair whose target states something its input does not hold is dropped and
+counted (`untraceable`). Evaluation tasks are never used.
 """
 
 from __future__ import annotations
@@ -25,15 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from cet.config import CetConfig
-from cet.data.degradations import CHATTER, degrade_randomly
-from cet.data.gold_context import completion_context, debugging_context, gold_context
+from cet.data.degradations import TRAIN_CHATTER, degrade_randomly
+from cet.data.gold_context import completion_context, debugging_context, gold_context, restrict_to_input, untraceable
 from cet.data.mutations import mutants
 from cet.data.partial_code import partial_variants
+from cet.data.task_input import cet_input, hidden_strings, task_view
 from cet.execution.executor import Executor
 from cet.execution.result import ExecutionResult
 from cet.execution.tasks import CodingTask
 from cet.model.cet import MANIFEST, CETModel
-from cet.model.prompts import context_messages
+from cet.model.prompts import CETInput, input_messages
 from cet.model.training import data_version, plain_step_throughput, sft_example, train_sft
 from cet.phases.common import (
     TRAIN_SPLITS,
@@ -89,6 +93,7 @@ def run_phase2(cfg: CetConfig, opts: Phase2Options, run: RunDir, retriever: Any,
         for pair in pairs:
             append_jsonl(partial, pair)
         partial.replace(pairs_path)
+    pairs, untraced = traceable_only(pairs)
     examples = [sft_example(p["prompt"], p["target"]) for p in pairs]
     cet = start_model(cfg, opts)
     on_step(f"phase 2: training on {len(examples)} pairs")
@@ -99,6 +104,7 @@ def run_phase2(cfg: CetConfig, opts: Phase2Options, run: RunDir, retriever: Any,
     final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase2", "phase2", version, run_dir=str(run.path))
     cet.save(run.path / "checkpoint", "phase2", version)
     result = {"checkpoint": str(final), "pairs": len(pairs), "by_kind": dict(Counter(p["kind"] for p in pairs)),
+              "dropped_untraceable": untraced,
               "skipped_lines": len(skipped), "training": report.to_dict(), "throughput": throughput,
               "pairs_file": str(pairs_path)}
     run.log_metrics("phase2", result)
@@ -133,47 +139,64 @@ def verified_solutions(conversations: Sequence[dict[str, Any]], tasks: dict[str,
     return out
 
 
-def pair(kind: str, task: CodingTask, hits: Sequence[Any], target: Any, text: str, code: str | None = None,
-         error: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"kind": kind, "task_id": task.id, "hit_ids": [h.id for h in hits], "input": text, "code": code,
-            "error": error, "prompt": context_messages(text, hits, code, error), "target": target.to_text(),
-            **extra}
+def pair(kind: str, task: CodingTask, inp: CETInput, target: Any, **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "task_id": task.id, "hit_ids": inp.chunk_ids(), "input": inp.task, "code": inp.code,
+            "error": inp.error, "prompt": input_messages(inp), "target": target.to_text(),
+            "untraceable": untraceable(target, inp), **extra}
+
+
+def traceable_only(pairs: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The pairs whose target holds only what its input holds, and how many were dropped."""
+    kept = [p for p in pairs if not p["untraceable"]]
+    return kept, len(pairs) - len(kept)
 
 
 def requirement_pairs(tasks: Sequence[CodingTask], retriever: Any, cfg: CetConfig, degraded: int,
-                      rng: random.Random, held_out: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+                      rng: random.Random, held_out: Any = frozenset()) -> list[dict[str, Any]]:
+    """The statement as given → its context; a degraded statement → the same context, kept to what survives in
+    the degraded input (the visible tests and interface are never degraded)."""
     pairs = []
     for task in tasks:
-        hits = retrieve(retriever, task.statement, cfg.cet.top_k, held_out)
-        pairs.append(pair("requirement", task, hits, gold_context(task, hits), task.statement))
+        view = task_view(task, cfg.exec.visible_tests)
+        important = hidden_strings(view)
+        hits = retrieve(retriever, view.statement, cfg.cet.top_k, held_out)
+        inp = cet_input(view, hits, budget=cfg.cet.input_tokens)
+        target = gold_context(inp, important)
+        pairs.append(pair("requirement", task, inp, target))
         for _ in range(degraded):
             text, kinds = degrade_randomly(task.statement, rng)
+            degraded_view = task_view(task, cfg.exec.visible_tests, statement=text)
             hits = retrieve(retriever, text, cfg.cet.top_k, held_out)
-            noise = [s for s in CHATTER if s in text]
-            pairs.append(pair("degraded", task, hits, gold_context(task, hits), text, degradations=kinds,
-                              noise=noise))
+            degraded_inp = cet_input(degraded_view, hits, budget=cfg.cet.input_tokens)
+            own = gold_context(degraded_inp, important)
+            restricted = restrict_to_input(gold_context(cet_input(view, hits, budget=cfg.cet.input_tokens), important),
+                                           degraded_inp, own)
+            noise = [s for s in TRAIN_CHATTER if s in text]
+            pairs.append(pair("degraded", task, degraded_inp, restricted, degradations=kinds, noise=noise))
     return pairs
 
 
 def partial_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: CetConfig, per_solution: int,
-                  rng: random.Random, held_out: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+                  rng: random.Random, held_out: Any = frozenset()) -> list[dict[str, Any]]:
     pairs = []
     for task, code in solutions:
+        view = task_view(task, cfg.exec.visible_tests)
         variants = partial_variants(code, rng, task.entry_point.split(".")[0] if task.entry_point else None)
         for partial in rng.sample(variants, min(per_solution, len(variants))):
             hits = retrieve(retriever, f"{task.statement}\n{partial.code}", cfg.cet.top_k, held_out)
-            target = completion_context(task, partial.code, partial.removed, hits)
-            pairs.append(pair("partial", task, hits, target, task.statement, code=partial.code,
-                              partial_kind=partial.kind))
+            inp = cet_input(view, hits, code=partial.code, budget=cfg.cet.input_tokens)
+            target = completion_context(inp, hidden_strings(view))
+            pairs.append(pair("partial", task, inp, target, partial_kind=partial.kind))
     return pairs
 
 
 def bug_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: CetConfig, executor: Executor,
-              per_solution: int, rng: random.Random, held_out: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+              per_solution: int, rng: random.Random, held_out: Any = frozenset()) -> list[dict[str, Any]]:
     """Mutants of verified solutions that fail their tests: the failing run is the bug report."""
     pairs = []
     for task, code in solutions:
         found = 0
+        view = task_view(task, cfg.exec.visible_tests, statement=f"The tests of this code fail. {task.statement}")
         for mutant in mutants(code, rng, limit=per_solution * 3):
             if found >= per_solution:
                 break
@@ -181,11 +204,10 @@ def bug_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: 
             if result.passed:
                 continue  # an equivalent mutant: no bug to report
             report = failure_report(result)
-            text = f"The tests of this code fail. {task.statement}"
             hits = retrieve(retriever, f"{report}\n{mutant.code}", cfg.cet.top_k, held_out)
-            target = debugging_context(task, mutant.code, report, mutant.line, mutant.description, hits)
-            pairs.append(pair("bug", task, hits, target, text, code=mutant.code, error=report,
-                              operator=mutant.operator, exit_reason=result.exit_reason))
+            inp = cet_input(view, hits, code=mutant.code, error=report, budget=cfg.cet.input_tokens)
+            target = debugging_context(inp, mutant.line)
+            pairs.append(pair("bug", task, inp, target, operator=mutant.operator, exit_reason=result.exit_reason))
             found += 1
     return pairs
 

@@ -268,6 +268,8 @@ class LlamaCppLLM:
             request["stop"] = list(params.stop)
         if structured == "grammar":
             request["json_schema"] = params.json_schema
+        if params.grammar is not None:
+            request["grammar"] = params.grammar  # GBNF
         if isinstance(content, str):
             request["prompt"] = content
         else:

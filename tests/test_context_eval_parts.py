@@ -1,0 +1,221 @@
+"""The pure parts of the context evaluation: each condition's prompt, the failure class of a real sandbox run, the
+views of a task list and the failure analysis of result rows."""
+
+from __future__ import annotations
+
+import pytest
+from tests.sandbox_helpers import bwrap_or_skip, exec_config, make_task
+
+from cet.data.gold_context import gold_context
+from cet.data.task_input import TaskView, cet_input, task_view
+from cet.evaluation.baselines import naive_rag_text, rule_based_context
+from cet.evaluation.context_eval import (
+    CONDITIONS,
+    ENGINEERED,
+    Engineered,
+    classify_failure,
+    condition_prompt,
+    failure_analysis,
+    template_context,
+    views_of,
+)
+from cet.execution.executor import Executor
+from cet.execution.result import ExecutionResult
+from cet.execution.tasks import CodingTask, TaskMetadata, iter_tasks
+from cet.knowledge.records import Hit
+from cet.model.context import parse_context, render_prompt
+from cet.model.prompts import CETInput
+from task_data import real_tasks_file
+
+LONG = ("An acronym is formed from the initial letters of the words of a phrase. Hyphens separate words too, and "
+        "punctuation other than the hyphen is dropped before the letters are taken. ") * 4
+
+
+def hit(chunk_id: str, title: str, text: str) -> Hit:
+    return Hit(id=chunk_id, source="x", title=title, path="p", score=1.0, text=text, metadata={})
+
+
+HITS = [hit("kb:acronym#0", "Acronyms", LONG),
+        hit("kb:split#1", "Splitting", "str.split() splits at whitespace. " * 20)]
+
+
+@pytest.fixture(scope="module")
+def acronym() -> tuple[TaskView, CETInput]:
+    task = next(t for t in iter_tasks(real_tasks_file("exercism")) if t.id == "exercism/acronym")
+    view = task_view(task, 3)
+    return view, cet_input(view, HITS)
+
+
+# ------------------------------------------------------------------------------------------------ prompts
+
+
+def test_every_condition_prompt_holds_the_raw_task(acronym: tuple[TaskView, CETInput]) -> None:
+    view, inp = acronym
+    raw = render_prompt(view.raw_text(), language="python")
+    assert view.visible_tests in raw and "abbreviate" in raw
+    cet = Engineered(parse_context(gold_context(inp).to_text(), inp.chunk_ids()))
+    assert not cet.failed
+    contexts = {"rule_based": template_context(inp), "cet_phase1": cet, "cet_phase2": cet}
+    for condition in CONDITIONS:
+        prompt = condition_prompt(condition, view, inp, HITS, contexts.get(condition))
+        assert prompt, condition
+        task_part = prompt if condition in ENGINEERED else prompt[prompt.index("Task:"):]
+        assert task_part.startswith(raw.removesuffix("Write the complete python solution in one ```python code "
+                                                     "block.").rstrip()), condition
+    assert condition_prompt("raw", view, inp, HITS, None) == raw
+
+
+def test_naive_rag_pastes_the_hits_whole_and_full_input_the_cut_hits(acronym: tuple[TaskView, CETInput]) -> None:
+    view, inp = acronym
+    raw = render_prompt(view.raw_text(), language="python")
+    assert inp.cut.get("chunks", 0) > 0  # the CET read the chunks cut
+    naive = condition_prompt("naive_rag", view, inp, HITS, None)
+    assert naive == f"Retrieved knowledge:\n{naive_rag_text(HITS)}\n\n{raw}"
+    assert LONG.strip() in naive  # the whole chunk
+    full = condition_prompt("full_input", view, inp, HITS, None)
+    assert full.endswith(raw)
+    for cut_hit in inp.hits:
+        assert f"[{cut_hit.id}] {cut_hit.title}: {cut_hit.text}" in full  # exactly as the CET read it
+        assert cut_hit.text.endswith("…")
+    assert LONG.strip() not in full
+    # no hits: nothing to add
+    bare = cet_input(view)
+    assert condition_prompt("naive_rag", view, bare, [], None) == raw
+    assert condition_prompt("full_input", view, bare, [], None) == raw
+
+
+def test_engineered_conditions_add_their_context(acronym: tuple[TaskView, CETInput]) -> None:
+    view, inp = acronym
+    template = template_context(inp)
+    assert not template.failed and template.untraceable == []
+    assert template.parsed is not None and template.parsed.context == rule_based_context(inp)
+    prompt = condition_prompt("rule_based", view, inp, HITS, template)
+    assert prompt == render_prompt(view.raw_text(), rule_based_context(inp), language="python")
+    assert rule_based_context(inp).to_text() in prompt
+    gold = gold_context(inp)
+    cet = Engineered(parse_context(gold.to_text(), inp.chunk_ids()))
+    prompt = condition_prompt("cet_phase2", view, inp, HITS, cet)
+    assert gold.to_text() in prompt and prompt.startswith(f"Task:\n{view.raw_text()}")
+
+
+def test_a_failed_context_gives_no_prompt(acronym: tuple[TaskView, CETInput]) -> None:
+    view, inp = acronym
+    for condition in ENGINEERED:
+        assert condition_prompt(condition, view, inp, HITS, Engineered(parsed=None, error="x")) == ""
+        assert condition_prompt(condition, view, inp, HITS, None) == ""
+        unreadable = Engineered(parse_context("no sections at all", inp.chunk_ids()))
+        assert unreadable.failed and condition_prompt(condition, view, inp, HITS, unreadable) == ""
+        errored = Engineered(parse_context(gold_context(inp).to_text(), inp.chunk_ids()), error="timed out")
+        assert errored.failed and condition_prompt(condition, view, inp, HITS, errored) == ""
+
+
+# ---------------------------------------------------------------------------------------- failure classes
+
+
+ADD_TESTS = """
+from solution import add
+
+def test_small():
+    assert add(1, 2) == 3
+
+def test_negative():
+    assert add(-1, -2) == -3
+"""
+
+SOLUTIONS = {
+    "passed": "def add(a, b):\n    return a + b\n",
+    "syntax": "def add(a, b)\n    return a + b\n",
+    "wrong name": "def plus(a, b):\n    return a + b\n",
+    "wrong signature": "def add(a):\n    return a\n",
+    "assertion": "def add(a, b):\n    return a - b\n",
+    "exception": "def add(a, b):\n    return [a][b]\n",
+    "missing import": "def add(a, b):\n    return math.fsum([a, b])\n",
+    "attribute error": "def add(a, b):\n    return a.upper()\n",
+    "infinite loop": "def add(a, b):\n    while True:\n        pass\n",
+}
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, ExecutionResult]:
+    """Each solution run once in the real sandbox (short limits: the infinite loop ends in seconds)."""
+    bwrap_or_skip()
+    executor = Executor(exec_config("bubblewrap", workers=2, wall_timeout_s=4, cpu_time_s=2))
+    task = make_task(ADD_TESTS, ["test_small", "test_negative"])
+    results = executor.run_many((task, code) for code in SOLUTIONS.values())
+    return dict(zip(SOLUTIONS, results, strict=True))
+
+
+@pytest.mark.parametrize(("solution", "expected"), [
+    ("passed", "passed"),
+    ("syntax", "syntax"),
+    ("wrong name", "name/signature"),
+    ("wrong signature", "name/signature"),
+    ("assertion", "assertion"),
+    ("exception", "exception"),
+    ("infinite loop", "timeout"),
+])
+def test_classify_failure_of_real_runs(runs: dict[str, ExecutionResult], solution: str, expected: str) -> None:
+    result = runs[solution]
+    assert classify_failure(result, SOLUTIONS[solution], "add") == expected, (result.exit_reason, result.detail)
+    assert classify_failure(result, SOLUTIONS[solution], "solution.add") == expected  # a dotted entry point too
+
+
+@pytest.mark.parametrize("solution", ["missing import", "attribute error"])
+def test_an_error_inside_a_correctly_named_function_is_an_exception(runs: dict[str, ExecutionResult],
+                                                                    solution: str) -> None:
+    """`add` exists with the right parameters; it fails on a NameError (a missing import) or an AttributeError
+    inside its body: a runtime exception, not a wrong name or signature."""
+    result = runs[solution]
+    assert result.exit_reason == "failed"
+    assert classify_failure(result, SOLUTIONS[solution], "add") == "exception"
+
+
+def test_no_code_is_no_code(runs: dict[str, ExecutionResult]) -> None:
+    assert classify_failure(None, None, "add") == "no-code"
+    assert classify_failure(None, "def add(a, b):\n    return a + b\n", "add") == "no-code"
+    assert classify_failure(runs["assertion"], "", "add") == "no-code"
+
+
+# ------------------------------------------------------------------------------------- views and analysis
+
+
+def test_views_of_skips_the_tasks_whose_tests_cannot_be_split() -> None:
+    tasks = list(iter_tasks(real_tasks_file("exercism")))[:2]
+    javascript = CodingTask(id="js/1", language="javascript", statement="Add.", tests="test('x', () => {})",
+                            test_names=["x"], metadata=TaskMetadata(source="t", split="test"))
+    broken = CodingTask(id="py/broken", language="python", statement="Add.", tests="def test_x(:\n",
+                        test_names=["test_x"], metadata=TaskMetadata(source="t", split="test"))
+    views, skipped = views_of([tasks[0], javascript, broken, tasks[1]], 3)
+    assert [v.task.id for v in views] == [tasks[0].id, tasks[1].id]
+    assert set(skipped) == {"js/1", "py/broken"}
+    assert "javascript" in skipped["js/1"] and "do not parse" in skipped["py/broken"]
+    assert all(v.split.n_visible <= 3 and v.split.n_hidden >= 1 for v in views)
+
+
+def row(task_id: str, condition: str, passed: bool, failure_class: str, context_error: str | None = None,
+        tokens: int = 10) -> dict:
+    return {"task_id": task_id, "condition": condition, "passed": passed, "failure_class": failure_class,
+            "context_error": context_error, "context_tokens": tokens}
+
+
+def test_failure_analysis_lists_the_tasks_the_cet_lost_and_won() -> None:
+    rows = [
+        row("a", "raw", True, "passed"), row("a", "cet_phase2", False, "assertion", tokens=120),
+        row("b", "raw", False, "timeout"), row("b", "cet_phase2", True, "passed"),
+        row("c", "raw", True, "passed"), row("c", "cet_phase2", True, "passed"),
+        row("d", "raw", True, "passed"), row("d", "rule_based", False, "syntax"),  # no CET row: not compared
+        row("e", "raw", True, "passed"), row("e", "cet_phase2", False, "context-failed", "no sections", 0),
+        row("f", "raw", False, "exception"), row("f", "cet_phase2", False, "syntax"),
+        row("g", "raw", True, "passed"), row("g", "cet_phase2", False, "assertion"),
+    ]
+    analysis = failure_analysis(rows)
+    assert analysis["lost"] == [
+        {"task_id": "a", "raw": "passed", "cet": "assertion", "context_error": None, "context_tokens": 120},
+        {"task_id": "e", "raw": "passed", "cet": "context-failed", "context_error": "no sections",
+         "context_tokens": 0},
+        {"task_id": "g", "raw": "passed", "cet": "assertion", "context_error": None, "context_tokens": 10},
+    ]
+    assert analysis["won"] == [
+        {"task_id": "b", "raw": "timeout", "cet": "passed", "context_error": None, "context_tokens": 10}]
+    assert analysis["lost_by_class"] == {"assertion": 2, "context-failed": 1}
+    assert failure_analysis([]) == {"lost": [], "won": [], "lost_by_class": {}}
