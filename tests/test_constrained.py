@@ -218,7 +218,7 @@ def base_cet(smollm2_torch: Path):
 def use(cet: CETModel, inference: str, **llm) -> None:
     cet.close_engine()
     cet.cfg = load_config(cet={"device": "cpu", "inference": inference, "max_new_tokens": 128},
-                          llm={"n_threads": 2, **llm})
+                          llm={"n_threads": 1, **llm})
 
 
 def test_a_batch_on_transformers_keeps_each_row_in_its_own_grammar(tiny_base: Path, tmp_path: Path):
@@ -244,19 +244,40 @@ def test_the_base_cet_writes_valid_contexts_on_both_backends(base_cet: CETModel,
         assert reply.seconds > 0
     # unconstrained, the same model writes prose: the grammar is what makes the difference
     base_cet.cfg = load_config(cet={"device": "cpu", "inference": inference, "max_new_tokens": 48,
-                                    "constrained": False}, llm={"n_threads": 2, "n_parallel": 4})
+                                    "constrained": False}, llm={"n_threads": 1, "n_parallel": 4})
     free = base_cet.engineer(ITEMS[:1])[0]
     assert free.error is None and free.parsed is not None and not free.parsed.valid, free.raw
 
 
 @pytest.mark.slow
 def test_generation_is_greedy_and_deterministic(base_cet: CETModel):
-    use(base_cet, "llamacpp", n_parallel=4)
+    """One slot: the same input gives the same context, in a batch or alone. (Several slots batch requests
+    together, and llama.cpp's arithmetic then depends on what shares the batch: see `_generate_llamacpp`.)"""
+    use(base_cet, "llamacpp", n_parallel=1)
     first = base_cet.engineer(ITEMS)
     again = base_cet.engineer(ITEMS)
-    assert [r.raw for r in first] == [r.raw for r in again]
+    alone = base_cet.engineer(ITEMS[1:2])
+    assert [r.raw for r in first] == [r.raw for r in again] and alone[0].raw == first[1].raw
     assert [r.parsed.context for r in first] == [r.parsed.context for r in again]  # type: ignore[union-attr]
     assert all(r.raw for r in first)
+
+
+@pytest.mark.slow
+def test_the_llamacpp_provider_passes_the_grammar():
+    from cet.llm.base import GenerationParams, Message
+    from cet.llm.catalog import model_path
+    from cet.llm.providers.llamacpp import LlamaCppLLM
+
+    grammar = ContextGrammar.for_input(FIB_HITS, choices=FIB["choices"], max_line_chars=80)
+    params = GenerationParams(max_tokens=160, grammar=grammar.to_gbnf())
+    assert params.cache_key_part()["grammar"] == grammar.to_gbnf()  # another grammar, another cached reply
+    llm = LlamaCppLLM(model_path("smollm2-135m-instruct", load_config().llm), n_threads=1)
+    try:
+        completion = llm.chat([Message("user", FIB["task"])], params)
+    finally:
+        llm.close()
+    text = completion.text if completion.finish_reason != "length" else cut_to_lines(completion.text)
+    assert_follows(EngineeredReply(parse_context(text, grammar.chunk_ids), completion.text), FIB)
 
 
 @pytest.mark.slow
@@ -290,7 +311,7 @@ def test_cli_without_a_checkpoint_stops_and_base_is_explicit(run_cet, cet_env, t
 @pytest.mark.slow
 def test_cli_reports_a_failed_generation(run_cet, cet_env, tmp_path: Path):
     env = cet_env(CET_CET__CHECKPOINTS_DIR=str(tmp_path / "cet"), CET_LLM__N_CTX="256", CET_LLM__N_PARALLEL="1",
-                  CET_CET__INFERENCE="llamacpp", CET_CET__DEVICE="cpu", CET_LLM__N_THREADS="2")
+                  CET_CET__INFERENCE="llamacpp", CET_CET__DEVICE="cpu", CET_LLM__N_THREADS="1")
     task = "Write a function that sorts a list of words by length, then alphabetically. " * 12
     result = run_cet("context", task, "--no-retrieval", "--base", "--json", env=env)
     assert result.returncode == 4, result.stderr[-2000:]

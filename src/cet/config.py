@@ -140,13 +140,15 @@ class LLMConfig(BaseModel):
     timeout_s: float = Field(120.0, gt=0)
     retries: int = Field(3, ge=0)  # on rate limits, timeouts and unreachable endpoints, with backoff
     backoff_s: float = Field(1.0, ge=0)
-    concurrency: int = Field(2, ge=1)  # requests in flight across the team
+    concurrency: int = Field(2, ge=1)  # remote requests in flight across the team (local ones: n_parallel)
     # ... of which on in-process local models (llama.cpp, transformers): two models on the same two cores run
     # far slower side by side than one after the other (measured: 0.9 vs 36 tokens/s at 2 threads each)
     local_concurrency: int = Field(1, ge=1)
     # llama.cpp slots per local model: requests to the same model decode together in one batch (continuous
-    # batching), which is what makes many short generations cheap on a CPU; 1 turns batching off
-    n_parallel: int = Field(4, ge=1)
+    # batching). 1 by default: on 2 CPU cores 4 slots gave only 1.0-1.5x the generations per hour
+    # (bench/generation_batching.py) and batched greedy replies differ from one-at-a-time ones (1-2 of 8), which
+    # would make contexts and verdicts depend on timing; raise it on a GPU or a many-core machine
+    n_parallel: int = Field(1, ge=1)
     cache_path: str | None = "data/llm-cache.sqlite"  # persistent response cache; None turns it off
     budget_usd: float | None = None  # stop the run cleanly once this much has been spent
     budget_tokens: int | None = None  # ... or this many tokens (prompt + completion)
@@ -179,8 +181,8 @@ class TrainSettings(BaseModel):
     grad_accum: int = Field(1, ge=1)
     micro_batch: int = Field(1, ge=1)  # sequences per forward pass (a batch_size it does not divide is rounded up)
     # activation checkpointing: keep only every decoder layer's input and recompute the rest in the backward pass.
-    # 1 checkpoints every layer, n every n-th, 0 none. Measured on SmolLM2-135M at 1,024 tokens, batch 1: every layer
-    # ~1.6 GB peak RSS and ~+33% compute, none ~3.7 GB
+    # 1 checkpoints every layer, n every n-th, 0 none. Measured on SmolLM2-135M, one 1,024-token sequence a pass:
+    # every layer ~1.5 GB peak RSS and +35-50% compute, none ~3.7 GB
     checkpoint_every: int = Field(1, ge=0)
     learning_rate: float = Field(2e-4, gt=0)
     max_length: int = Field(1024, ge=32)  # tokens of prompt + completion; longer examples are truncated

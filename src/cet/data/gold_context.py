@@ -167,11 +167,11 @@ def chunk_quotes(text: str, limit: int = QUOTE_CHARS) -> list[str]:
 
 
 def section_choices(inp: CETInput) -> dict[str, list[str]]:
-    """What each section may hold (the goal: one of the statement's first sentences), copied from the input (or, for pitfalls, derived from its examples by
-    fixed rules): signatures (and the module the statement names), the visible tests and the statement's examples
-    and errors, its constraint sentences, the edge-case pitfalls its examples show, and each chunk's sentences as
-    `[chunk-id] quote`. Constrained decoding makes the CET pick from these (it selects and orders, it cannot
-    invent); every target picks from them too."""
+    """What each section may hold, copied from the input (or, for pitfalls, derived from its examples by fixed
+    rules): the goal (one of the statement's first sentences), signatures (and the module the statement names), the
+    visible tests and the statement's examples and errors, its constraint sentences, the edge-case pitfalls its
+    examples show, and each chunk's sentences as `[chunk-id] quote`. Constrained decoding makes the CET pick from
+    these (it selects and orders, it cannot invent); every target picks from them too."""
     facts = input_facts(inp)
     signatures = [clean_item(s) for s in dict.fromkeys(
         find_signatures(inp.interface) + find_signatures(inp.task) + (find_signatures(inp.code) if inp.code else []))]

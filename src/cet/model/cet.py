@@ -182,22 +182,28 @@ class CETModel:
     def _generate_llamacpp(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
                            grammars: Sequence[ContextGrammar | None]) -> list[Generation]:
         """All conversations submitted at once (a thread each, up to `llm.n_parallel`): llama.cpp decodes the
-        requests in its slots together, one batch a step."""
-        from cet.llm.base import GenerationParams, LLMError, Message
+        requests in its slots together, one batch a step. Each request is processed whole (no prompt cache): a
+        reply reused from a cached prefix differs from one computed afresh, so with one slot the same input always
+        gives the same reply. With several slots, replies depend on what else shares the batch (llama.cpp's
+        arithmetic is not batch-invariant): measured, 2-3 of 8 replies differed between identical runs."""
+        from cet.llm.base import LLMError
 
-        engine = self._llamacpp()
-        gbnf = [g.to_gbnf() if g is not None else None for g in grammars]
+        engine = self._llamacpp().engine
 
         def one(i: int) -> Generation:
-            params = GenerationParams(max_tokens=max_new_tokens, temperature=0.0, timeout_s=self.cfg.llm.timeout_s,
-                                      grammar=gbnf[i])
-            messages = [Message(m["role"], m["content"]) for m in conversations[i]]  # type: ignore[arg-type]
+            grammar = grammars[i]
+            request: dict[str, Any] = {
+                "messages": [{"role": m["role"], "content": m["content"]} for m in conversations[i]],
+                "max_tokens": max_new_tokens, "temperature": 0.0, "top_p": 1.0, "seed": self.cfg.run.seed,
+                "cache_prompt": False}
+            if grammar is not None:
+                request["grammar"] = grammar.to_gbnf()
             started = time.perf_counter()
             try:
-                completion = engine.chat(messages, params)
+                reply = engine.run("chat", request, self.cfg.llm.timeout_s, "cet")
             except LLMError as e:
                 return Generation("", str(e), time.perf_counter() - started)
-            return Generation(completion.text, None, completion.latency_s, completion.finish_reason == "length")
+            return Generation(reply["text"], None, time.perf_counter() - started, reply["finish_reason"] == "length")
 
         workers = min(self.cfg.llm.n_parallel, len(conversations))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cet-generate") as pool:

@@ -6,21 +6,22 @@ so the loss falls on the completion only. Checkpoints go to `<out>/trainer/check
 plain training step (forward, the same loss, backward, AdamW, no Trainer) on the same batches, so the report can
 say what the trainer costs over the bare loop.
 
-Memory (SmolLM2-135M, fp32, LoRA r16 on 7 projections, 1,024-token sequences, 2 cores; measured with
-`/usr/bin/time -v`): batch 4 peaked above 16 GB resident. What it takes to stay near 1.6 GB, each measured:
+Memory (SmolLM2-135M, fp32, LoRA r16 on 7 projections, ~1,000-token sequences, 2 cores; peak resident memory
+from `/usr/bin/time -v`): four sequences a pass peaked above 16 GB. Now ~1.5 GB, each part measured:
 
 - one sequence per forward pass (`cet.train.micro_batch`), the batch (`batch_size` x `grad_accum` sequences per
-  optimizer step) kept by gradient accumulation: a sequence's activations are ~2.2 GB at 1,024 tokens, four of them
-  were most of the 16 GB;
-- activation checkpointing (`cet.train.checkpoint_every`, transformers' `every_n_layers`): keeps each decoder
-  layer's input only, 3.7 → 1.6 GB peak, for ~+33% compute;
-- the loss over the completion's positions only (`completion_loss`: `logits_to_keep`, then cross-entropy): never
+  optimizer step) kept by gradient accumulation: one sequence's saved activations are ~2.2 GB at 1,024 tokens
+  (5.2 GB peak with this alone);
+- activation checkpointing (`cet.train.checkpoint_every`, transformers' `every_n_layers`): each decoder layer
+  keeps its input only, 3.7 -> 1.6 GB peak, for +35-50% compute;
+- the loss over the completion's positions only (`completion_loss`: `logits_to_keep`, then cross-entropy), never
   the full `[tokens, 49,152]` logits. TRL's own fused LM head (chunked log-probs) scores every position on the CPU
   (its compact path is for Triton devices), recomputes the projection in the backward pass, and its CPU fallback
-  makes several copies of each 134 MB vocabulary tile; it cost ~30% of a step and ~0.5 GB here;
-- glibc: freed tensors stayed resident (fragmented heap: 2.4 GB resident for 1.1 GB live after a step). Blocks of
-  1 MiB and more are mmap-ed from the start (`M_MMAP_THRESHOLD`, no measurable cost), and `release_memory()`
-  (gc + `malloc_trim`) hands the rest back after training.
+  makes several copies of each 134 MB vocabulary tile: a step took 13.6 CPU-s with it against 9.8 with this loss,
+  and ~0.5 GB more;
+- glibc: freed tensors stayed resident (a fragmented heap: 2.4 GB resident for 1.1 GB live after a step, 2.9 GB
+  peak). Blocks of 1 MiB and more get their own mappings from the start (`map_large_blocks`, 1.6 GB peak, no
+  measurable cost), and `release_memory()` (gc + `malloc_trim`) hands the rest back after training.
 """
 
 from __future__ import annotations

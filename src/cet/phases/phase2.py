@@ -207,7 +207,9 @@ def bug_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: 
             hits = retrieve(retriever, f"{report}\n{mutant.code}", cfg.cet.top_k, held_out)
             inp = cet_input(view, hits, code=mutant.code, error=report, budget=cfg.cet.input_tokens)
             target = debugging_context(inp, mutant.line)
-            pairs.append(pair("bug", task, inp, target, operator=mutant.operator, exit_reason=result.exit_reason))
+            # the CET reads the report cut to its budget (in the prompt); the pair keeps the whole report
+            pairs.append({**pair("bug", task, inp, target, operator=mutant.operator, exit_reason=result.exit_reason),
+                          "error": report})
             found += 1
     return pairs
 
