@@ -90,7 +90,7 @@ def test_gbnf_lists_the_sections_in_order_and_only_retrieved_ids():
            '"fib(-1) raises ValueError(\\"negative\\")"' in gbnf
     assert 'examples-item ::= "- " examples-choice "\\n"' in gbnf and "examples ::= \"## Examples\\n\" " \
         "examples-item{1,4}" in gbnf
-    assert "text ::= first rest{0,159}" in gbnf
+    assert "text ::= first rest{0,199}" in gbnf
     assert "failure" not in gbnf and "suspects" not in gbnf
 
 
@@ -144,7 +144,7 @@ def test_the_grammar_admits_contexts_and_refuses_what_would_not_parse(tokenizer)
         "an unknown section": "## Summary\nx\n",
         "a bug section in a task": "## Goal\nx\n## Failure\ny\n",
         "two goal lines": "## Goal\nx\ny\n",
-        "a line past max_line_chars": "## Goal\n" + "x" * 161 + "\n",
+        "a line past max_line_chars": "## Goal\n" + "x" * 201 + "\n",
         "five bullets": "## Pitfalls\n" + "- p\n" * 5,
         "a unicode line break": "## Goal\nx\u2028## Pitfalls\n",
         "nothing": "",
@@ -152,7 +152,21 @@ def test_the_grammar_admits_contexts_and_refuses_what_would_not_parse(tokenizer)
     for why, text in bad.items():
         assert not accepts(tokenizer, lark, text), why
         assert not accepts(tokenizer, gbnf, text), why  # the GBNF and the Lark form draw the same line
-    assert accepts(tokenizer, lark, "## Goal\n" + "x" * 160 + "\n")
+    assert accepts(tokenizer, lark, "## Goal\n" + "x" * 200 + "\n")
+    # a failure report keeps its indented, long lines; never one that reads as a heading
+    bug = ContextGrammar.for_input(BUG["hits"], bug_report=True)
+    bug_forms = (compiled(bug.to_lark()), llguidance.grammar_from("gbnf", bug.to_gbnf()))
+    failure = ("## Failure\nTraceback (most recent call last):\n  File \"test_add.py\", line 4, in test_small\n"
+               f"    assert add(1, 2) == 3  # {'x' * 300}\nE   assert -1 == 3\n## Check\n- re-run add(1, 2)\n")
+    assert parse_context(failure).valid
+    for form in bug_forms:
+        assert accepts(tokenizer, form, failure)
+        assert not accepts(tokenizer, form, "## Failure\n  # not a heading\n")
+    odd = ['say("hi") \\ n', "zero\u200bwidth \x7f", "é € 😀"]  # quotes, backslashes, non-printables, unicode
+    grammar = ContextGrammar(sections=("interface",), choices={"interface": odd})
+    for form in (compiled(grammar.to_lark()), llguidance.grammar_from("gbnf", grammar.to_gbnf())):
+        assert all(accepts(tokenizer, form, f"## Interface\n- {choice}\n") for choice in odd)
+        assert not accepts(tokenizer, form, "## Interface\n- say(hi)\n")
 
 
 def random_walk(tokenizer, grammar: ContextGrammar, rng: random.Random, max_tokens: int) -> tuple[str, bool]:

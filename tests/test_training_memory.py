@@ -16,7 +16,16 @@ import torch
 from cet.config import TrainSettings, load_config
 from cet.main_job import render_stages, stage
 from cet.model.cet import CETModel
-from cet.model.training import build_trainer, completion_loss, micro_batching, release_memory, sft_example, train_sft
+from cet.model.training import (
+    build_trainer,
+    completion_loss,
+    heap_ceiling,
+    micro_batching,
+    release_memory,
+    resident_mb,
+    sft_example,
+    train_sft,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,6 +81,25 @@ def test_training_releases_its_trainer(tiny_base: Path, tmp_path: Path):
 
     assert not [o for o in gc.get_objects() if isinstance(o, SFTTrainer)]
     assert all(p.grad is None for p in cet.model.parameters())
+
+
+def test_heap_ceiling_trims_once_the_process_grows_and_leaves_no_hooks(tiny_base: Path, tmp_path: Path):
+    cet = CETModel.from_base(tiny_cfg(tiny_base, tmp_path))
+    model = cet.model
+    ids = torch.randint(0, 1000, (1, 64))
+    hooked = [m for m in model.modules() if m._forward_hooks]
+    with heap_ceiling(model, 0) as off:
+        model(input_ids=ids)
+    with heap_ceiling(model, 1) as on:
+        grown = [bytearray(8 << 20) for _ in range(4)]  # the process grows past the 1 MB headroom
+        for block in grown:
+            block[::4096] = b"x" * len(block[::4096])  # touched: resident
+        model(input_ids=ids)
+    del grown
+    assert off["trims"] == 0 and on["trims"] >= 1
+    assert [m for m in model.modules() if m._forward_hooks] == hooked  # the hooks are gone
+    if sys.platform.startswith("linux"):
+        assert resident_mb() is not None and resident_mb() > 0
 
 
 def test_stages_are_timed_with_their_peak_memory():

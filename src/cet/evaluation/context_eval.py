@@ -272,7 +272,9 @@ def classify_failure(result: ExecutionResult | None, code: str | None, entry_poi
         return "passed"
     if result.exit_reason == "compile-error":
         return "syntax"
-    if result.exit_reason == "timeout":
+    detail = result.detail or ""
+    # the CPU-time limit may kill the runner itself with SIGXCPU (exit status 152): that is a timeout too
+    if result.exit_reason == "timeout" or "exit status 152" in detail or "SIGXCPU" in detail:
         return "timeout"
     failed = [c for c in result.tests.cases if c.outcome in ("failed", "error")]
     outside = f"{result.stdout_tail[-3000:]} {result.detail or ''}"

@@ -7,8 +7,10 @@ alternatives; no Knowledge section when nothing was retrieved), optional per-sec
 line, of that section is then exactly one of the given strings: signatures and examples copied from the input;
 for Knowledge, `[chunk-id] quote` lines citing retrieved chunks), at most `max_bullets` bullets a section and
 `max_line_chars` characters a free line. Sections come in the order of `FIELDS`, each optional, at least one;
-Goal is one line, Failure up to `max_failure_lines` lines. A free line starts with neither a blank nor '#' and
-holds no line break of any kind (`str.splitlines` splits on more than "\\n"), so it never reads as a heading.
+Goal is one line; Failure up to `max_failure_lines` lines of at most `max_failure_chars` (a failure report's lines
+are long and indented, as the gold debugging contexts keep them). A free line starts with neither a blank nor
+'#' (a failure line may be indented, then the same) and holds no line break of any kind (`str.splitlines` splits
+on more than "\\n"), so it never reads as a heading.
 Every reply the grammar admits, and every prefix of one cut at a line end with a section body in it
 (`cut_to_lines`), is read by `parse_context` without an issue.
 
@@ -36,6 +38,7 @@ BUG_SECTIONS = (*TASK_SECTIONS, "failure", "suspects", "checks")
 LINE_BREAKS = "".join(ch for ch in map(chr, range(0x3001)) if len(f"a{ch}b".splitlines()) == 2)
 # what `\s` matches at the start of a line (blanks then '#' would read as a heading): no free line starts with one
 _BLANKS = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace() and ch not in LINE_BREAKS)
+FAILURE_INDENT = 12  # spaces a failure line may start with (traceback lines are indented)
 _CHUNK_ID = re.compile(r"^[^\]\s]+$")  # what parse_context reads inside `[...]`
 _KNOWLEDGE = re.compile(r"^\[([^\]\s]+)\] \S")  # a knowledge choice: `[chunk-id] quote`
 
@@ -49,15 +52,16 @@ class ContextGrammar:
     chunk_ids: Sequence[str] = ()
     choices: Mapping[str, Sequence[str]] = field(default_factory=dict)
     max_bullets: int = 4
-    max_line_chars: int = 160
-    max_failure_lines: int = 6
+    max_line_chars: int = 200  # the gold contexts' goals are clipped at 200 (data/gold_context.py)
+    max_failure_lines: int = 12
+    max_failure_chars: int = 600  # gold_context.FAILURE_CHARS
 
     def __post_init__(self) -> None:
         unknown = [s for s in [*self.sections, *self.choices] if s not in FIELDS]
         if unknown:
             raise ValueError(f"unknown context sections {unknown} (known: {', '.join(FIELDS)})")
-        if min(self.max_bullets, self.max_line_chars, self.max_failure_lines) < 1:
-            raise ValueError("max_bullets, max_line_chars and max_failure_lines must be at least 1")
+        if min(self.max_bullets, self.max_line_chars, self.max_failure_lines, self.max_failure_chars) < 1:
+            raise ValueError("max_bullets, max_line_chars, max_failure_lines and max_failure_chars must be at least 1")
         self.chunk_ids = tuple(dict.fromkeys(c for c in self.chunk_ids if _CHUNK_ID.match(c)))
         self.choices = {name: _clean_choices(values, single_line=name not in LIST_FIELDS)
                         for name, values in self.choices.items()}
@@ -111,7 +115,8 @@ class ContextGrammar:
                 rules.append((rule(name), f'{heading} {line} "\\n"'))
             elif name == "failure":
                 rules.append((rule(name), f"{heading} {rule(name + '-line')}{{1,{self.max_failure_lines}}}"))
-                rules.append((rule(name + "-line"), f'{line} "\\n"'))
+                failure_text = terminal("failure-text") if options is None else line
+                rules.append((rule(name + "-line"), f'{failure_text} "\\n"'))
             else:
                 rules.append((rule(name), f"{heading} {rule(name + '-item')}{{1,{self.max_bullets}}}"))
                 if name == "knowledge" and options is None:
@@ -124,10 +129,17 @@ class ContextGrammar:
             rules.append((chunk_id, " | ".join(_literal(c) for c in self.chunk_ids)))
         first = f"[^{_char_class(LINE_BREAKS + _BLANKS + '#')}]"
         rest = f"[^{_char_class(LINE_BREAKS)}]"
+        failure = "failure" in self.sections and "failure" not in self.choices
+        indent, failure_rest = f"[ ]{{0,{FAILURE_INDENT}}}", f"{{0,{self.max_failure_chars - 1}}}"
         if lark:
             rules.append((text, f"/{first}{rest}{{0,{self.max_line_chars - 1}}}/"))
+            if failure:
+                rules.append((terminal("failure-text"), f"/{indent}{first}{rest}{failure_rest}/"))
         else:
-            rules += [(text, f"first rest{{0,{self.max_line_chars - 1}}}"), ("first", first), ("rest", rest)]
+            rules.append((text, f"first rest{{0,{self.max_line_chars - 1}}}"))
+            if failure:
+                rules.append(("failure-text", f"{indent} first rest{failure_rest}"))
+            rules += [("first", first), ("rest", rest)]
         return rules
 
 
@@ -188,7 +200,7 @@ def _llguidance() -> Any:
 
 
 def ll_tokenizer(tokenizer: Any) -> Any:
-    """llguidance's view of a Hugging Face (fast) tokenizer, built once per tokenizer (~0.3 s)."""
+    """llguidance's view of a Hugging Face (fast) tokenizer, built once per tokenizer (0.3-2 s)."""
     llguidance = _llguidance()
     with _LOCK:
         cached = _TOKENIZERS.get(tokenizer)

@@ -7,21 +7,25 @@ plain training step (forward, the same loss, backward, AdamW, no Trainer) on the
 say what the trainer costs over the bare loop.
 
 Memory (SmolLM2-135M, fp32, LoRA r16 on 7 projections, ~1,000-token sequences, 2 cores; peak resident memory
-from `/usr/bin/time -v`): four sequences a pass peaked above 16 GB. Now ~1.5 GB, each part measured:
+from `/usr/bin/time -v`): four sequences a pass peaked above 16 GB; the trainer and a plain step after it now
+peak at 2.0 GB. Each part, measured:
 
 - one sequence per forward pass (`cet.train.micro_batch`), the batch (`batch_size` x `grad_accum` sequences per
   optimizer step) kept by gradient accumulation: one sequence's saved activations are ~2.2 GB at 1,024 tokens
   (5.2 GB peak with this alone);
 - activation checkpointing (`cet.train.checkpoint_every`, transformers' `every_n_layers`): each decoder layer
-  keeps its input only, 3.7 -> 1.6 GB peak, for +35-50% compute;
+  keeps its input only, 3.7 -> 1.5 GB live at the peak, for +35-50% compute;
 - the loss over the completion's positions only (`completion_loss`: `logits_to_keep`, then cross-entropy), never
   the full `[tokens, 49,152]` logits. TRL's own fused LM head (chunked log-probs) scores every position on the CPU
   (its compact path is for Triton devices), recomputes the projection in the backward pass, and its CPU fallback
   makes several copies of each 134 MB vocabulary tile: a step took 13.6 CPU-s with it against 9.8 with this loss,
   and ~0.5 GB more;
-- glibc: freed tensors stayed resident (a fragmented heap: 2.4 GB resident for 1.1 GB live after a step, 2.9 GB
-  peak). Blocks of 1 MiB and more get their own mappings from the start (`map_large_blocks`, 1.6 GB peak, no
-  measurable cost), and `release_memory()` (gc + `malloc_trim`) hands the rest back after training.
+- glibc 2.36 keeps what torch frees: its 64-byte-aligned blocks (posix_memalign) rarely fit the holes freed
+  tensors leave, so the heap grows into fresh pages and the holes stay resident (3.0 GB peak for ~1.5 GB live).
+  Giving every block of 1 MiB and more its own mapping (`M_MMAP_THRESHOLD`) held the peak at 1.5 GB but cost ~35%
+  more CPU in page faults. What is used instead, `heap_ceiling`: after each decoder layer (forward and recompute),
+  once the process has grown `cet.train.heap_headroom_mb` since the last time, the free heap pages go back to the
+  OS (`malloc_trim`): 2.0 GB peak, ~2.5% more CPU. `release_memory()` (gc + `malloc_trim`) runs before and after.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ import ctypes
 import gc
 import hashlib
 import json
+import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -41,8 +47,6 @@ from typing import Any
 from cet.config import TrainSettings
 from cet.errors import CetError
 from cet.model.cet import CETModel
-
-MMAP_THRESHOLD = 1 << 20  # bytes: allocations this large get their own mapping, returned to the OS when freed
 
 
 @dataclass
@@ -90,14 +94,6 @@ def _libc() -> Any:
         return None
 
 
-@cache
-def map_large_blocks() -> bool:
-    """Large allocations in their own mappings (glibc `M_MMAP_THRESHOLD`, process-wide, once), so memory a freed
-    tensor held goes back to the OS at once instead of staying in the heap. Measured: no step-time cost."""
-    libc = _libc()
-    return bool(libc and libc.mallopt(-3, MMAP_THRESHOLD))  # -3: M_MMAP_THRESHOLD
-
-
 def release_memory() -> None:
     """Collect garbage (a Trainer holds its model through reference cycles) and hand freed heap pages back to the OS
     (`malloc_trim`)."""
@@ -105,6 +101,47 @@ def release_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def resident_mb() -> float | None:
+    """The process's resident memory now, in MB (Linux; None elsewhere)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * resource.getpagesize() / (1 << 20)
+
+
+@contextmanager
+def heap_ceiling(model: Any, headroom_mb: int) -> Iterator[dict[str, int]]:
+    """While inside: after each decoder layer runs (forward, and its recompute under activation checkpointing), if
+    the process's resident memory has grown more than `headroom_mb` since entry or since the last trim, hand the
+    heap's free pages back to the OS (`malloc_trim`). Yields a counter of the trims. A no-op without glibc, /proc or
+    decoder layers, or with `headroom_mb` 0."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    state = {"trims": 0}
+    libc, floor = _libc(), resident_mb()
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    if not headroom_mb or libc is None or floor is None or not layers:
+        yield state
+        return
+
+    def check(*_: Any) -> None:
+        nonlocal floor
+        now = resident_mb()
+        if now is not None and now > floor + headroom_mb:
+            libc.malloc_trim(0)
+            state["trims"] += 1
+            floor = resident_mb() or now
+
+    handles = [layer.register_forward_hook(check) for layer in layers]
+    try:
+        yield state
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 # ------------------------------------------------------------------------------------------------ the loss
@@ -209,7 +246,7 @@ def train_sft(cet: CETModel, examples: Sequence[dict[str, Any]], settings: Train
     this returns."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    map_large_blocks()
+    release_memory()  # what the caller left: the ceiling counts from here
     trainer_dir = Path(out) / "trainer"
     trainer_dir.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(cet, examples, settings, trainer_dir, seed, quiet)
@@ -224,7 +261,8 @@ def train_sft(cet: CETModel, examples: Sequence[dict[str, Any]], settings: Train
             return SFTReport(examples=len(examples), steps=0, total_steps=0, seconds=0.0, tokens=0,
                              tokens_per_s=0.0, loss_first=None, loss_last=None, resumed_from=None, dropped=dropped)
         began = time.perf_counter()
-        result = trainer.train(resume_from_checkpoint=last)
+        with heap_ceiling(cet.model, settings.heap_headroom_mb):
+            result = trainer.train(resume_from_checkpoint=last)
         seconds = time.perf_counter() - began
         total_steps = int(trainer.state.max_steps)
         steps = int(result.global_step) - started_step
@@ -251,13 +289,13 @@ def plain_step_throughput(cet: CETModel, examples: Sequence[dict[str, Any]], set
                           steps: int = 2, seed: int = 0) -> dict[str, Any]:
     """Tokens/s of a bare training step (forward and backward passes with `completion_loss` over the micro-batches
     the trainer's own collator builds from the same examples, gradients accumulated, then AdamW), the model set up as
-    the trainer sets it (activation checkpointing): the baseline for the trainer. Runs on the CET itself and puts
-    its adapter weights back afterwards (a copy of the model would cost its memory again)."""
+    the trainer sets it (activation checkpointing, the heap ceiling): the baseline for the trainer. Runs on the CET
+    itself and puts its adapter weights back afterwards (a copy of the model would cost its memory again)."""
     import tempfile
 
     import torch
 
-    map_large_blocks()
+    release_memory()
     per_pass, accumulate = micro_batching(settings)
     per_step = per_pass * accumulate
     model = cet.model
@@ -272,23 +310,24 @@ def plain_step_throughput(cet: CETModel, examples: Sequence[dict[str, Any]], set
         model.train()
         optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate)
         try:
-            batches = iter(loader)
-            for _ in range(steps):
-                micro = [b for b in (next(batches, None) for _ in range(accumulate)) if b is not None]
-                if not micro:
-                    break
-                micro = [{k: v.to(cet.device) for k, v in b.items() if torch.is_tensor(v)} for b in micro]
-                count = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro)
-                began = time.perf_counter()
-                for batch in micro:
-                    completion_loss(model, batch, count).backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                seconds += time.perf_counter() - began
-                for batch in micro:
-                    mask = batch.get("attention_mask")
-                    tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
-                done += 1
+            with heap_ceiling(model, settings.heap_headroom_mb):
+                batches = iter(loader)
+                for _ in range(steps):
+                    micro = [b for b in (next(batches, None) for _ in range(accumulate)) if b is not None]
+                    if not micro:
+                        break
+                    micro = [{k: v.to(cet.device) for k, v in b.items() if torch.is_tensor(v)} for b in micro]
+                    count = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro)
+                    began = time.perf_counter()
+                    for batch in micro:
+                        completion_loss(model, batch, count).backward()
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    seconds += time.perf_counter() - began
+                    for batch in micro:
+                        mask = batch.get("attention_mask")
+                        tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+                    done += 1
         finally:
             with torch.no_grad():
                 for p, value in zip(trainable, saved, strict=True):
