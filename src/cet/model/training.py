@@ -8,13 +8,13 @@ say what the trainer costs over the bare loop.
 
 Memory (SmolLM2-135M, fp32, LoRA r16 on 7 projections, ~1,000-token sequences, 2 cores; peak resident memory
 from `/usr/bin/time -v`): four sequences a pass peaked above 16 GB; the trainer and a plain step after it now
-peak at 2.0 GB. Each part, measured:
+peak at 2.1 GB, at ~110 tokens/s on 2 idle cores. Each part, measured:
 
 - one sequence per forward pass (`cet.train.micro_batch`), the batch (`batch_size` x `grad_accum` sequences per
   optimizer step) kept by gradient accumulation: one sequence's saved activations are ~2.2 GB at 1,024 tokens
   (5.2 GB peak with this alone);
 - activation checkpointing (`cet.train.checkpoint_every`, transformers' `every_n_layers`): each decoder layer
-  keeps its input only, 3.7 -> 1.5 GB live at the peak, for +35-50% compute;
+  keeps its input only: 3.9 -> 2.1 GB peak, 141 -> 112 tokens/s on 2 idle cores;
 - the loss over the completion's positions only (`completion_loss`: `logits_to_keep`, then cross-entropy), never
   the full `[tokens, 49,152]` logits. TRL's own fused LM head (chunked log-probs) scores every position on the CPU
   (its compact path is for Triton devices), recomputes the projection in the backward pass, and its CPU fallback
@@ -25,7 +25,7 @@ peak at 2.0 GB. Each part, measured:
   Giving every block of 1 MiB and more its own mapping (`M_MMAP_THRESHOLD`) held the peak at 1.5 GB but cost ~35%
   more CPU in page faults. What is used instead, `heap_ceiling`: after each decoder layer (forward and recompute),
   once the process has grown `cet.train.heap_headroom_mb` since the last time, the free heap pages go back to the
-  OS (`malloc_trim`): 2.0 GB peak, ~2.5% more CPU. `release_memory()` (gc + `malloc_trim`) runs before and after.
+  OS (`malloc_trim`): ~2.0 GB peak, ~2.5% more CPU. `release_memory()` (gc + `malloc_trim`) runs before and after.
 """
 
 from __future__ import annotations
