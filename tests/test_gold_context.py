@@ -8,7 +8,6 @@ from cet.data.gold_context import (
     MAX_EXAMPLES,
     completion_context,
     debugging_context,
-    describe_removed,
     example_pitfalls,
     gold_context,
     input_facts,
@@ -295,14 +294,3 @@ def test_completion_context_of_a_stub() -> None:
     assert context.pitfalls == ["the code given is incomplete"]
     assert untraceable(context, inp) == []
     roundtrip(context, inp)
-
-
-def test_describe_removed() -> None:
-    assert describe_removed(["@functools.cache\ndef fib(n):"]) == "the decorator `@functools.cache` of `fib`"
-    assert describe_removed(["def helper(x):"]) == "the signature of `helper`"
-    assert describe_removed(["def helper(x):\n    return x"]) == "the definition of `helper`"
-    assert describe_removed(["from typing import List"]) == "the import `from typing import List`"
-    assert describe_removed(["return math.floor(x)"]) == "the line `return math.floor(x)`"
-    assert describe_removed(["    for x in a:\n        return x"]) == "2 lines from `for x in a:`"
-    assert describe_removed(["import math", "import math"]) == "the import `import math`"
-    assert describe_removed([]) == ""

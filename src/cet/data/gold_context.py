@@ -47,7 +47,6 @@ _EMPTY_INPUT = re.compile(r"(?<![\w'\"])(?:''|\"\"|\[\]|\{\}|set\(\))(?![\w'\"])
 _NEGATIVE = re.compile(r"(?:^|[(\[{,=:]\s*)-\s?\d")
 _ZERO = re.compile(r"(?:^|[(\[{,=:]\s*)0(?![\w.])")
 _EXCEPTION = re.compile(r"\braises(?:\s+|\(\s*)([A-Za-z_][\w.]*)(\()?")
-_IMPORT = re.compile(r"^\s*(?:from\s+[\w.]+\s+import\s+.+|import\s+[\w., ]+)$")
 _ASSERT_LINE = re.compile(r"^\s*(?:>\s+|E\s+)?(?:assert\b|AssertionError\b|\w+(?:Error|Exception)\b)")
 _ASSERT_SOURCE = re.compile(r"^\s*>?\s*assert\s+(.+?)\s*$")
 _FRAME = re.compile(r'^\s*File "[^"]+", line \d+|^[^\s:]+\.py:\d+:')
@@ -373,29 +372,6 @@ def debugging_context(inp: CETInput, mutation_line: int | None = None) -> Engine
     )
 
 
-def describe_removed(removed: Sequence[str], limit: int = QUOTE_CHARS) -> str:
-    """A short account of what was cut from the code: imports, decorators, definitions, lines."""
-    parts: list[str] = []
-    for piece in removed:
-        lines = [line.strip() for line in piece.splitlines() if line.strip()]
-        if not lines:
-            continue
-        first = lines[0]
-        definition = re.search(r"\bdef\s+(\w+)", piece)
-        if _IMPORT.match(first):
-            parts.append(f"the import `{first}`")
-        elif first.startswith("@") and definition:
-            parts.append(f"the decorator `{first}` of `{definition.group(1)}`")
-        elif first.startswith(("def ", "async def ")) and definition:
-            parts.append(f"the signature of `{definition.group(1)}`" if len(lines) == 1 else
-                         f"the definition of `{definition.group(1)}`")
-        elif len(lines) > 1:
-            parts.append(f"{len(lines)} lines from `{clip(first, 50)}`")
-        else:
-            parts.append(f"the line `{clip(first, 60)}`")
-    return clip("; ".join(dict.fromkeys(parts)), limit)
-
-
 def undefined_names(code: str) -> list[str]:
     """Names the code calls but neither defines, imports, assigns nor gets from builtins (what is missing)."""
     import ast
@@ -449,15 +425,19 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", str(text).replace("`", "").replace('"', "'"))
 
 
+def _both_forms(text: str) -> str:
+    """The text squashed, as written and with its markdown made plain (the extractors make links, emphasis and
+    <sub> tags plain): a fact found in either counts as traceable."""
+    return _squash(text) + "\n" + _squash(plain_markdown(text))
+
+
 def untraceable(context: EngineeredContext, inp: CETInput) -> list[str]:
     """The items of `context` its input does not hold: an interface line, example, constraint or quote that is not
     a copy of input text (whitespace, backticks and quote style aside), a literal (number or string) of the goal,
     pitfalls, suspects or checks that the input never writes, a cited chunk that was not given. Empty means every
     fact is traceable to the input."""
-    rendered = inp.render()
-    # the extractors make markdown plain (links, emphasis, <sub> tags): either form of the input counts
-    haystack = _squash(rendered) + "\n" + _squash(plain_markdown(rendered))
-    by_id = {h.id: _squash(h.text) + "\n" + _squash(plain_markdown(h.text)) for h in inp.hits}
+    haystack = _both_forms(inp.render())
+    by_id = {h.id: _both_forms(h.text) for h in inp.hits}
     missing: list[str] = []
     for item in context.interface:
         # a class's methods are written on one line, joined by "; "
@@ -486,15 +466,11 @@ def untraceable(context: EngineeredContext, inp: CETInput) -> list[str]:
     return missing
 
 
-def _plain(text: str) -> str:
-    return plain_markdown(text)
-
-
 def restrict_to_input(context: EngineeredContext, inp: CETInput, fallback: EngineeredContext) -> EngineeredContext:
     """`context` with every item `inp` does not hold removed (a degraded input keeps what survived of the clean
     statement's context); the goal is `fallback`'s when the clean goal is not in the input."""
     missing = set(untraceable(context, inp))
-    haystack = _squash(inp.render()) + "\n" + _squash(_plain(inp.render()))
+    haystack = _both_forms(inp.render())
 
     def keep(field_name: str, items: Sequence[str]) -> list[str]:
         return [item for item in items if f"{field_name}: {item}" not in missing]

@@ -69,7 +69,6 @@ ENGINEERED = ("rule_based", "cet_phase1", "cet_phase2")
 TARGET = "cet_phase2"
 BASELINE = "raw"
 GENERATOR_SYSTEM = "You are an expert programmer. Write correct, complete code."
-FAILURE_CLASSES = ("passed", "no-code", "syntax", "name/signature", "assertion", "exception", "timeout", "other")
 
 
 @dataclass
