@@ -60,9 +60,10 @@ BUDGETS = {
                     phase2_tasks=2, eval_tasks=3, judges=("smollm2-135m-instruct",), phase2_epochs=1.0),
     # one small judge: the sandbox decides every Phase 1 question (they all have tests), and Qwen as a judge costs
     # ~40 s a verdict on 2 cores (measured) while voting "pass" on everything (bench/jury_quality.py)
-    # measured on 2 cores: a Phase 1 question ~66 s (two answers and the jury), training ~40 tokens/s (8 steps of
-    # 4 x ~1,000 tokens took 13 minutes), an evaluated task ~3.5 minutes (three CET contexts at ~14 s, five
-    # generator solutions at ~35 s); so the default is a small demonstration and --budget large the real thing
+    # measured on 2 cores: a Phase 1 question ~66 s (two answers and the jury), training ~110 tokens/s on idle cores
+    # (one sequence a pass, checkpointed; it was ~40 before), an evaluated task ~3.5 minutes (three CET contexts
+    # at ~14 s, five generator solutions at ~35 s); so the default is a small demonstration and --budget large the
+    # real thing
     # Phase 1's teacher is Qwen2.5-Coder-1.5B: it passed 7 of 12 easy training questions' hidden tests where the
     # 0.5B passed 2 (measured), at about the same cost per answer on 2 cores
     "default": Budget(documents=250, reference_runs=None, phase1_rounds=1, phase1_questions=3, phase2_tasks=6,
