@@ -173,6 +173,22 @@ def test_each_model_is_opened_once_even_under_concurrent_first_requests() -> Non
     assert model.closed
 
 
+def test_unload_closes_the_models_keeps_the_cache_and_reopens_on_the_next_request(tmp_path: Path) -> None:
+    model = ScriptedLLM("a")
+    opener = CountingOpener({"a": model})
+    cfg = make_cfg(tmp_path, roles={"generator": ["a"], "judge": ["a"], "question_writer": ["a"]})
+    team = Team(cfg, open_model=opener)
+    first = team.ask("generator", user("one"))
+    assert team.unload() == ["a"] and model.closed and team.loaded_models() == []
+    assert team.unload() == []  # nothing left to close
+    model.closed = False
+    again = team.ask("generator", user("one"))  # the next request opens the model again; the cache is kept
+    assert again.cached and again.text == first.text and len(model.calls) == 1
+    assert opener.opened == ["a", "a"] and team.loaded_models() == ["a"]
+    team.close()
+    assert model.closed
+
+
 def test_an_opener_crash_is_model_unavailable() -> None:
     def opener(name: str, cfg: CetConfig) -> ScriptedLLM:
         raise FileNotFoundError("no such file: model.gguf")

@@ -541,14 +541,24 @@ class Team:
 
     # ---- lifetime
 
-    def close(self) -> None:
+    def unload(self) -> list[str]:
+        """Close every model opened so far (their memory is freed; the next request opens its model again) and
+        keep the cache: what a job calls before a memory-hungry step, such as training, that needs no model of
+        the team. Returns the names unloaded."""
         with self._lock:
-            models, self._models = list(self._models.values()), {}
-        for llm in models:
+            models, self._models = dict(self._models), {}
+            for name in models:
+                self._call_locks.pop(name, None)
+                self._capacity.pop(name, None)
+        for llm in models.values():
             try:
                 llm.close()
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
+        return list(models)
+
+    def close(self) -> None:
+        self.unload()
         self.cache.close()
 
     def __enter__(self) -> Team:
