@@ -16,6 +16,7 @@ from cet.evaluation.context_eval import (
     classify_failure,
     condition_prompt,
     failure_analysis,
+    goal_status,
     template_context,
     views_of,
 )
@@ -220,3 +221,29 @@ def test_failure_analysis_lists_the_tasks_the_cet_lost_and_won() -> None:
         {"task_id": "b", "raw": "timeout", "cet": "passed", "context_error": None, "context_tokens": 10}]
     assert analysis["lost_by_class"] == {"assertion": 2, "context-failed": 1}
     assert failure_analysis([]) == {"lost": [], "won": [], "lost_by_class": {}}
+
+
+def _goal_of(target: list[bool], others: dict[str, list[bool]]) -> dict:
+    from cet.evaluation.significance import compare_conditions, harm_rate
+
+    outcomes = {"cet_phase2": target, **others}
+    result = {"comparisons": compare_conditions(outcomes, "cet_phase2", list(others)),
+              "harm_vs_raw": {"cet_phase2": {"harm": harm_rate(target, others["raw"])}}}
+    return goal_status(result)
+
+
+def test_the_goal_is_judged_on_evidence_not_on_point_estimates() -> None:
+    # six tasks, every condition alike: level on point estimates, but nothing is shown
+    same = [True, False, False, True, False, False]
+    small = _goal_of(same, {c: list(same) for c in ("raw", "full_input", "naive_rag", "rule_based")})
+    assert small["status"] == "not shown" and set(small["parts"].values()) == {"not shown"}
+    # 300 tasks: the CET passes 60 tasks naive RAG fails, equals the template and full input, harms raw nowhere
+    base = [i % 3 == 0 for i in range(300)]
+    cet = [b or i % 5 == 1 for i, b in enumerate(base)]
+    big = _goal_of(cet, {"raw": base, "full_input": list(cet), "rule_based": list(cet), "naive_rag": base})
+    assert big["status"] == "met" and set(big["parts"].values()) == {"shown"}
+    # the same, but the CET loses 50 of the 100 tasks raw passes: harm fails the goal
+    harmful = [c and i % 6 != 0 for i, c in enumerate(cet)]
+    worse = _goal_of(harmful, {"raw": base, "full_input": list(harmful), "rule_based": list(harmful),
+                               "naive_rag": base})
+    assert worse["status"] == "not met" and worse["parts"]["harm vs raw <= 0.05"] == "failed"

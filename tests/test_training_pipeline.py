@@ -76,10 +76,15 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     records = [json.loads(line) for line in Path(out1["conversations"]).read_text().splitlines()]
     assert {r["task_id"] for r in records} == {"exercism/add", "exercism/reverse"}  # training tasks only
     assert {r["origin"] for r in records} == {"dataset", "synthetic"}
+    failed = 0
     for r in records:
         assert len(r["retrieved"]) == 5 and set(r["answers"]) == {"cet", "team"}
+        assert "generation_error" in r["answers"]["cet"]  # a failed CET generation is kept, never silent
+        failed += bool(r["answers"]["cet"]["generation_error"])
+        assert not r["answers"]["cet"]["generation_error"] or not r["answers"]["cet"]["text"]
         verifier = [v for v in r["answers"]["team"].get("votes", []) if v["kind"] == "verifier"]
         assert r["answers"]["team"]["verdict"] is None or verifier  # tests exist: the sandbox sat on the jury
+    assert sum(r["cet_generation_failures"] for r in out1["rounds"]) == failed
 
     # Phase 2 from a conversations file holding one verified solution (as Phase 1 writes them)
     conversations = root / "conversations.jsonl"
@@ -118,6 +123,10 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
         assert result["failure_classes"][condition].get("context-failed", 0) == len(failed)
     report = Path(result["report"]).read_text()
     assert "McNemar" in report and "Holm" in report and "Goal" in report
+    # two tasks cannot show the goal: never "met" on point estimates alone
+    assert result["goal"]["status"] in ("not shown", "not met") and f"**Goal {result['goal']['status']}:**" in report
+    recall_row = next(line for line in report.splitlines() if line.startswith("| recall of the hidden tests' facts"))
+    assert recall_row.split("|")[2].strip() != "–"  # the hidden-fact recall of raw is a number
     assert Path(result["run_dir"], "plots", "pass_rate.png").is_file()
 
 

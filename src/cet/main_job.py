@@ -318,12 +318,13 @@ def render_training(summary: dict[str, Any]) -> list[str]:
              f"{p1['questions']} questions from the training tasks (answers judged by the jury with the sandbox as "
              f"the ground-truth juror); trained on: {p1['trained_on']} (cet = its own answer, team = the "
              "team's answer distilled, None = nothing passed).", "",
-             "| round | questions | CET accepted | team accepted | trained on | examples | loss first → last | "
-             "tokens/s |", "|---|---|---|---|---|---|---|---|"]
+             "| round | questions | CET accepted | CET generations failed | team accepted | trained on | examples | "
+             "loss first → last | tokens/s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in p1["rounds"]:
         t = r["training"] or {}
         loss = _loss(t)
-        lines.append(f"| {r['round']} | {r['questions']} | {r['cet_pass_rate']} | {r['team_pass_rate']} | "
+        lines.append(f"| {r['round']} | {r['questions']} | {r['cet_pass_rate']} | "
+                     f"{r.get('cet_generation_failures', '–')} | {r['team_pass_rate']} | "
                      f"{r['trained_on']} | {t.get('examples', 0)} | {loss} | {t.get('tokens_per_s', '–')} |")
     lines += ["", f"Conversations (Phase 2's input): `{p1['conversations']}`; checkpoint `{p1['checkpoint']}`."]
     t = p2["training"]

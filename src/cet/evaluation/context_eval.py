@@ -173,9 +173,46 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
         "generator": cfg.llm.roles.generator, "seed": cfg.run.seed,
         "tasks_file": opts.tasks_file, "leak_checks": sum(len(p) for p in prompts.values()),
     }
-    run.log_metrics("context_eval", {k: result[k] for k in ("pass_rates", "comparisons", "harm_vs_raw", "intrinsic")})
+    result["goal"] = goal_status(result) if comparisons else None
+    run.log_metrics("context_eval", {k: result[k] for k in ("pass_rates", "comparisons", "harm_vs_raw", "intrinsic",
+                                                             "goal")})
     result["plots"] = plots(result, run.plots)
     return result
+
+
+NON_INFERIORITY_MARGIN = 0.05  # "at least level": the difference's 95% interval stays above -5 points
+HARM_GOAL = 0.05
+
+
+def goal_status(result: dict[str, Any]) -> dict[str, Any]:
+    """The issue's goal for cet_phase2, judged on intervals, not on point estimates. Each part is "shown" (its
+    95% interval lies on the goal's side), "failed" (it lies on the other side) or "not shown" (it straddles: the
+    run cannot tell):
+
+    - level with rule_based / full_input (non-inferiority): the difference's interval above -NON_INFERIORITY_MARGIN
+      (failed: entirely below it);
+    - above naive RAG: a Holm-significant positive difference (failed: the interval excludes any gain);
+    - harm against raw <= HARM_GOAL: the harm rate's interval at or under HARM_GOAL (failed: entirely over it).
+    The goal is met when every part is shown, not met when any failed."""
+    comparisons = result["comparisons"]
+    parts: dict[str, str] = {}
+    for other in ("rule_based", "full_input"):
+        if other in comparisons:
+            low, high = comparisons[other]["ci95"]
+            parts[f"level with {other}"] = "shown" if low >= -NON_INFERIORITY_MARGIN else \
+                "failed" if high < -NON_INFERIORITY_MARGIN else "not shown"
+    c = comparisons.get("naive_rag")
+    if c is not None:
+        parts["above naive_rag"] = "shown" if c["difference"] > 0 and c["significant"] else \
+            "failed" if c["ci95"][1] <= 0 else "not shown"
+    harm = (result["harm_vs_raw"].get("cet_phase2") or {}).get("harm")
+    if isinstance(harm, dict) and harm.get("ci95"):
+        low, high = harm["ci95"]
+        parts[f"harm vs raw <= {HARM_GOAL}"] = "shown" if high <= HARM_GOAL else \
+            "failed" if low > HARM_GOAL else "not shown"
+    values = set(parts.values())
+    status = "met" if parts and values == {"shown"} else "not met" if "failed" in values else "not shown"
+    return {"status": status, "parts": parts, "margin": NON_INFERIORITY_MARGIN, "harm_goal": HARM_GOAL}
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -6,8 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-INTRINSIC_ROWS = (("hidden_fact_recall", "recall of the hidden tests' facts in the prompt"),
-                  ("context_recall", "  ... in the context alone"),
+from cet.evaluation.context_eval import goal_status
+
+INTRINSIC_ROWS = (("hidden_fact_recall.overall", "recall of the hidden tests' facts in the prompt"),
+                  ("hidden_fact_recall.arguments", "  ... of their arguments"),
+                  ("hidden_fact_recall.edge_values", "  ... of their edge values"),
+                  ("context_recall.overall", "  ... in the context alone"),
                   ("structure_valid", "structure valid (a failed reply counts 0)"),
                   ("traceable", "every fact traceable to the input"),
                   ("grounding_citations", "cited chunks that were retrieved"),
@@ -93,19 +97,16 @@ def _rate(harm: dict[str, Any] | None, key: str) -> str:
 
 
 def verdict_lines(result: dict[str, Any]) -> list[str]:
-    """The goal (cet_phase2 at least level with the template and full input, above naive RAG, harm ≤ 5%)."""
-    comparisons = result["comparisons"]
-    if not comparisons:
+    """The goal (cet_phase2 at least level with the template and full input, above naive RAG, harm <= 5%), each
+    part shown, failed or not shown by this run's evidence (see `goal_status`)."""
+    if not result["comparisons"]:
         return ["", "**The CET after Phase 2 was not evaluated** (no checkpoint)."]
-    level = {o: comparisons[o]["difference"] >= 0 for o in ("rule_based", "full_input") if o in comparisons}
-    above_rag = "naive_rag" in comparisons and comparisons["naive_rag"]["difference"] > 0
-    harm = result["harm_vs_raw"].get("cet_phase2") or {}
-    harm_value = harm.get("harm", {}).get("rate") if isinstance(harm.get("harm"), dict) else harm.get("harm")
-    met = all(level.values()) and above_rag and harm_value is not None and harm_value <= 0.05
-    lines = ["", f"**Goal {'met' if met else 'not met'}:** the CET after Phase 2 is "
-             + ", ".join(f"{'at least level with' if ok else 'behind'} {o}" for o, ok in level.items())
-             + f", {'above' if above_rag else 'not above'} naive RAG, harm rate against raw {_fmt(harm_value)} "
-             "(goal ≤ 0.05). Differences are point estimates; see the intervals and Holm p-values above."]
+    goal = result.get("goal") or goal_status(result)
+    lines = ["", f"**Goal {goal['status']}:** " + "; ".join(f"{part}: {state}" for part, state in goal["parts"].items())
+             + f". \"Level\" is non-inferiority (the difference's 95% interval above -{goal['margin']:.2f}); "
+             "\"above\" needs a Holm-significant difference; the harm goal needs the harm rate's interval under it; "
+             "\"failed\": the interval lies on the wrong side. \"Not shown\": this run cannot tell (see the MDD "
+             "column)."]
     analysis = result["failure_analysis"]
     if analysis["lost"] or analysis["won"]:
         lines += ["", f"Tasks the raw prompt passed and the CET's context failed: {len(analysis['lost'])} "

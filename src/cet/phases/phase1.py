@@ -133,6 +133,7 @@ def run_phase1(cfg: CetConfig, opts: Phase1Options, run: RunDir, retriever: Any,
             on_step(f"phase 1 round {number + 1}/{opts.rounds}: questions")
             questions = write_questions(team, batch, number, opts.synthetic_share,
                                         random.Random(f"{cfg.run.seed}:round:{number}"), cfg.exec.visible_tests)
+            team.unload()  # the question writer is done for this round: its memory is the teachers' now
             pending = [q for q in questions if q.id not in done]
             for record in converse(cet, team, jury, retriever, pending, cfg, on_step, held_out, teachers):
                 done[record["question_id"]] = record
@@ -339,7 +340,8 @@ def converse(cet: CETModel, team: Team, jury: Jury, retriever: Any, questions: S
                for q, h in zip(questions, hits, strict=True)]
     on_step(f"phase 1: the CET answers {len(questions)} questions")
     began = time.perf_counter()
-    cet_answers = cet.generate(prompts, CET_ANSWER_TOKENS, cfg.cet.max_input_tokens)
+    replies = cet.generate_replies(prompts, CET_ANSWER_TOKENS, cfg.cet.max_input_tokens)
+    cet_answers = [r.text.strip() for r in replies]
     cet_s = (time.perf_counter() - began) / len(questions)
 
     def judge(i: int, text: str) -> dict[str, Any]:
@@ -350,7 +352,9 @@ def converse(cet: CETModel, team: Team, jury: Jury, retriever: Any, questions: S
     for i, question in enumerate(questions):
         on_step(f"phase 1: the jury on the CET's answer {i + 1}/{len(questions)}")
         began = time.perf_counter()
-        cet_answer = {"model": "cet", "text": cet_answers[i], **judge(i, cet_answers[i])}
+        # a generation that failed is an empty answer the jury rejects, with its error kept and counted
+        cet_answer = {"model": "cet", "text": cet_answers[i], "generation_error": replies[i].error,
+                      **judge(i, cet_answers[i])}
         cet_jury_s = time.perf_counter() - began
         answers = {"cet": cet_answer, "team": _final_attempt(attempts[i])}
         trained_on = select_target(answers)
@@ -429,6 +433,7 @@ def round_summary(number: int, records: Sequence[dict[str, Any]], report: Any) -
 
     return {"round": number, "questions": len(records), "cet_pass_rate": rate("cet"), "team_pass_rate": rate("team"),
             "trained_on": _count(r["trained_on"] for r in records), **acceptance(records),
+            "cet_generation_failures": sum(bool(r["answers"]["cet"].get("generation_error")) for r in records),
             "training": report.to_dict() if report else None}
 
 
