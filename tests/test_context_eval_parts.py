@@ -247,3 +247,9 @@ def test_the_goal_is_judged_on_evidence_not_on_point_estimates() -> None:
     worse = _goal_of(harmful, {"raw": base, "full_input": list(harmful), "rule_based": list(harmful),
                                "naive_rag": base})
     assert worse["status"] == "not met" and worse["parts"]["harm vs raw <= 0.05"] == "failed"
+    # only raw and naive RAG run: the template and full-input parts are "not run", so the goal is not shown
+    partial = _goal_of(cet, {"raw": base, "naive_rag": base})
+    assert partial["parts"]["level with rule_based"] == "not run" and partial["status"] == "not shown"
+    # the CET far behind the template: the level part fails
+    behind = _goal_of(base, {"raw": base, "full_input": cet, "rule_based": cet, "naive_rag": base})
+    assert behind["parts"]["level with rule_based"] == "failed" and behind["status"] == "not met"

@@ -22,6 +22,7 @@ from cet.phases.phase1 import (
     check_teachers,
     judge_answer,
     question_pool,
+    round_summary,
     select_target,
     teacher_answers,
     training_examples,
@@ -293,3 +294,17 @@ def test_acceptance_per_source_and_per_answerer():
     assert report["by_answerer"] == {"cet": {"answered": 3, "accepted": 1, "seconds": 3.0, "rate": 0.333},
                                      "q05": {"answered": 3, "accepted": 1, "seconds": 6.0, "rate": 0.333},
                                      "q15": {"answered": 2, "accepted": 1, "seconds": 4.0, "rate": 0.5}}
+
+
+def test_round_summary_counts_the_cets_failed_generations():
+    def record(error: str | None, accepted: bool) -> dict:
+        return {"source": "exercism", "trained_on": "cet" if accepted else None, "seconds": {"cet_answer": 1.0},
+                "answers": {"cet": {"text": "" if error else "def f(): ...", "generation_error": error,
+                                    "accepted": accepted},
+                            "team": {"model": "q15", "accepted": False}}}
+
+    records = [record("cet did not finish within 120 s", False), record(None, True), record(None, False),
+               record("llama.cpp failed", False)]
+    summary = round_summary(0, records, None)
+    assert summary["cet_generation_failures"] == 2 and summary["cet_pass_rate"] == 0.25
+    assert round_summary(1, [], None)["cet_generation_failures"] == 0

@@ -174,19 +174,40 @@ def test_each_model_is_opened_once_even_under_concurrent_first_requests() -> Non
 
 
 def test_unload_closes_the_models_keeps_the_cache_and_reopens_on_the_next_request(tmp_path: Path) -> None:
-    model = ScriptedLLM("a")
-    opener = CountingOpener({"a": model})
+    opened: list[ScriptedLLM] = []
+
+    def opener(name: str, cfg: CetConfig) -> ScriptedLLM:  # a new instance per open, as the registry does
+        opened.append(ScriptedLLM(name))
+        return opened[-1]
+
     cfg = make_cfg(tmp_path, roles={"generator": ["a"], "judge": ["a"], "question_writer": ["a"]})
     team = Team(cfg, open_model=opener)
     first = team.ask("generator", user("one"))
-    assert team.unload() == ["a"] and model.closed and team.loaded_models() == []
+    assert team.unload() == ["a"] and opened[0].closed and team.loaded_models() == []
     assert team.unload() == []  # nothing left to close
-    model.closed = False
     again = team.ask("generator", user("one"))  # the next request opens the model again; the cache is kept
-    assert again.cached and again.text == first.text and len(model.calls) == 1
-    assert opener.opened == ["a", "a"] and team.loaded_models() == ["a"]
+    assert again.cached and again.text == first.text and len(opened) == 2 and not opened[1].calls
+    fresh = team.ask("generator", user("two"))
+    assert not fresh.cached and len(opened[1].calls) == 1 and team.loaded_models() == ["a"]
     team.close()
-    assert model.closed
+    assert opened[1].closed
+
+
+def test_unload_refuses_while_a_request_runs_and_leaves_a_mappings_models_open() -> None:
+    gate = threading.Barrier(2)
+    model = ScriptedLLM("a", gate=gate)
+    team = Team(make_cfg(roles={"generator": ["a"], "judge": ["a"], "question_writer": ["a"]}),
+                open_model={"a": model})
+    worker = threading.Thread(target=team.ask, args=("generator", user("slow")))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while not model.active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(LLMError, match="requests are running"):
+        team.unload()
+    gate.wait(timeout=5)  # let the call finish
+    worker.join(timeout=5)
+    assert team.unload() == ["a"] and not model.closed  # the caller's model: forgotten, not closed
 
 
 def test_an_opener_crash_is_model_unavailable() -> None:

@@ -20,7 +20,6 @@ from typing import Any
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from cet.cli.common import console, spinner
 from cet.config import CetConfig
 from cet.errors import CetError
 from cet.evaluation.context_eval import ContextEvalOptions, run_context_eval
@@ -35,6 +34,7 @@ from cet.knowledge.stores import open_store
 from cet.model.training import release_memory, resident_mb
 from cet.phases.phase1 import Phase1Options, run_phase1
 from cet.phases.phase2 import Phase2Options, run_phase2
+from cet.progress import console, spinner
 from cet.runs import RunDir
 
 QUICK_REFERENCE_RUNS = 20

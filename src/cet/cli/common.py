@@ -9,15 +9,16 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cet.config import CetConfig, load_config
 from cet.errors import CetError
+from cet.progress import console, progress_bar, spinner
+
+__all__ = ["JsonOption", "app_callback", "console", "emit_json", "get_config", "progress_bar", "spinner",
+           "user_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console(stderr=True, soft_wrap=True)  # human-facing messages and progress go to stderr; --json data to stdout
 _state: dict[str, Any] = {"config_path": None}
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
@@ -54,15 +55,3 @@ def user_errors(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def progress_bar(quiet: bool) -> Progress:
-    """A progress bar on stderr; silent with --json or when stderr is not a terminal."""
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=True, disable=quiet or not console.is_terminal)
-
-
-def spinner(quiet: bool) -> Progress:
-    """A spinner with a changing description, for multi-stage jobs whose length is not known ahead."""
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                    transient=True, disable=quiet)

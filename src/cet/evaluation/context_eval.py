@@ -193,25 +193,31 @@ def goal_status(result: dict[str, Any]) -> dict[str, Any]:
       (failed: entirely below it);
     - above naive RAG: a Holm-significant positive difference (failed: the interval excludes any gain);
     - harm against raw <= HARM_GOAL: the harm rate's interval at or under HARM_GOAL (failed: entirely over it).
-    The goal is met when every part is shown, not met when any failed."""
+    A part whose condition was not run is "not run". The goal is met when every part is shown, not met when any
+    failed, else not shown."""
     comparisons = result["comparisons"]
     parts: dict[str, str] = {}
     for other in ("rule_based", "full_input"):
-        if other in comparisons:
-            low, high = comparisons[other]["ci95"]
-            parts[f"level with {other}"] = "shown" if low >= -NON_INFERIORITY_MARGIN else \
-                "failed" if high < -NON_INFERIORITY_MARGIN else "not shown"
+        part = f"level with {other}"
+        if other not in comparisons:
+            parts[part] = "not run"
+            continue
+        low, high = comparisons[other]["ci95"]
+        parts[part] = "shown" if low >= -NON_INFERIORITY_MARGIN else \
+            "failed" if high < -NON_INFERIORITY_MARGIN else "not shown"
     c = comparisons.get("naive_rag")
-    if c is not None:
-        parts["above naive_rag"] = "shown" if c["difference"] > 0 and c["significant"] else \
-            "failed" if c["ci95"][1] <= 0 else "not shown"
+    parts["above naive_rag"] = "not run" if c is None else "shown" if c["difference"] > 0 and c["significant"] \
+        else "failed" if c["ci95"][1] <= 0 else "not shown"
     harm = (result["harm_vs_raw"].get("cet_phase2") or {}).get("harm")
+    part = f"harm vs raw <= {HARM_GOAL}"
     if isinstance(harm, dict) and harm.get("ci95"):
         low, high = harm["ci95"]
-        parts[f"harm vs raw <= {HARM_GOAL}"] = "shown" if high <= HARM_GOAL else \
-            "failed" if low > HARM_GOAL else "not shown"
+        parts[part] = "shown" if high <= HARM_GOAL else "failed" if low > HARM_GOAL else "not shown"
+    else:
+        parts[part] = "not run"
     values = set(parts.values())
-    status = "met" if parts and values == {"shown"} else "not met" if "failed" in values else "not shown"
+    # a part whose condition was not run is not shown: the goal is met only with every comparison made
+    status = "met" if values == {"shown"} else "not met" if "failed" in values else "not shown"
     return {"status": status, "parts": parts, "margin": NON_INFERIORITY_MARGIN, "harm_goal": HARM_GOAL}
 
 
@@ -452,7 +458,7 @@ def plots(result: dict[str, Any], where: Path) -> list[str]:
     made = [grouped_bars({"pass rate": {c: v["rate"] for c, v in result["pass_rates"].items()}},
                          f"Generator pass rate on {len(result['tasks'])} held-out tasks (hidden tests)",
                          where / "pass_rate.png")]
-    metrics = ("hidden_fact_recall", "structure_valid", "traceable", "noise_reduction")
+    metrics = ("hidden_fact_recall.overall", "structure_valid", "traceable", "noise_reduction")
     groups = {m: {c: (result["intrinsic"][c].get(m, {}).get("mean") or 0.0) for c in result["intrinsic"]}
               for m in metrics}
     made.append(grouped_bars(groups, "Intrinsic context quality", where / "intrinsic.png"))

@@ -37,6 +37,8 @@ opens each model once, the first time it is needed, through `open_model(name, cf
   new request that needs a model call raises `BudgetExceeded`; calls already in flight finish and are
   counted (so the total may pass the cap by what was in flight). `map` then returns what finished, with
   the requests it could not start marked `not_run`.
+- Models open on first use and stay open until `unload()` (every model the team opened is closed, the cache
+  kept, the next request reopens its model; refused while a request runs) or `close()`.
 """
 
 from __future__ import annotations
@@ -227,6 +229,7 @@ class Team:
         self._spent_usd = 0.0
         self._in_flight = 0
         self._max_in_flight = 0
+        self._running = 0  # requests between their start and their reply, cache hits included
 
     # ---- requests
 
@@ -396,6 +399,15 @@ class Team:
 
     def _run(self, name: str, request: list[Message] | str, params: GenerationParams) -> Completion:
         with self._lock:
+            self._running += 1  # from before its model is looked up to its reply: `unload` waits for none
+        try:
+            return self._run_request(name, request, params)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _run_request(self, name: str, request: list[Message] | str, params: GenerationParams) -> Completion:
+        with self._lock:
             self._usage.add(name, requests=1)
             loaded = name in self._models
         if not loaded and self._budget_spent():
@@ -542,14 +554,19 @@ class Team:
     # ---- lifetime
 
     def unload(self) -> list[str]:
-        """Close every model opened so far (their memory is freed; the next request opens its model again) and
-        keep the cache: what a job calls before a memory-hungry step, such as training, that needs no model of
-        the team. Returns the names unloaded."""
+        """Close every model the team opened (their memory is freed; the next request opens its model again) and
+        keep the cache: what a job calls between steps, before one that needs the memory (training) or other
+        models. Only with no request running (raises LLMError otherwise: a running call would lose its model).
+        Models handed to the team as a mapping are the caller's: forgotten, not closed. Returns the names."""
         with self._lock:
+            if self._running:
+                raise LLMError(f"cannot unload the team's models while {self._running} requests are running")
             models, self._models = dict(self._models), {}
             for name in models:
                 self._call_locks.pop(name, None)
                 self._capacity.pop(name, None)
+        if isinstance(self._open_model, Mapping):
+            return list(models)
         for llm in models.values():
             try:
                 llm.close()

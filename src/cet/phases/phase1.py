@@ -123,6 +123,7 @@ def run_phase1(cfg: CetConfig, opts: Phase1Options, run: RunDir, retriever: Any,
     rounds: list[dict[str, Any]] = []
     with Team(cfg) as team, sandbox_executor(cfg) as executor, closing_engine(cet):
         teachers = check_teachers(team, opts.teacher)
+        team.unload()  # checking opened the teachers: the question writer comes first
         jury = Jury(team, judges=opts.judges, verifier=ExecutionVerifier(executor))
         for number in range(opts.rounds):
             batch = plan[number * opts.questions:(number + 1) * opts.questions]
