@@ -85,6 +85,10 @@ class LlamaCppEngine:
         params.cpuparams.n_threads = n_threads
         params.cpuparams_batch.n_threads = n_threads
         params.warmup = False  # the one-token request below warms up instead
+        # llama.cpp's server keeps every finished prompt's KV state in a host-memory cache (8 GiB by default) for
+        # reuse: ~8.6 MB more resident per request on SmolLM2 (measured), 4.4 GB after ~250 evaluation requests.
+        # Nothing here reuses prompts (replies must not depend on what came before), so it is off.
+        params.cache_ram_mib = 0
         params.verbosity = verbosity
         params.hostnames = [host]
         params.port = port
