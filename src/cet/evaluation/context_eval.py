@@ -368,7 +368,7 @@ def generate_and_run(cfg: CetConfig, opts: ContextEvalOptions, views: Sequence[T
         runs = {key: executor.run(views[key[1]].hidden, code) if code else None for key, code in codes.items()}
     outcomes: dict[str, list[bool]] = {c: [False] * len(views) for c in prompts}
     rows = []
-    cached = sum(1 for r in results if getattr(r, "cached", False))
+    cached = sum(1 for r in results if r.completion is not None and r.completion.cached)
     for c in prompts:
         for i, view in enumerate(views):
             reply, result, code = replies.get((c, i)), runs.get((c, i)), codes.get((c, i))
@@ -389,10 +389,12 @@ def generate_and_run(cfg: CetConfig, opts: ContextEvalOptions, views: Sequence[T
                 if reply and reply.completion else None,
                 "completion_tokens": reply.completion.completion_tokens if reply and reply.completion else None,
                 "context_error": engineered.error if engineered else None, "code": code})
-    tokens = sum(r["completion_tokens"] or 0 for r in rows)
-    generation = {"requests": len(order), "seconds": round(seconds, 1), "cached": cached,
-                  "generations_per_hour": round(len(order) / seconds * 3600, 1) if seconds else None,
-                  "completion_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+    # rates over the generations this run made: a reply from the cache took no generator time
+    made = [r for r in results if r.completion is not None and not r.completion.cached]
+    tokens = sum(r.completion.completion_tokens for r in made)
+    generation = {"requests": len(order), "seconds": round(seconds, 1), "cached": cached, "generated": len(made),
+                  "generations_per_hour": round(len(made) / seconds * 3600, 1) if seconds and made else None,
+                  "completion_tokens_per_s": round(tokens / seconds, 1) if seconds and made else None,
                   "n_parallel": cfg.llm.n_parallel}
     return outcomes, rows, generation
 

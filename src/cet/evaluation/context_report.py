@@ -75,7 +75,8 @@ def render_context_eval(result: dict[str, Any]) -> list[str]:
     gen = result.get("generation") or {}
     if gen:
         lines += ["", f"Generation: {gen['requests']} requests in {gen['seconds']} s ({gen['cached']} from the cache), "
-                  f"{gen['generations_per_hour']} generations/hour, {gen['n_parallel']} llama.cpp slots."]
+                  f"{gen.get('generations_per_hour') or '–'} generations/hour over the {gen.get('generated', '?')} "
+                  f"it made, {gen['n_parallel']} llama.cpp slots."]
     for condition, failures in result.get("cet_failures", {}).items():
         if failures:
             lines += ["", f"{condition}: {len(failures)} contexts failed (counted as the condition's failures):"]
