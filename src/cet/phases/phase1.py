@@ -141,10 +141,9 @@ def run_phase1(cfg: CetConfig, opts: Phase1Options, run: RunDir, retriever: Any,
                 append_jsonl(conversations_path, record)
             examples = training_examples(done.values())
             on_step(f"phase 1 round {number + 1}/{opts.rounds}: training on {len(examples)} examples")
-            # training needs none of the team's models and the CET's llama.cpp engine is stale after it: freeing
+            # training needs none of the team's models (the CET's engine closed once its answers were in): freeing
             # them first keeps the job's peak memory to the larger of the two steps, not their sum
             team.unload()
-            cet.close_engine()
             report = train_sft(cet, examples, train_settings, run.path / f"round-{number}", cfg.run.seed,
                                quiet) if examples else None
             cet.save(run.path / "checkpoints" / f"round-{number}", "phase1", data_version(examples),
