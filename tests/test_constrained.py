@@ -16,7 +16,7 @@ from cet.config import load_config
 from cet.knowledge.records import Hit
 from cet.model.cet import CETModel, EngineeredReply
 from cet.model.constrained import BUG_SECTIONS, TASK_SECTIONS, ContextGrammar, compiled, cut_to_lines, ll_tokenizer
-from cet.model.context import parse_context
+from cet.model.context import NOTHING_TO_ADD, parse_context
 from cet.model.prompts import CETInput
 
 
@@ -148,11 +148,18 @@ def test_the_grammar_admits_contexts_and_refuses_what_would_not_parse(tokenizer)
         "five bullets": "## Pitfalls\n" + "- p\n" * 5,
         "a unicode line break": "## Goal\nx\u2028## Pitfalls\n",
         "nothing": "",
+        "nothing to add, and something": "## Nothing to add\n## Goal\nx\n",
     }
     for why, text in bad.items():
         assert not accepts(tokenizer, lark, text), why
         assert not accepts(tokenizer, gbnf, text), why  # the GBNF and the Lark form draw the same line
     assert accepts(tokenizer, lark, "## Goal\n" + "x" * 200 + "\n")
+    # an empty context on purpose: the one reply that says so, read as valid and empty
+    assert accepts(tokenizer, lark, NOTHING_TO_ADD + "\n") and accepts(tokenizer, gbnf, NOTHING_TO_ADD + "\n")
+    strict = ContextGrammar.for_input(FIB_HITS, nothing_to_add=False)
+    assert not accepts(tokenizer, compiled(strict.to_lark()), NOTHING_TO_ADD + "\n")
+    empty = parse_context(NOTHING_TO_ADD + "\n", grammar.chunk_ids)
+    assert empty.valid and empty.nothing_to_add and empty.context.is_empty()
     # a failure report keeps its indented, long lines; never one that reads as a heading
     bug = ContextGrammar.for_input(BUG["hits"], bug_report=True)
     bug_forms = (compiled(bug.to_lark()), llguidance.grammar_from("gbnf", bug.to_gbnf()))

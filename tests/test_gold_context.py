@@ -13,14 +13,16 @@ from cet.data.gold_context import (
     input_facts,
     merge_examples,
     rank_by_importance,
+    requirement_context,
     section_choices,
+    selective_context,
     trim_failure,
     untraceable,
 )
 from cet.data.task_input import cet_input, hidden_strings, task_view
 from cet.execution.tasks import iter_tasks
 from cet.knowledge.records import Hit
-from cet.model.context import EngineeredContext, parse_context
+from cet.model.context import NOTHING_TO_ADD, EngineeredContext, parse_context
 from cet.model.prompts import CETInput, build_input
 from task_data import real_tasks_file
 
@@ -129,6 +131,28 @@ def test_important_strings_order_examples_and_constraints_but_add_nothing() -> N
     assert sorted(ranked.constraints) == sorted(plain.constraints)
     # a string no input fact holds changes nothing
     assert gold_context(inp, important=["zzz-not-there"]) == plain
+
+
+def test_selective_context_adds_only_what_the_task_as_given_does_not_show() -> None:
+    inp = make_input(statement=STATEMENT.replace("find([1, 3, 5], 5)", "find([1, 3, 15], 15)"))
+    # the hidden tests use the statement's own example (15 -> 2) and its error, which the visible tests do not
+    # show; one-character values ("5") are too common to tell anything
+    chosen = selective_context(inp, important=["15", "value not in array", "6", "5"])
+    assert chosen.examples == ["find([1, 3, 15], 15) == 2", "find([], 1) raises ValueError('value not in array')"]
+    assert chosen.pitfalls == ["raise ValueError with the exact message", "handle empty input"]
+    assert not (chosen.goal or chosen.interface or chosen.knowledge)  # the generator reads those anyway
+    assert untraceable(chosen, inp) == []
+    roundtrip(chosen, inp)
+    # the hidden tests use only what the visible tests already show (6, -3), or a bare number a constraint
+    # happens to hold: nothing to add, and the target says so
+    for important in (["6", "-3"], [], ["zzz-not-there"]):
+        nothing = selective_context(inp, important=important)
+        assert nothing.is_empty() and nothing.to_reply() == NOTHING_TO_ADD, important
+        assert parse_context(nothing.to_reply()).nothing_to_add
+    sized = make_input(statement=STATEMENT.replace("Assume the list is sorted.", "The list holds 10 values."))
+    assert selective_context(sized, important=["10"]).constraints == []
+    assert requirement_context(inp, ["15"], "full") == gold_context(inp, ["15"])
+    assert requirement_context(inp, ["15"], "selective") == selective_context(inp, ["15"])
 
 
 def test_rank_by_importance_is_stable() -> None:

@@ -26,7 +26,9 @@ from cet.llm.jury import (
     judge_messages,
     panel_agreement,
     parse_judgement,
+    salvage,
     votes_by_item,
+    without_usage,
 )
 from cet.llm.team import Team
 
@@ -159,9 +161,33 @@ def test_extract_code_prefers_the_block_defining_the_entry_point() -> None:
     text = ("```python\ndef add(a, b):\n    return a + b\n```\nUsage:\n```python\n>>> add(1, 2)\n3\n```")
     assert extract_code(text, "add") == "def add(a, b):\n    return a + b\n"
     usage_first = "```python\nprint(add(1, 2))\n```\n```python\ndef add(a, b):\n    return a + b\n```"
-    assert "def add" in extract_code(usage_first, "add")
+    assert extract_code(usage_first, "add") == "def add(a, b):\n    return a + b\n"  # the usage dropped
     broken = "```python\ndef add(a, b)\n    return a + b\n```"
     assert extract_code(broken) == "def add(a, b)\n    return a + b\n"  # kept: the sandbox reports it
+
+
+def test_a_reply_cut_in_its_own_examples_keeps_the_solution() -> None:
+    cut = ("```python\ndef f(x):\n    return x * 2\n\n# Test cases\nassert f(2) == 4\n"
+           "assert f(5) == [1,\n")  # max_tokens hit inside the reply's own tests
+    assert extract_code(cut, "f") == "def f(x):\n    return x * 2\n"
+    inside = "```python\ndef f(x):\n    if x:\n        return [1,\n"  # cut inside the solution: nothing to save
+    assert extract_code(inside, "f") == "def f(x):\n    if x:\n        return [1,\n"
+    assert salvage("x = 1\ny = (", None) == "x = 1"
+    assert salvage("def g():\n    pass\ny = (", "f") == "def g():\n    pass\ny = ("  # no prefix defines f
+
+
+def test_demonstration_code_is_dropped_but_setup_is_kept() -> None:
+    code = ("import sys\nsys.setrecursionlimit(5000)\nTABLE = []\nfor i in range(3):\n    TABLE.append(i)\n\n"
+            "class Solution:\n    def g(self, n):\n        return TABLE[n]\n\n# Example usage\n"
+            "print(Solution().g(1))\nassert Solution().g(2) == 3\nfor n in range(3):\n    print(n)\n"
+            "if __name__ == '__main__':\n    print('hi')\n")
+    kept = without_usage(code, "Solution.g")
+    assert kept == ("import sys\nsys.setrecursionlimit(5000)\nTABLE = []\nfor i in range(3):\n    TABLE.append(i)\n\n"
+                    "class Solution:\n    def g(self, n):\n        return TABLE[n]")
+    assert without_usage(code, None) == code  # a script: its module-level code is the program
+    assert without_usage("print(1)\n", "f") == "print(1)\n"  # nothing would define f: unchanged
+    usage_first = "```python\nprint(add(1, 2))\n```\n```python\ndef add(a, b):\n    return a + b\n```"
+    assert extract_code(usage_first, "add") == "def add(a, b):\n    return a + b\n"
 
 
 # ------------------------------------------------------------------------------------------------------ panel

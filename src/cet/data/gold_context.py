@@ -51,6 +51,7 @@ _ASSERT_LINE = re.compile(r"^\s*(?:>\s+|E\s+)?(?:assert\b|AssertionError\b|\w+(?
 _ASSERT_SOURCE = re.compile(r"^\s*>?\s*assert\s+(.+?)\s*$")
 _FRAME = re.compile(r'^\s*File "[^"]+", line \d+|^[^\s:]+\.py:\d+:')
 _WORD_GOAL = re.compile(r"[A-Za-z]{4,}")
+_NUMBER = re.compile(r"[-+]?\d[\d_.e+-]*")
 
 
 def example_call(example: str) -> str:
@@ -280,6 +281,41 @@ def gold_context(inp: CETInput, important: Collection[str] = ()) -> EngineeredCo
         knowledge=knowledge_refs(inp, facts.relevant_chunk_ids),
         pitfalls=example_pitfalls(examples, errors),
     )
+
+
+def selective_context(inp: CETInput, important: Collection[str] = ()) -> EngineeredContext:
+    """What a requirement needs beyond the task as given (the generator always reads the statement, the interface
+    and the visible tests): the statement's own examples and constraints that hold a value the hidden tests use
+    and the visible tests do not show, and the pitfalls those examples show. Empty (written `NOTHING_TO_ADD`) when
+    no input fact qualifies. The hidden tests only decide which of the input's facts qualify; every item is the
+    input's own text, as in `gold_context`."""
+    shown = normalize_space(inp.visible_tests).lower()
+    novel = [s for s in dict.fromkeys(normalize_space(x).lower() for x in important)
+             if len(s) >= 2 and not _holds(shown, s)]
+    if not novel:
+        return EngineeredContext()
+    facts = input_facts(inp)
+    visible = set(_visible_lines(inp))
+
+    def unseen_and_used(items: Sequence[str], values: Sequence[str]) -> list[str]:
+        return [i for i in items if i not in visible and any(_holds(normalize_space(i).lower(), s) for s in values)]
+
+    examples, errors = unseen_and_used(facts.examples, novel), unseen_and_used(facts.errors, novel)
+    # a constraint qualifies by a word or string the tests use, not by a bare number ("1 <= n <= 10^4" holds "10")
+    words = [s for s in novel if not _NUMBER.fullmatch(s)]
+    constraints = [clean_item(c) for c in unseen_and_used(facts.constraints, words)][:MAX_CONSTRAINTS]
+    merged = merge_examples(rank_by_importance(examples, novel), rank_by_importance(errors, novel))
+    return EngineeredContext(examples=merged, constraints=constraints, pitfalls=example_pitfalls(examples, errors))
+
+
+def _holds(text: str, value: str) -> bool:
+    """`value` occurs in `text` as a whole literal (not "1" inside "10", not "in" inside "print")."""
+    return re.search(rf"(?<![\w.]){re.escape(value)}(?![\w])", text) is not None
+
+
+def requirement_context(inp: CETInput, important: Collection[str], kind: str = "selective") -> EngineeredContext:
+    """Phase 2's requirement target of the configured kind (`cet.requirement_targets`)."""
+    return selective_context(inp, important) if kind == "selective" else gold_context(inp, important)
 
 
 def trim_failure(text: str, limit: int = FAILURE_CHARS) -> str:

@@ -167,6 +167,9 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
         "cet_failures": {c: [{"task_id": views[i].task.id, "error": e.error or "; ".join(e.parsed.issues[:2])
                               if e.parsed else e.error} for i, e in enumerate(contexts[c][:len(views)]) if e.failed]
                          for c in contexts if c.startswith("cet_")},
+        # how often each CET said its input needs nothing beyond the task as given (its prompt is then raw's)
+        "nothing_to_add": {c: sum(1 for e in contexts[c][:len(views)] if e.parsed and e.parsed.nothing_to_add)
+                           for c in contexts if c.startswith("cet_")},
         "intrinsic": {c: aggregate(rows_) for c, rows_ in quality.items()},
         "failure_analysis": failure_analysis(rows),
         "generation": generation, "visible_tests": cfg.exec.visible_tests, "input_tokens": cfg.cet.input_tokens,

@@ -77,6 +77,9 @@ def render_context_eval(result: dict[str, Any]) -> list[str]:
         lines += ["", f"Generation: {gen['requests']} requests in {gen['seconds']} s ({gen['cached']} from the cache), "
                   f"{gen.get('generations_per_hour') or '–'} generations/hour over the {gen.get('generated', '?')} "
                   f"it made, {gen['n_parallel']} llama.cpp slots."]
+    for condition, count in result.get("nothing_to_add", {}).items():
+        lines += ["", f"{condition} said \"nothing to add\" on {count} of {n} tasks (its prompt there is the raw "
+                  "task, byte for byte); its other tasks carry the difference from raw."]
     for condition, failures in result.get("cet_failures", {}).items():
         if failures:
             lines += ["", f"{condition}: {len(failures)} contexts failed (counted as the condition's failures):"]

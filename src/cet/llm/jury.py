@@ -198,17 +198,84 @@ def extract_code(text: str, entry_point: str | None = None, language: str = "pyt
     if language != "python":
         return None
     if chosen:
+        chosen = [salvage(body, entry_point) for body in chosen]
         joined = "\n\n".join(chosen)
         if _parses(joined) and (entry_point is None or len(chosen) == 1 or _defines(joined, entry_point)):
-            return joined + "\n"
+            return without_usage(joined, entry_point) + "\n"
         parsing = [body for body in chosen if _parses(body)]
         if entry_point:
             parsing = [body for body in parsing if _defines(body, entry_point)] or parsing
-        return (max(parsing, key=len) if parsing else chosen[0]) + "\n"
+        return without_usage(max(parsing, key=len) if parsing else chosen[0], entry_point) + "\n"
     stripped = (text or "").strip()
     if stripped and _looks_like_code(stripped):
-        return stripped + "\n"
+        return without_usage(stripped, entry_point) + "\n"
     return None
+
+
+# a line that opens a top-level statement (not a clause of the one before it: else, except, finally, ...)
+_TOP_LEVEL = re.compile(r"^(?![ \t#)\]}]|else\b|elif\b|except\b|finally\b|case\b)\S")
+
+
+def salvage(code: str, entry_point: str | None = None) -> str:
+    """A block that does not parse (a reply cut off at max_tokens, mostly in the examples or tests it writes after
+    its solution) cut back to its longest prefix of whole top-level statements that parses and still defines
+    `entry_point`; the block unchanged when none does (the sandbox then reports the syntax error)."""
+    if _parses(code):
+        return code
+    lines = code.splitlines()
+    for end in range(len(lines) - 1, 0, -1):
+        if not _TOP_LEVEL.match(lines[end]):
+            continue
+        prefix = "\n".join(lines[:end]).rstrip()
+        if prefix and _parses(prefix) and (entry_point is None or _defines(prefix, entry_point)):
+            return prefix
+    return code
+
+
+def without_usage(code: str, entry_point: str | None) -> str:
+    """Code meant to be imported by tests, without the demonstration a reply adds after its solution: module-level
+    asserts, bare calls and prints, `if __name__ == "__main__":` blocks and loops, which run at import and crash it
+    when they fail (the model's own wrong example is not the tests' verdict). Only when `entry_point` is given
+    and still defined afterwards; everything else (imports, definitions, assignments) is kept as written."""
+    if not entry_point:
+        return code
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code
+    definitions = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+    defined = {node.name for node in tree.body if isinstance(node, definitions)}
+    demo = [node for node in tree.body if _is_demonstration(node, defined)]
+    if not demo:
+        return code
+    lines = code.splitlines()
+    drop = {i for node in demo for i in range(node.lineno - 1, (node.end_lineno or node.lineno))}
+    kept = [line for i, line in enumerate(lines) if i not in drop]
+    while kept and (not kept[-1].strip() or kept[-1].lstrip().startswith("#")):  # "# Test cases" left behind
+        kept.pop()
+    kept = "\n".join(kept).strip("\n")
+    return re.sub(r"\n{3,}", "\n\n", kept) if _parses(kept) and _defines(kept, entry_point) else code
+
+
+def _is_demonstration(node: ast.stmt, defined: set[str]) -> bool:
+    """An assert; a bare call of print or of a function the code defines; a loop that asserts or prints; a
+    `__main__` guard. A setup call (`sys.setrecursionlimit(...)`) or a loop filling a table is not one."""
+    if isinstance(node, ast.Assert):
+        return True
+    if isinstance(node, ast.Expr):
+        return _demo_call(node.value, defined)
+    if isinstance(node, ast.For | ast.While):
+        return any(isinstance(n, ast.Assert) or _demo_call(n, {"print"}) for n in ast.walk(node))
+    if isinstance(node, ast.If):
+        test = node.test
+        return isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+    return False
+
+
+def _demo_call(node: ast.AST, names: set[str]) -> bool:
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):  # Solution().f(...)
+        node = node.func.value
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names | {"print"}
 
 
 def _parses(code: str) -> bool:

@@ -6,7 +6,8 @@ bug reports add failure, suspects, checks), the retrieved chunk ids that Knowled
 alternatives; no Knowledge section when nothing was retrieved), optional per-section *choices* (every bullet, or
 line, of that section is then exactly one of the given strings: signatures and examples copied from the input;
 for Knowledge, `[chunk-id] quote` lines citing retrieved chunks), at most `max_bullets` bullets a section and
-`max_line_chars` characters a free line. Sections come in the order of `FIELDS`, each optional, at least one;
+`max_line_chars` characters a free line. Sections come in the order of `FIELDS`, each optional, at least one, or
+the reply is `NOTHING_TO_ADD` alone (an empty context on purpose; `nothing_to_add=False` rules it out);
 Goal is one line; Failure up to `max_failure_lines` lines of at most `max_failure_chars` (a failure report's lines
 are long and indented, as the gold debugging contexts keep them). A free line starts with neither a blank nor
 '#' (a failure line may be indented, then the same) and holds no line break of any kind (`str.splitlines` splits
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cet.errors import CetError
-from cet.model.context import FIELDS, HEADINGS, LIST_FIELDS
+from cet.model.context import FIELDS, HEADINGS, LIST_FIELDS, NOTHING_TO_ADD
 
 TASK_SECTIONS = ("goal", "interface", "examples", "constraints", "knowledge", "pitfalls")
 BUG_SECTIONS = (*TASK_SECTIONS, "failure", "suspects", "checks")
@@ -55,6 +56,7 @@ class ContextGrammar:
     max_line_chars: int = 200  # the gold contexts' goals are clipped at 200 (data/gold_context.py)
     max_failure_lines: int = 12
     max_failure_chars: int = 600  # gold_context.FAILURE_CHARS
+    nothing_to_add: bool = True  # the reply may be NOTHING_TO_ADD alone
 
     def __post_init__(self) -> None:
         unknown = [s for s in [*self.sections, *self.choices] if s not in FIELDS]
@@ -77,7 +79,7 @@ class ContextGrammar:
 
     @classmethod
     def for_input(cls, hits: Iterable[Any] = (), *, bug_report: bool = False,
-                  choices: Mapping[str, Sequence[str]] | None = None, **limits: int) -> ContextGrammar:
+                  choices: Mapping[str, Sequence[str]] | None = None, **limits: Any) -> ContextGrammar:
         """The grammar for one CET input: its retrieved hits (their ids may be cited), whether it is a bug report
         (code or an error report given: failure, suspects and checks are allowed), per-section choices."""
         return cls(BUG_SECTIONS if bug_report else TASK_SECTIONS, [h.id for h in hits], dict(choices or {}),
@@ -105,6 +107,8 @@ class ContextGrammar:
         text, chunk_id = terminal("text"), terminal("chunk-id")
         names = [rule(s) for s in self.sections]
         alternatives = [" ".join([names[i], *(f"{n}?" for n in names[i + 1:])]) for i in range(len(names))]
+        if self.nothing_to_add:
+            alternatives.append(_literal(f"{NOTHING_TO_ADD}\n"))
         rules = [("start" if lark else "root", " | ".join(alternatives))]
         for name in self.sections:
             heading = _literal(f"## {HEADINGS[name]}\n")

@@ -24,8 +24,11 @@ than JSON), one `## Heading` per field, list fields as `- ` bullets, knowledge a
     - run fib(1) and fib(2) by hand
 
 Every heading is optional; the bug-report fields (failure, suspects, check) appear only for bug
-reports. `parse_context` never raises: what it cannot read is reported in `ParsedContext.issues`,
-and a reply with no known heading at all keeps its text as the goal (so the generator still sees it).
+reports. A context may be empty on purpose: the reply `## Nothing to add` (`NOTHING_TO_ADD`, alone) says the
+input needs nothing beyond the task as given, and the generator then gets the raw task, byte for byte (a
+failed or unreadable reply is never read as this: it has no heading, or other sections with it).
+`parse_context` never raises: what it cannot read is reported in `ParsedContext.issues`, and a reply with
+no known heading at all keeps its text as the goal (so the generator still sees it).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 1
+NOTHING_TO_ADD = "## Nothing to add"  # the whole reply of a context that is empty on purpose
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class EngineeredContext:
         return cls(**values)
 
     def to_text(self) -> str:
-        """The sectioned text form: what the CET is trained to write and what `parse_context` reads."""
+        """The sectioned text form: what the CET is trained to write and what `parse_context` reads ("" when
+        empty; `to_reply` writes an empty context as `NOTHING_TO_ADD`)."""
         lines: list[str] = []
         for name in FIELDS:
             value = getattr(self, name)
@@ -85,6 +90,10 @@ class EngineeredContext:
             else:
                 lines.append(value.strip())
         return "\n".join(lines)
+
+    def to_reply(self) -> str:
+        """What the CET writes for this context: its text form, or `NOTHING_TO_ADD` when it is empty."""
+        return self.to_text() or NOTHING_TO_ADD
 
     def cited_chunk_ids(self) -> list[str]:
         return [k.chunk_id for k in self.knowledge]
@@ -118,7 +127,8 @@ class ParsedContext:
 
     context: EngineeredContext
     issues: list[str] = field(default_factory=list)
-    sections: int = 0  # known headings found
+    sections: int = 0  # known headings found (`NOTHING_TO_ADD` counts as one)
+    nothing_to_add: bool = False  # the reply said, and only said, that nothing needs adding
 
     @property
     def valid(self) -> bool:
@@ -135,7 +145,10 @@ def parse_context(text: str, known_chunk_ids: Iterable[str] | None = None) -> Pa
     seen: set[str] = set()
     preamble: list[str] = []
     body: dict[str, list[str]] = {}
-    for raw in (text or "").splitlines():
+    lines = (text or "").splitlines()
+    if [line.strip() for line in lines if line.strip()] == [NOTHING_TO_ADD]:
+        return ParsedContext(ctx, [], 1, nothing_to_add=True)
+    for raw in lines:
         heading = _HEADING.match(raw)
         if heading:
             name = ALIASES.get(heading.group(1).strip().lower().rstrip(":"))

@@ -67,7 +67,7 @@ EASY_TRACK_LEVEL = 3  # an Exercism track difficulty (1-10), when the data carri
 # a question holds the statement, the interface and the visible tests. An easy question fits whole in QUESTION_CHARS
 # (a statement cut short loses its interface, e.g. the function's name); other questions have their statement cut
 # to STATEMENT_CHARS. Measured on the training pool with SmolLM2's tokenizer and five chunks: prompts of 530-1,100
-# tokens (median 860), so prompt + answer train uncut only past cet.train.max_length's 1,024: TRAIN_MAX_LENGTH.
+# tokens (median 860), so prompt + answer train uncut only from TRAIN_MAX_LENGTH on (a floor on cet.train.max_length).
 QUESTION_CHARS = 1800
 STATEMENT_CHARS = 1200
 TRAIN_MAX_LENGTH = 1536

@@ -2,7 +2,10 @@
 
     pairs = []
     for sampled training tasks:
-        requirement  → specification with tests        (the statement as given → the gold context)
+        requirement  → what it needs beyond the task     (cet.requirement_targets: "selective" = the statement's
+                                                          facts the hidden tests use and the visible tests do not
+                                                          show, else "## Nothing to add"; "full" = the whole
+                                                          restated specification)
         degraded     → the same specification           (structure removed, noise, fragments, vagueness, scrambling)
     for Phase 1's verified solutions (the sandbox passed them):
         partial code → complete context                 (imports / signature / body removed → what is missing,
@@ -29,7 +32,13 @@ from typing import Any
 
 from cet.config import CetConfig
 from cet.data.degradations import TRAIN_CHATTER, degrade_randomly
-from cet.data.gold_context import completion_context, debugging_context, gold_context, restrict_to_input, untraceable
+from cet.data.gold_context import (
+    completion_context,
+    debugging_context,
+    requirement_context,
+    restrict_to_input,
+    untraceable,
+)
 from cet.data.mutations import mutants
 from cet.data.partial_code import partial_variants
 from cet.data.task_input import cet_input, hidden_strings, task_view
@@ -104,6 +113,7 @@ def run_phase2(cfg: CetConfig, opts: Phase2Options, run: RunDir, retriever: Any,
     final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase2", "phase2", version, run_dir=str(run.path))
     cet.save(run.path / "checkpoint", "phase2", version)
     result = {"checkpoint": str(final), "pairs": len(pairs), "by_kind": dict(Counter(p["kind"] for p in pairs)),
+              "nothing_to_add": sum(1 for p in pairs if p.get("nothing_to_add")),
               "dropped_untraceable": untraced,
               "skipped_lines": len(skipped), "training": report.to_dict(), "throughput": throughput,
               "pairs_file": str(pairs_path)}
@@ -141,7 +151,7 @@ def verified_solutions(conversations: Sequence[dict[str, Any]], tasks: dict[str,
 
 def pair(kind: str, task: CodingTask, inp: CETInput, target: Any, **extra: Any) -> dict[str, Any]:
     return {"kind": kind, "task_id": task.id, "hit_ids": inp.chunk_ids(), "input": inp.task, "code": inp.code,
-            "error": inp.error, "prompt": input_messages(inp), "target": target.to_text(),
+            "error": inp.error, "prompt": input_messages(inp), "target": target.to_reply(),
             "untraceable": untraceable(target, inp), **extra}
 
 
@@ -161,18 +171,20 @@ def requirement_pairs(tasks: Sequence[CodingTask], retriever: Any, cfg: CetConfi
         important = hidden_strings(view)
         hits = retrieve(retriever, view.statement, cfg.cet.top_k, held_out)
         inp = cet_input(view, hits, budget=cfg.cet.input_tokens)
-        target = gold_context(inp, important)
-        pairs.append(pair("requirement", task, inp, target))
+        kind = cfg.cet.requirement_targets
+        target = requirement_context(inp, important, kind)
+        pairs.append(pair("requirement", task, inp, target, nothing_to_add=target.is_empty()))
         for _ in range(degraded):
             text, kinds = degrade_randomly(task.statement, rng)
             degraded_view = task_view(task, cfg.exec.visible_tests, statement=text)
             hits = retrieve(retriever, text, cfg.cet.top_k, held_out)
             degraded_inp = cet_input(degraded_view, hits, budget=cfg.cet.input_tokens)
-            own = gold_context(degraded_inp, important)
-            restricted = restrict_to_input(gold_context(cet_input(view, hits, budget=cfg.cet.input_tokens), important),
-                                           degraded_inp, own)
+            own = requirement_context(degraded_inp, important, kind)
+            clean = requirement_context(cet_input(view, hits, budget=cfg.cet.input_tokens), important, kind)
+            restricted = restrict_to_input(clean, degraded_inp, own)
             noise = [s for s in TRAIN_CHATTER if s in text]
-            pairs.append(pair("degraded", task, degraded_inp, restricted, degradations=kinds, noise=noise))
+            pairs.append(pair("degraded", task, degraded_inp, restricted, degradations=kinds, noise=noise,
+                              nothing_to_add=restricted.is_empty()))
     return pairs
 
 
