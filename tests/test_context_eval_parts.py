@@ -24,7 +24,7 @@ from cet.execution.executor import Executor
 from cet.execution.result import ExecutionResult
 from cet.execution.tasks import CodingTask, TaskMetadata, iter_tasks
 from cet.knowledge.records import Hit
-from cet.model.context import parse_context, render_prompt
+from cet.model.context import NOTHING_TO_ADD, parse_context, render_prompt
 from cet.model.prompts import CETInput
 from task_data import real_tasks_file
 
@@ -108,6 +108,15 @@ def test_a_failed_context_gives_no_prompt(acronym: tuple[TaskView, CETInput]) ->
         assert unreadable.failed and condition_prompt(condition, view, inp, HITS, unreadable) == ""
         errored = Engineered(parse_context(gold_context(inp).to_text(), inp.chunk_ids()), error="timed out")
         assert errored.failed and condition_prompt(condition, view, inp, HITS, errored) == ""
+
+
+def test_nothing_to_add_gives_the_raw_prompt_and_an_empty_reply_does_not(acronym: tuple[TaskView, CETInput]) -> None:
+    view, inp = acronym
+    raw = condition_prompt("raw", view, inp, HITS, None)
+    nothing = Engineered(parse_context(NOTHING_TO_ADD + "\n", inp.chunk_ids()))
+    assert not nothing.failed and condition_prompt("cet_phase2", view, inp, HITS, nothing) == raw
+    empty = Engineered(parse_context("", inp.chunk_ids()))  # a reply that says nothing at all is a failure
+    assert empty.failed and condition_prompt("cet_phase2", view, inp, HITS, empty) == ""
 
 
 # ---------------------------------------------------------------------------------------- failure classes

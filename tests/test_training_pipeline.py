@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cet.execution.tasks import CodingTask, TaskMetadata, write_tasks
+from cet.model.context import NOTHING_TO_ADD
 
 ADD_TESTS = '''from solution import add
 
@@ -97,6 +98,10 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     assert kinds["requirement"] == 2 and kinds["degraded"] == 2 and kinds.get("partial", 0) >= 1
     assert kinds.get("bug", 0) >= 1
     pairs = [json.loads(line) for line in Path(out2["pairs_file"]).read_text().splitlines()]
+    requirements = [p for p in pairs if p["kind"] in ("requirement", "degraded")]
+    for p in requirements:  # selective targets: what the task as given does not show, never a restated goal
+        assert p["nothing_to_add"] == (p["target"] == NOTHING_TO_ADD) and "## Goal" not in p["target"]
+    assert out2["nothing_to_add"] == sum(p["nothing_to_add"] for p in requirements)
     bug = next(p for p in pairs if p["kind"] == "bug")
     assert "tests fail" in bug["error"] and "## Suspects" in bug["target"] and bug["code"] != ADD_SOLUTION
     assert out2["training"]["steps"] >= 1 and out2["throughput"]["ratio"] > 0
