@@ -232,12 +232,13 @@ def test_failure_analysis_lists_the_tasks_the_cet_lost_and_won() -> None:
     assert failure_analysis([]) == {"lost": [], "won": [], "lost_by_class": {}}
 
 
-def _goal_of(target: list[bool], others: dict[str, list[bool]]) -> dict:
+def _goal_of(target: list[bool], others: dict[str, list[bool]], nothing_to_add: int = 0) -> dict:
     from cet.evaluation.significance import compare_conditions, harm_rate
 
     outcomes = {"cet_phase2": target, **others}
     result = {"comparisons": compare_conditions(outcomes, "cet_phase2", list(others)),
-              "harm_vs_raw": {"cet_phase2": {"harm": harm_rate(target, others["raw"])}}}
+              "harm_vs_raw": {"cet_phase2": {"harm": harm_rate(target, others["raw"])}},
+              "tasks": [f"t{i}" for i in range(len(target))], "nothing_to_add": {"cet_phase2": nothing_to_add}}
     return goal_status(result)
 
 
@@ -262,3 +263,9 @@ def test_the_goal_is_judged_on_evidence_not_on_point_estimates() -> None:
     # the CET far behind the template: the level part fails
     behind = _goal_of(base, {"raw": base, "full_input": cet, "rule_based": cet, "naive_rag": base})
     assert behind["parts"]["level with rule_based"] == "failed" and behind["status"] == "not met"
+    assert "note" not in big
+    # a CET that says nothing to add on (almost) every task is raw: the goal can be met, and the verdict says why
+    template = [b and i % 9 != 0 for i, b in enumerate(base)]
+    silent = _goal_of(list(base), {"raw": base, "full_input": template, "rule_based": template,
+                                   "naive_rag": [False] * 300}, nothing_to_add=290)
+    assert silent["status"] == "met" and "nothing to add on 290 of 300 tasks" in silent["note"]

@@ -221,7 +221,16 @@ def goal_status(result: dict[str, Any]) -> dict[str, Any]:
     values = set(parts.values())
     # a part whose condition was not run is not shown: the goal is met only with every comparison made
     status = "met" if values == {"shown"} else "not met" if "failed" in values else "not shown"
-    return {"status": status, "parts": parts, "margin": NON_INFERIORITY_MARGIN, "harm_goal": HARM_GOAL}
+    goal = {"status": status, "parts": parts, "margin": NON_INFERIORITY_MARGIN, "harm_goal": HARM_GOAL}
+    abstained, n = (result.get("nothing_to_add") or {}).get(TARGET, 0), len(result.get("tasks") or ())
+    if n and abstained >= ABSTAINED_MOSTLY * n:
+        # the parts above can all be shown by a CET that adds nothing: say so wherever the goal is reported
+        goal["note"] = (f"cet_phase2 said nothing to add on {abstained} of {n} tasks: its prompts there are the raw "
+                        "task's, so what it shows is no harm, not a gain over raw")
+    return goal
+
+
+ABSTAINED_MOSTLY = 0.9  # the share of "nothing to add" past which the goal's verdict carries a note
 
 
 def _mean(values: Sequence[float]) -> float | None:

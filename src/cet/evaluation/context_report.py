@@ -111,6 +111,8 @@ def verdict_lines(result: dict[str, Any]) -> list[str]:
              "\"above\" needs a Holm-significant difference; the harm goal needs the harm rate's interval under it; "
              "\"failed\": the interval lies on the wrong side. \"Not shown\": this run cannot tell (see the MDD "
              "column)."]
+    if goal.get("note"):
+        lines += ["", f"**Note:** {goal['note']}."]
     analysis = result["failure_analysis"]
     if analysis["lost"] or analysis["won"]:
         lines += ["", f"Tasks the raw prompt passed and the CET's context failed: {len(analysis['lost'])} "
