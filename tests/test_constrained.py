@@ -84,7 +84,7 @@ def test_gbnf_lists_the_sections_in_order_and_only_retrieved_ids():
     assert grammar.sections == TASK_SECTIONS
     root = gbnf.splitlines()[0]
     assert root.startswith("root ::= goal interface? examples? constraints? knowledge? pitfalls? | interface ")
-    assert root.endswith('| pitfalls | "## Nothing to add\n"')  # or the one reply of an empty context
+    assert root.endswith('| pitfalls | "## Nothing to add\\n"')  # or the one reply of an empty context
     assert f'chunk-id ::= {" | ".join(json.dumps(h.id) for h in FIB_HITS)}\n' in gbnf  # not "has space"
     assert 'examples-choice ::= "fib(0) == 0" | "fib(1) == 1" | "fib(10) == 55" | ' \
            '"fib(-1) raises ValueError(\\"negative\\")"' in gbnf
