@@ -169,6 +169,7 @@ def test_the_grammar_admits_contexts_and_refuses_what_would_not_parse(tokenizer)
     for form in bug_forms:
         assert accepts(tokenizer, form, failure)
         assert not accepts(tokenizer, form, "## Failure\n  # not a heading\n")
+        assert not accepts(tokenizer, form, NOTHING_TO_ADD + "\n")  # a bug report always needs a context
     odd = ['say("hi") \\ n', "zero\u200bwidth \x7f", "é € 😀"]  # quotes, backslashes, non-printables, unicode
     grammar = ContextGrammar(sections=("interface",), choices={"interface": odd})
     for form in (compiled(grammar.to_lark()), llguidance.grammar_from("gbnf", grammar.to_gbnf())):

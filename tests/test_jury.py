@@ -170,6 +170,7 @@ def test_a_reply_cut_in_its_own_examples_keeps_the_solution() -> None:
     cut = ("```python\ndef f(x):\n    return x * 2\n\n# Test cases\nassert f(2) == 4\n"
            "assert f(5) == [1,\n")  # max_tokens hit inside the reply's own tests
     assert extract_code(cut, "f") == "def f(x):\n    return x * 2\n"
+    assert extract_code(cut, "f", repair=False).endswith("assert f(5) == [1,\n")  # the jury judges it as written
     inside = "```python\ndef f(x):\n    if x:\n        return [1,\n"  # cut inside the solution: nothing to save
     assert extract_code(inside, "f") == "def f(x):\n    if x:\n        return [1,\n"
     assert salvage("x = 1\ny = (", None) == "x = 1"

@@ -1,7 +1,8 @@
 """Gold contexts: the `EngineeredContext`s the CET learns to write. Every target is built from what the CET can
 see (a `CETInput`: the task text, its interface, its visible tests, the code, the error report and the retrieved
 chunks), reorganised, selected and compressed, never from the hidden tests or the reference solution: for a
-requirement (`gold_context`), a bug report (`debugging_context`) and a piece of partial code (`completion_context`).
+requirement (`selective_context`: only the facts worth pointing at, else nothing to add; `gold_context`: the whole
+restated specification), a bug report (`debugging_context`) and a piece of partial code (`completion_context`).
 The hidden tests may only decide which input facts come first (`important`: strings the hidden tests use, as
 RECOMP trains its compressor on the end task); they never supply text. `untraceable` lists every example,
 signature and constant of a context that the input does not hold (empty for every target; tested).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
+from typing import Literal
 
 from cet.data.task_facts import (
     TaskFacts,
@@ -284,11 +286,11 @@ def gold_context(inp: CETInput, important: Collection[str] = ()) -> EngineeredCo
 
 
 def selective_context(inp: CETInput, important: Collection[str] = ()) -> EngineeredContext:
-    """What a requirement needs beyond the task as given (the generator always reads the statement, the interface
-    and the visible tests): the statement's own examples and constraints that hold a value the hidden tests use
-    and the visible tests do not show, and the pitfalls those examples show. Empty (written `NOTHING_TO_ADD`) when
-    no input fact qualifies. The hidden tests only decide which of the input's facts qualify; every item is the
-    input's own text, as in `gold_context`."""
+    """The statement's facts worth pointing at: its own examples and constraints that hold a value the hidden tests
+    use and the visible tests do not show, and the pitfalls those examples show. The generator reads the whole
+    statement anyway, so this adds emphasis, not information; the filter that matters is "not already in the
+    visible tests". Empty (written `NOTHING_TO_ADD`) when no input fact qualifies. The hidden tests only decide
+    which of the input's facts qualify; every item is the input's own text, as in `gold_context`."""
     shown = normalize_space(inp.visible_tests).lower()
     novel = [s for s in dict.fromkeys(normalize_space(x).lower() for x in important)
              if len(s) >= 2 and not _holds(shown, s)]
@@ -313,8 +315,11 @@ def _holds(text: str, value: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(value)}(?![\w])", text) is not None
 
 
-def requirement_context(inp: CETInput, important: Collection[str], kind: str = "selective") -> EngineeredContext:
+def requirement_context(inp: CETInput, important: Collection[str],
+                        kind: Literal["selective", "full"] = "selective") -> EngineeredContext:
     """Phase 2's requirement target of the configured kind (`cet.requirement_targets`)."""
+    if kind not in ("selective", "full"):
+        raise ValueError(f"requirement target kind {kind!r}: choose 'selective' or 'full'")
     return selective_context(inp, important) if kind == "selective" else gold_context(inp, important)
 
 

@@ -185,6 +185,7 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
 
 NON_INFERIORITY_MARGIN = 0.05  # "at least level": the difference's 95% interval stays above -5 points
 HARM_GOAL = 0.05
+ABSTAINED_MOSTLY = 0.9  # the share of "nothing to add" past which the goal's verdict carries a note
 
 
 def goal_status(result: dict[str, Any]) -> dict[str, Any]:
@@ -229,8 +230,6 @@ def goal_status(result: dict[str, Any]) -> dict[str, Any]:
                         "task's, so what it shows is no harm, not a gain over raw")
     return goal
 
-
-ABSTAINED_MOSTLY = 0.9  # the share of "nothing to add" past which the goal's verdict carries a note
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -184,10 +184,14 @@ _FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:^[ \t]*``
 _TAGS = {"python": {"python", "py", "python3", "py3"}, "javascript": {"javascript", "js", "node", "mjs", "cjs"}}
 
 
-def extract_code(text: str, entry_point: str | None = None, language: str = "python") -> str | None:
+def extract_code(text: str, entry_point: str | None = None, language: str = "python", *,
+                 repair: bool = True) -> str | None:
     """The code in a response: its ```python blocks (untagged blocks when there are none), joined when they
     parse together, else the longest that parses (preferring one defining `entry_point`), else the first;
     without fences, the whole text when it parses as Python with at least one real statement.
+    With `repair` (the held-out evaluation, every condition alike) a block that does not parse is `salvage`d and
+    the demonstration code after a solution dropped (`without_usage`); without it (the jury, whose verdict
+    accepts the reply's text as a training target) the code is judged as written.
     For `language="javascript"`: its ```javascript/js blocks (else untagged ones) joined; no parsing."""
     blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(text or "")]
     tags = _TAGS.get(language, {language})
@@ -197,18 +201,22 @@ def extract_code(text: str, entry_point: str | None = None, language: str = "pyt
         return "\n\n".join(chosen) + "\n"
     if language != "python":
         return None
+    def finish(code: str) -> str:
+        return (without_usage(code, entry_point) if repair else code) + "\n"
+
     if chosen:
-        chosen = [salvage(body, entry_point) for body in chosen]
+        if repair:
+            chosen = [salvage(body, entry_point) for body in chosen]
         joined = "\n\n".join(chosen)
         if _parses(joined) and (entry_point is None or len(chosen) == 1 or _defines(joined, entry_point)):
-            return without_usage(joined, entry_point) + "\n"
+            return finish(joined)
         parsing = [body for body in chosen if _parses(body)]
         if entry_point:
             parsing = [body for body in parsing if _defines(body, entry_point)] or parsing
-        return without_usage(max(parsing, key=len) if parsing else chosen[0], entry_point) + "\n"
+        return finish(max(parsing, key=len) if parsing else chosen[0])
     stripped = (text or "").strip()
     if stripped and _looks_like_code(stripped):
-        return without_usage(stripped, entry_point) + "\n"
+        return finish(stripped)
     return None
 
 
@@ -382,7 +390,10 @@ class Jury:
 
     def evaluate(self, question: str, response: str, context_chunks: Sequence[Any] = (),
                  task: CodingTask | None = None) -> JuryVerdict:
-        code = extract_code(response, task.entry_point if task else None, task.language if task else "python")
+        # judged as written (no repair): an accepted reply's text becomes a training target, so a reply cut at its
+        # token limit or whose own example asserts fail must fail here, as it would when run
+        code = extract_code(response, task.entry_point if task else None, task.language if task else "python",
+                            repair=False)
         verifier_future = None
         pool = None
         if self.verifier is not None and self.verifier.applies(task):

@@ -82,6 +82,7 @@ class ContextGrammar:
                   choices: Mapping[str, Sequence[str]] | None = None, **limits: Any) -> ContextGrammar:
         """The grammar for one CET input: its retrieved hits (their ids may be cited), whether it is a bug report
         (code or an error report given: failure, suspects and checks are allowed), per-section choices."""
+        limits.setdefault("nothing_to_add", not bug_report)  # a bug report or partial code always needs a context
         return cls(BUG_SECTIONS if bug_report else TASK_SECTIONS, [h.id for h in hits], dict(choices or {}),
                    **limits)
 

@@ -2,11 +2,12 @@
 
     pairs = []
     for sampled training tasks:
-        requirement  → what it needs beyond the task     (cet.requirement_targets: "selective" = the statement's
+        requirement  → the facts worth pointing at       (cet.requirement_targets: "selective" = the statement's
                                                           facts the hidden tests use and the visible tests do not
                                                           show, else "## Nothing to add"; "full" = the whole
                                                           restated specification)
-        degraded     → the same specification           (structure removed, noise, fragments, vagueness, scrambling)
+        degraded     → the same target, kept to what     (structure removed, noise, fragments, vagueness,
+                       survives in the degraded input     scrambling)
     for Phase 1's verified solutions (the sandbox passed them):
         partial code → complete context                 (imports / signature / body removed → what is missing,
                                                           the interface and the tests that exercise it)
