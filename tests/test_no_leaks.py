@@ -280,8 +280,10 @@ def test_prompt_leaks_flags_hidden_tests_and_the_reference_but_not_the_visible_t
 
 @pytest.mark.parametrize("source", ["leetcode", "exercism"])
 def test_prompt_leaks_per_function_tests(index: HeldOutIndex, source: str) -> None:
-    task = next(t for t in sorted(all_tasks().values(), key=lambda t: t.id)
-                if t.metadata.source == source and t.metadata.split in EVAL_SPLITS and len(t.test_names) >= 6)
+    task = next((t for t in sorted(all_tasks().values(), key=lambda t: t.id)
+                 if t.metadata.source == source and t.metadata.split in EVAL_SPLITS and len(t.test_names) >= 6), None)
+    if task is None:
+        pytest.skip(f"the {source} task set could not be imported here (its data is missing)")
     split = split_tests(task, visible=3)
     prompt = f"{task.statement}\n\nVisible tests:\n{split.visible_text}\n"
     assert prompt_leaks(prompt, task, split.visible_text, index) == []
