@@ -231,7 +231,6 @@ def goal_status(result: dict[str, Any]) -> dict[str, Any]:
     return goal
 
 
-
 def _mean(values: Sequence[float]) -> float | None:
     return round(sum(values) / len(values), 1) if values else None
 
