@@ -3,10 +3,10 @@ never the hidden tests."""
 
 from __future__ import annotations
 
+from cet.data.baselines import naive_rag_text, rule_based_context
 from cet.data.gold_context import untraceable
 from cet.data.task_facts import extract_facts
 from cet.data.task_input import cet_input, task_view
-from cet.evaluation.baselines import naive_rag_text, rule_based_context
 from cet.execution.tasks import CodingTask, iter_tasks
 from cet.knowledge.records import Hit
 from cet.model.context import parse_context

@@ -166,3 +166,39 @@ def test_adapters_exported_to_llamacpp_generate_like_transformers():
     same = sum(a.split()[:4] == b.split()[:4] for a, b in zip(reference, exported, strict=True))
     assert same >= 2, (reference, exported)
     assert sum(a.split()[:4] == b.split()[:4] for a, b in zip(reference, base, strict=True)) < same
+
+
+def test_preference_training_moves_toward_the_chosen_reply_and_leaves_no_reference_adapter(tiny_base: Path,
+                                                                                           tmp_path: Path):
+    from cet.model.preference import REFERENCE_ADAPTER, preference_pair, train_dpo
+
+    cfg = tiny_cfg(tiny_base, tmp_path, epochs=4, checkpoint_every=0)
+    cet = CETModel.from_base(cfg)
+    perturb(cet)  # a trained adapter: TRL's frozen copy of it is the reference
+    prompt = [{"role": "user", "content": "Task: add two numbers"}]
+    pairs = [preference_pair(prompt, "## Nothing to add", "## Pitfalls\n- guard every index"),
+             preference_pair([{"role": "user", "content": "Task: reverse a word"}], "## Nothing to add",
+                             "## Goal\nReverse.")]
+
+    def margin() -> float:  # log p(chosen) - log p(rejected) for the first pair
+        cet.model.eval()
+        scores = []
+        for reply in ("## Nothing to add", "## Pitfalls\n- guard every index"):
+            text = cet.tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": reply}],
+                                                     tokenize=False)
+            ids = cet.tokenizer(text, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                logp = torch.log_softmax(cet.model(input_ids=ids).logits[0, :-1], -1)
+            scores.append(logp.gather(1, ids[0, 1:, None]).sum().item())
+        return scores[0] - scores[1]
+
+    before = margin()
+    report = train_dpo(cet, pairs, cfg.cet.train, tmp_path / "run", quiet=True, beta=0.5)
+    assert report.steps >= 2 and report.loss_first is not None and report.dropped == 0 and report.tokens > 0
+    assert margin() > before  # the chosen reply became likelier relative to the rejected one
+    assert REFERENCE_ADAPTER not in cet.model.peft_config  # the checkpoint holds the CET's adapter alone
+    saved = cet.save(tmp_path / "ckpt", "phase3", "v-dpo")
+    assert not (saved / REFERENCE_ADAPTER).exists()
+    assert torch.allclose(logits(CETModel.load(saved, cfg)), logits(cet), atol=1e-5)
+    with pytest.raises(CetError, match="no preference pairs"):
+        train_dpo(cet, [], cfg.cet.train, tmp_path / "run2", quiet=True)

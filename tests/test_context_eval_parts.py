@@ -6,14 +6,13 @@ from __future__ import annotations
 import pytest
 from tests.sandbox_helpers import bwrap_or_skip, exec_config, make_task
 
+from cet.data.baselines import naive_rag_text, rule_based_context
 from cet.data.gold_context import gold_context
 from cet.data.task_input import TaskView, cet_input, task_view
-from cet.evaluation.baselines import naive_rag_text, rule_based_context
 from cet.evaluation.context_eval import (
     CONDITIONS,
     ENGINEERED,
     Engineered,
-    classify_failure,
     condition_prompt,
     failure_analysis,
     goal_status,
@@ -21,6 +20,7 @@ from cet.evaluation.context_eval import (
     views_of,
 )
 from cet.execution.executor import Executor
+from cet.execution.failures import classify_failure
 from cet.execution.result import ExecutionResult
 from cet.execution.tasks import CodingTask, TaskMetadata, iter_tasks
 from cet.knowledge.records import Hit

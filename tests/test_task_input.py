@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cet.data.baselines import rule_based_context
 from cet.data.degradations import degrade_randomly
 from cet.data.gold_context import (
     completion_context,
@@ -25,7 +26,6 @@ from cet.data.gold_context import (
 )
 from cet.data.partial_code import partial_variants
 from cet.data.task_input import TaskView, cet_input, hidden_strings, task_view
-from cet.evaluation.baselines import rule_based_context
 from cet.execution.tasks import CodingTask, TaskMetadata, iter_tasks
 from cet.knowledge.records import Hit
 from cet.model.context import EngineeredContext, KnowledgeRef

@@ -197,6 +197,24 @@ class TrainSettings(BaseModel):
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
 
 
+class Phase3Settings(BaseModel):
+    """Phase 3: rollouts of candidate contexts through a team of generators, the reward, the learning step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # the team a context must work for (the robust reward is read across them): the evaluation's generator first
+    generators: list[str] = ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"]
+    robustness_lambda: float = Field(0.5, ge=0)  # reward = mean - lambda * variance across the generators
+    samples: int = Field(2, ge=0)  # sampled CET contexts per task, besides its greedy one and the anchors
+    temperature: float = Field(0.8, gt=0)
+    learner: Literal["rest", "dpo"] = "rest"  # ReST-EM (best context per task, SFT) or DPO on best vs worst
+    dpo_beta: float = Field(0.1, gt=0)
+    # a context replaces "nothing to add" as a task's target only when its robust reward beats raw's by this much
+    min_gain: float = Field(0.0, ge=0)
+    repair_rounds: int = Field(2, ge=0)  # failed attempt -> bug report -> the CET's debugging context -> retry
+    max_tokens: int = Field(320, ge=16)  # the generators' (as the evaluation's)
+
+
 class CETSettings(BaseModel):
     """The CET: its base model, LoRA adapters, training and generation."""
 
@@ -225,7 +243,8 @@ class CETSettings(BaseModel):
     # front of the generator and the hidden tests use (else "## Nothing to add": the raw task stays as it is);
     # "full" = the whole restated specification (goal, interface, examples, constraints, knowledge, pitfalls)
     requirement_targets: Literal["selective", "full"] = "selective"
-    checkpoints_dir: str = "data/cet"  # the current CET after each phase: data/cet/phase1, data/cet/phase2
+    phase3: Phase3Settings = Phase3Settings()
+    checkpoints_dir: str = "data/cet"  # the current CET after each phase: data/cet/phase1, phase2, phase3
 
 
 class RunConfig(BaseModel):

@@ -1,4 +1,4 @@
-"""`cet train phase1|phase2`: the CET's training phases, each writing a run directory and a checkpoint."""
+"""`cet train phase1|phase2|phase3`: the CET's training phases, each writing a run directory and a checkpoint."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import typer
 from cet.cli.common import JsonOption, console, emit_json, get_config, spinner, user_errors
 from cet.errors import CetError
 
-train_app = typer.Typer(help="Train the CET: Phase 1 (subject expertise), Phase 2 (context engineering).",
+train_app = typer.Typer(help="Train the CET: Phase 1 (subject expertise), Phase 2 (context engineering), "
+                        "Phase 3 (interactive optimisation).",
                         no_args_is_help=True)
 
 ResumeOption = typer.Option(None, "--resume", help="A run directory of this phase to resume after an interruption.")
@@ -90,3 +91,37 @@ def phase2_command(
     opts = Phase2Options(conversations=str(conversations) if conversations else None, requirement_tasks=tasks,
                          degraded_per_task=degraded, start_from=str(start_from) if start_from else None)
     _run_phase("phase2", resume, json_out, run_phase2, opts, lambda r: f"phase 2: {r['pairs']} pairs {r['by_kind']}")
+
+
+@train_app.command("phase3")
+@user_errors
+def phase3_command(
+    budget: str = typer.Option("demo", "--budget", help="demo (a few tasks, one round: what `make run` does) or "
+                               "large (240 tasks, 3 rounds; resumable with --resume)."),
+    tasks: int = typer.Option(None, "--tasks", min=1, help="Training tasks rolled out per round (overrides --budget)."),
+    dev_tasks: int = typer.Option(None, "--dev-tasks", min=1, help="Training tasks kept apart for early stopping."),
+    rounds: int = typer.Option(None, "--rounds", min=1, help="Rounds of rollouts → playbook → training."),
+    samples: int = typer.Option(None, "--samples", min=0, help="Sampled CET contexts per task (cet.phase3.samples)."),
+    generators: list[str] = typer.Option(None, "--generator", help="A generator of the team (repeatable; default "
+                                         "cet.phase3.generators)."),
+    learner: str = typer.Option(None, "--learner", help="rest (ReST-EM: SFT on the best context) or dpo."),
+    start_from: Path = typer.Option(None, "--from", help="The CET to continue (default: data/cet/phase2)."),
+    resume: Path = ResumeOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Phase 3: contexts rolled out through the generator team on training tasks' hidden tests; failure patterns
+    mined into a playbook; the CET trained toward the contexts that worked, with early stopping on dev tasks."""
+    from cet.phases.phase3 import options_for, run_phase3
+
+    if learner not in (None, "rest", "dpo"):
+        raise CetError(f"unknown learner {learner!r}; choose rest or dpo")
+    opts = options_for(budget, tasks=tasks, dev_tasks=dev_tasks, rounds=rounds, samples=samples, learner=learner,
+                       generators=tuple(generators) if generators else None,
+                       start_from=str(start_from) if start_from else None)
+    _run_phase("phase3", resume, json_out, run_phase3, opts, _phase3_line)
+
+
+def _phase3_line(r: dict[str, Any]) -> str:
+    active = sum(1 for i in r["playbook"]["items"] if i["status"] == "active")
+    return (f"phase 3: {r['rollouts']} rollouts, best round {r['best_round']} (dev score {r['dev_best']['score']} vs "
+            f"raw {r['dev_best']['raw']}), playbook v{r['playbook']['version']} with {active} active items")

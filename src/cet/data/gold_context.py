@@ -186,7 +186,7 @@ def section_choices(inp: CETInput) -> dict[str, list[str]]:
         "goal": [input_goal(inp, facts.entry_point), *[clip(x, 200) for x in sentences]],
         "interface": interface, "examples": facts.examples + facts.errors,
         "constraints": [clean_item(c) for c in facts.constraints],
-        "pitfalls": example_pitfalls(facts.examples, facts.errors, limit=MAX_CHOICES),
+        "pitfalls": [*inp.playbook, *example_pitfalls(facts.examples, facts.errors, limit=MAX_CHOICES)],
         "knowledge": knowledge,
     }
     return {name: [item for item in dict.fromkeys(items) if item][:MAX_CHOICES] for name, items in choices.items()}

@@ -35,23 +35,23 @@ from pathlib import Path
 from typing import Any
 
 from cet.config import CetConfig
+from cet.data.baselines import naive_rag_text, rule_based_context
 from cet.data.degradations import EVAL_CHATTER, degrade
 from cet.data.gold_context import section_choices, untraceable
 from cet.data.leakage import HeldOutIndex, prompt_leaks
 from cet.data.task_input import TaskView, cet_input, task_view
 from cet.errors import CetError
-from cet.evaluation.baselines import naive_rag_text, rule_based_context
 from cet.evaluation.context_quality import aggregate, grounding, noise_reduction
 from cet.evaluation.plots import grouped_bars
 from cet.evaluation.significance import compare_conditions, harm_rate, help_rate, pass_rates
 from cet.evaluation.test_facts import hidden_facts, recall
-from cet.execution.result import ExecutionResult
+from cet.execution.failures import classify_failure
 from cet.execution.tasks import CodingTask, iter_tasks
 from cet.llm.base import Message
 from cet.llm.jury import extract_code
 from cet.llm.team import Request, Team
 from cet.model.cet import MANIFEST, CETModel
-from cet.model.context import EngineeredContext, ParsedContext, parse_context, render_prompt
+from cet.model.context import GENERATOR_SYSTEM, EngineeredContext, ParsedContext, parse_context, render_prompt
 from cet.model.prompts import CETInput, approx_tokens, chunk_lines
 from cet.phases.common import (
     EVAL_SPLITS,
@@ -68,7 +68,6 @@ CONDITIONS = ("raw", "full_input", "naive_rag", "rule_based", "cet_phase1", "cet
 ENGINEERED = ("rule_based", "cet_phase1", "cet_phase2")
 TARGET = "cet_phase2"
 BASELINE = "raw"
-GENERATOR_SYSTEM = "You are an expert programmer. Write correct, complete code."
 
 
 @dataclass
@@ -308,44 +307,6 @@ def check_leaks(views: Sequence[TaskView], prompts: dict[str, list[str]], index:
 
 
 # ----------------------------------------------------------------------------------------------- generation
-
-
-_IMPORT_FAILURE = ("ImportError", "cannot import name", "ModuleNotFoundError")
-_ARGUMENT_FAILURE = ("positional argument", "unexpected keyword", "required positional", "takes no arguments")
-
-
-def classify_failure(result: ExecutionResult | None, code: str | None, entry_point: str | None) -> str:
-    """syntax, name/signature, assertion, exception, timeout, no-code, other; "passed" when it passed. A
-    name/signature failure: the tests cannot import the name, call it with its arguments, or find it (a NameError
-    or AttributeError whose message names the entry point)."""
-    if not code or result is None:
-        return "no-code"
-    if result.passed:
-        return "passed"
-    if result.exit_reason == "compile-error":
-        return "syntax"
-    detail = result.detail or ""
-    # the CPU-time limit may kill the runner itself with SIGXCPU (exit status 152): that is a timeout too
-    if result.exit_reason == "timeout" or "exit status 152" in detail or "SIGXCPU" in detail:
-        return "timeout"
-    failed = [c for c in result.tests.cases if c.outcome in ("failed", "error")]
-    outside = f"{result.stdout_tail[-3000:]} {result.detail or ''}"
-    name = (entry_point or "").split(".")[-1]
-    for case in failed:
-        message = case.message or ""
-        if case.error_type in ("ImportError", "ModuleNotFoundError") or \
-                (case.error_type == "TypeError" and any(k in message for k in _ARGUMENT_FAILURE)) or \
-                (case.error_type in ("NameError", "AttributeError") and name and f"'{name}'" in message):
-            return "name/signature"
-    if any(k in (result.detail or "") for k in _IMPORT_FAILURE) or (
-            not failed and any(k in outside for k in _IMPORT_FAILURE)):
-        return "name/signature"  # the test module could not even be collected
-    types = {c.error_type for c in failed}
-    if types and types <= {"AssertionError"}:
-        return "assertion"
-    if types:
-        return "exception"
-    return "other"
 
 
 def generate_and_run(cfg: CetConfig, opts: ContextEvalOptions, views: Sequence[TaskView],

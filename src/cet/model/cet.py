@@ -167,20 +167,25 @@ class CETModel:
 
     def generate_replies(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int = 256,
                          max_input_tokens: int = 1536, batch_size: int = 4,
-                         grammars: Sequence[ContextGrammar | None] | None = None) -> list[Generation]:
-        """Greedy replies, one `Generation` each, in order; `grammars`: the context grammar each reply must follow
-        (None: that one is free): GBNF on llama.cpp, llguidance's mask on transformers."""
+                         grammars: Sequence[ContextGrammar | None] | None = None,
+                         temperature: float = 0.0, seed: int | None = None) -> list[Generation]:
+        """Replies, one `Generation` each, in order: greedy, or sampled at `temperature` > 0 with `seed` (Phase 3's
+        candidates; default run.seed); `grammars`: the context grammar each reply must follow (None: that one is
+        free): GBNF on llama.cpp, llguidance's mask on transformers."""
         grammars = list(grammars) if grammars is not None else [None] * len(conversations)
         if len(grammars) != len(conversations):
             raise ValueError(f"{len(grammars)} grammars for {len(conversations)} conversations")
         if not conversations:
             return []
+        seed = self.cfg.run.seed if seed is None else seed
         if self.inference_backend() == "llamacpp":
-            return self._generate_llamacpp(conversations, max_new_tokens, grammars)
-        return self._generate_transformers(conversations, max_new_tokens, max_input_tokens, batch_size, grammars)
+            return self._generate_llamacpp(conversations, max_new_tokens, grammars, temperature, seed)
+        return self._generate_transformers(conversations, max_new_tokens, max_input_tokens, batch_size, grammars,
+                                           temperature, seed)
 
     def _generate_llamacpp(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
-                           grammars: Sequence[ContextGrammar | None]) -> list[Generation]:
+                           grammars: Sequence[ContextGrammar | None], temperature: float = 0.0,
+                           seed: int = 0) -> list[Generation]:
         """All conversations submitted at once (a thread each, up to `llm.n_parallel`): llama.cpp decodes the
         requests in its slots together, one batch a step. Each request is processed whole (no prompt cache): a
         reply reused from a cached prefix differs from one computed afresh, so with one slot the same input always
@@ -194,7 +199,7 @@ class CETModel:
             grammar = grammars[i]
             request: dict[str, Any] = {
                 "messages": [{"role": m["role"], "content": m["content"]} for m in conversations[i]],
-                "max_tokens": max_new_tokens, "temperature": 0.0, "top_p": 1.0, "seed": self.cfg.run.seed,
+                "max_tokens": max_new_tokens, "temperature": temperature, "top_p": 1.0, "seed": seed,
                 "cache_prompt": False}
             if grammar is not None:
                 request["grammar"] = grammar.to_gbnf()
@@ -239,8 +244,8 @@ class CETModel:
             self._scratch = None
 
     def _generate_transformers(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int,
-                               max_input_tokens: int, batch_size: int,
-                               grammars: Sequence[ContextGrammar | None]) -> list[Generation]:
+                               max_input_tokens: int, batch_size: int, grammars: Sequence[ContextGrammar | None],
+                               temperature: float = 0.0, seed: int = 0) -> list[Generation]:
         import torch
         from transformers import LogitsProcessorList
 
@@ -257,8 +262,12 @@ class CETModel:
             encoded = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_input_tokens,
                           add_special_tokens=False).to(self.device)
             constraint = GrammarLogitsProcessor(tok, batch_grammars) if any(batch_grammars) else None
+            sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0} if temperature > 0 else \
+                {"do_sample": False}
+            if temperature > 0:
+                torch.manual_seed(seed + start)
             with torch.no_grad():
-                out = self.model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
+                out = self.model.generate(**encoded, max_new_tokens=max_new_tokens, **sampling,
                                           pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                                           logits_processor=LogitsProcessorList([constraint] if constraint else []))
             seconds = time.perf_counter() - started
@@ -271,7 +280,8 @@ class CETModel:
                                           truncated=tok.eos_token_id not in row.tolist()))
         return replies
 
-    def engineer(self, items: Sequence[dict[str, Any]]) -> list[EngineeredReply]:
+    def engineer(self, items: Sequence[dict[str, Any]], temperature: float = 0.0,
+                 seed: int | None = None) -> list[EngineeredReply]:
         """Engineered contexts, one `EngineeredReply` per item, in order. An item is {"input": CETInput} or
         {"task", "hits"?, "code"?, "error"?}, with optional "choices" ({section: [strings]}: every bullet of that
         section is then one of them). With `cet.constrained` the reply follows the context grammar: Knowledge
@@ -296,7 +306,8 @@ class CETModel:
             grammars.append(ContextGrammar.for_input(hits, bug_report=bug, choices=item.get("choices"),
                                                      max_line_chars=line_chars)
                             if self.cfg.cet.constrained else None)
-        replies = self.generate_replies(conversations, limit, self.cfg.cet.max_input_tokens, grammars=grammars)
+        replies = self.generate_replies(conversations, limit, self.cfg.cet.max_input_tokens, grammars=grammars,
+                                        temperature=temperature, seed=seed)
         return [self._engineered(reply, ids, grammar is not None, limit)
                 for reply, ids, grammar in zip(replies, known, grammars, strict=True)]
 

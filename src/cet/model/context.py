@@ -218,6 +218,9 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+GENERATOR_SYSTEM = "You are an expert programmer. Write correct, complete code."  # every generator call's system turn
+
+
 def render_prompt(task: str, context: EngineeredContext | None = None, *, code: str | None = None,
                   error: str | None = None, language: str = "python") -> str:
     """The generator's user message: the task as given, then the engineered context (when there is one)."""

@@ -62,6 +62,9 @@ class CETInput:
     error: str | None = None
     hits: tuple[Any, ...] = ()  # the retrieved chunks, their text cut (knowledge.records.Hit)
     cut: dict[str, int] = field(default_factory=dict)  # tokens dropped, by part (empty: nothing was cut)
+    # Phase 3's playbook items that match this task (data/playbook.py): pitfalls seen on training tasks like it.
+    # Empty for every CET before Phase 3, and then the rendered input is exactly what it was without them
+    playbook: tuple[str, ...] = ()
 
     def chunk_ids(self) -> list[str]:
         return [h.id for h in self.hits]
@@ -77,6 +80,8 @@ class CETInput:
             parts.append(f"Code:\n{self.code.rstrip()}")
         if self.error:
             parts.append(f"Error report:\n{self.error.strip()}")
+        if self.playbook:
+            parts.append("Playbook (pitfalls seen on similar tasks):\n" + "\n".join(f"- {p}" for p in self.playbook))
         parts.append(f"Retrieved knowledge:\n{chunk_lines(self.hits, None)}")
         return "\n\n".join(parts)
 

@@ -1,0 +1,379 @@
+"""Phase 3: interactive optimisation. The CET learns from what happens when its context is used.
+
+    dev score 0  = the starting CET's greedy contexts on the dev tasks, rolled out (the bar a round must beat)
+    per round r:
+        candidates  raw, template, the CET's greedy context and `samples` sampled ones (phases/rollouts.py)
+        rollouts    every candidate x every generator, on the training tasks' hidden tests (rollouts.jsonl)
+        failures    mined into the playbook: new items for frequent patterns, evidence merged (playbook v+1)
+        playbook    the task's matching items as candidates (alone, and with the interface), rolled out
+        effects     what the items did against raw, merged; items that hurt retired (playbook v+1)
+        learning    ReST-EM: per task the candidate of the highest robust reward (raw, and so "## Nothing to add",
+                    unless a context beats it by cet.phase3.min_gain; ties go to the shorter context) -> SFT; or
+                    DPO: that best against the worst candidate, when their robust rewards differ
+        dev         the trained CET's greedy contexts on the dev tasks, rolled out: the round is kept only if its
+                    dev score beats the best so far; else training stops (early stopping) and the best stays
+    checkpoint   data/cet/phase3 (+ its playbook.json), and the run directory's copy
+
+Training tasks only (the train split; HumanEval is evaluation-only and never read here); the dev tasks are training
+tasks apart from the rollout tasks. The CET's input for a task holds the playbook items that match it, so a context
+that carries an item stays traceable to its input (a target that is not is dropped and counted).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from cet.config import CetConfig
+from cet.data.baselines import rule_based_context, rule_interface
+from cet.data.gold_context import section_choices, untraceable
+from cet.data.playbook import Playbook
+from cet.data.task_input import TaskView, cet_input, task_view
+from cet.errors import CetError
+from cet.model.cet import MANIFEST, CETModel
+from cet.model.context import EngineeredContext, parse_context
+from cet.model.preference import preference_pair, train_dpo
+from cet.model.prompts import CETInput, input_messages
+from cet.model.training import data_version, sft_example, train_sft
+from cet.phases.common import (
+    TRAIN_SPLITS,
+    assert_trainable,
+    held_out_slugs,
+    load_tasks,
+    read_jsonl,
+    retrieve,
+    sample_balanced,
+)
+from cet.phases.playbook_mining import effect_delta, failure_delta, item_table, pattern_table
+from cet.phases.rollouts import (
+    ROLLOUTS,
+    Candidate,
+    Work,
+    by_candidate,
+    distinct,
+    items_in,
+    playbook_candidates,
+    roll_out,
+)
+from cet.runs import RunDir
+
+DEV_ROLLOUTS = "dev-rollouts.jsonl"
+STATE = "phase3-state.json"
+PLAYBOOK_DIR = "playbook"
+BUDGETS: dict[str, dict[str, int]] = {
+    # a demonstration that fits `make run`: a few tasks, one generator pass each, one round
+    "demo": {"tasks": 4, "dev_tasks": 3, "rounds": 1, "samples": 1},
+    # the real thing (resumable: rerun with --resume until it finishes)
+    "large": {"tasks": 240, "dev_tasks": 48, "rounds": 3, "samples": 2},
+}
+
+
+@dataclass
+class Phase3Options:
+    tasks: int = 4  # training tasks rolled out each round
+    dev_tasks: int = 3  # other training tasks: the early-stopping set
+    rounds: int = 1
+    samples: int | None = None  # default cet.phase3.samples
+    generators: tuple[str, ...] | None = None  # default cet.phase3.generators
+    learner: str | None = None  # default cet.phase3.learner
+    start_from: str | None = None  # default: data/cet/phase2, else phase1, else the base
+    epochs: float | None = None  # default cet.train.epochs
+    sets: tuple[str, ...] = ("exercism", "leetcode")
+
+
+def options_for(budget: str, **changes: Any) -> Phase3Options:
+    if budget not in BUDGETS:
+        raise CetError(f"unknown Phase 3 budget {budget!r}; choose from {', '.join(BUDGETS)}")
+    return replace(Phase3Options(**BUDGETS[budget]), **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass
+class TaskSetup:
+    view: TaskView
+    hits: list[Any]
+
+    def input(self, cfg: CetConfig, playbook: Playbook) -> CETInput:
+        """What the CET reads: the evaluation's input, plus the playbook items that match the task."""
+        inp = cet_input(self.view, self.hits, budget=cfg.cet.input_tokens)
+        return replace(inp, playbook=playbook.texts_for(self.view.statement, self.view.interface
+                                                        or self.view.task.signature or "", self.view.visible_tests))
+
+
+def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
+               on_step: Callable[[str], None] = lambda _: None, quiet: bool = False) -> dict[str, Any]:
+    p3 = cfg.cet.phase3
+    generators = list(opts.generators or p3.generators)
+    if not generators:
+        raise CetError("Phase 3 needs at least one generator (cet.phase3.generators)")
+    learner = opts.learner or p3.learner
+    samples = p3.samples if opts.samples is None else opts.samples
+    train, dev = setups(cfg, opts, retriever)
+    state = _load_state(run.path)
+    playbook = Playbook.load(run.path / PLAYBOOK_DIR) if (run.path / PLAYBOOK_DIR).is_dir() else \
+        starting_playbook(cfg, opts)
+    cet = start_model(cfg, opts)
+    rounds: list[dict[str, Any]] = list(state.get("rounds", []))
+    stats: list[dict[str, Any]] = []
+    on_step(f"phase 3: dev score of the starting CET on {len(dev)} tasks")
+    best = state.get("best") or {"round": 0, **dev_score(cfg, cet, playbook, dev, generators, run, 0, on_step)}
+    _save_state(run.path, {**state, "best": best, "rounds": rounds})
+    stopped = None
+    for r in range(len(rounds) + 1, opts.rounds + 1):
+        on_step(f"phase 3: round {r}: candidate contexts for {len(train)} tasks")
+        works = candidate_works(cfg, cet, train, playbook, samples, r)
+        records, s = roll_out(cfg, works, generators, run.path / ROLLOUTS, round_=r, max_tokens=p3.max_tokens,
+                              on_step=on_step)
+        stats.append({"round": r, "pass": "candidates", **s.to_dict()})
+        wanted = {(w.view.task.id, c.key) for w in works for c in w.candidates}
+        # failures are counted once: from the rollouts made in this round
+        playbook = playbook.apply(failure_delta([x for x in records if x["round"] == r], playbook))
+        playbook.save(run.path / PLAYBOOK_DIR)
+        works = [Work(w.view, TaskSetup(w.view, s_.hits).input(cfg, playbook), []) for w, s_ in zip(works, train,
+                                                                                                     strict=True)]
+        for w in works:
+            w.candidates = playbook_candidates(w.inp, playbook, rule_interface(f"{w.inp.interface}\n{w.inp.task}"))
+            wanted |= {(w.view.task.id, c.key) for c in w.candidates}
+        on_step(f"phase 3: round {r}: playbook v{playbook.version} candidates")
+        records, s = roll_out(cfg, [w for w in works if w.candidates], generators, run.path / ROLLOUTS, round_=r,
+                              max_tokens=p3.max_tokens, on_step=on_step)
+        stats.append({"round": r, "pass": "playbook", **s.to_dict()})
+        # this round's candidates (a context rolled out in an earlier round is not rolled out again)
+        round_records = [x for x in records if (x["task_id"], x["key"]) in wanted]
+        # an item's effect is counted once: from this round's rollouts that carried it, against raw's
+        playbook = playbook.apply(effect_delta([x for x in round_records if (x["items"] and x["round"] == r)
+                                                or x["candidate"] == "raw"], playbook))
+        playbook.save(run.path / PLAYBOOK_DIR)
+        groups = by_candidate(round_records, generators, p3.robustness_lambda)
+        inputs = {w.view.task.id: TaskSetup(w.view, s_.hits).input(cfg, playbook) for w, s_ in zip(works, train,
+                                                                                                    strict=True)}
+        on_step(f"phase 3: round {r}: training ({learner})")
+        training = learn(cfg, opts, cet, groups, inputs, learner, run.path / f"round-{r}", quiet)
+        score = dev_score(cfg, cet, playbook, dev, generators, run, r, on_step)
+        improved = score["score"] > best["score"]
+        rounds.append({"round": r, "training": training, "dev": score, "improved": improved,
+                       "playbook_version": playbook.version})
+        if improved:
+            cet.save(run.path / f"round-{r}" / "checkpoint", "phase3", training.get("data_version"), round=r)
+            best = {"round": r, **score}
+        _save_state(run.path, {"best": best, "rounds": rounds})
+        if not improved:
+            stopped = f"round {r}'s dev score {score['score']} did not beat round {best['round']}'s {best['score']}"
+            break
+    final = finish(cfg, opts, cet, best, playbook, run)
+    records = read_jsonl(run.path / ROLLOUTS) + read_jsonl(run.path / DEV_ROLLOUTS)
+    result = {
+        "checkpoint": str(final), "generators": generators, "learner": learner, "samples": samples,
+        "train_tasks": [s_.view.task.id for s_ in train], "dev_tasks": [s_.view.task.id for s_ in dev],
+        "rounds": rounds, "best_round": best["round"], "dev_best": best, "early_stop": stopped,
+        "rollout_stats": stats, "rollouts": len(records),
+        "by_candidate": candidate_summary(records, generators),
+        "failure_patterns": pattern_table(records), "playbook": {"version": playbook.version,
+                                                                  "items": item_table(playbook)},
+        "rollouts_file": str(run.path / ROLLOUTS),
+    }
+    run.log_metrics("phase3", {k: result[k] for k in ("best_round", "dev_best", "rollouts", "by_candidate")})
+    cet.close_engine()
+    return result
+
+
+# ------------------------------------------------------------------------------------------------------ setup
+
+
+def setups(cfg: CetConfig, opts: Phase3Options, retriever: Any) -> tuple[list[TaskSetup], list[TaskSetup]]:
+    """The rollout tasks and the dev tasks: training tasks drawn balanced across sets, each with its view (tests
+    split as in the evaluation) and its retrieved chunks (held-out documents kept out)."""
+    tasks = load_tasks(cfg, TRAIN_SPLITS, opts.sets)
+    assert_trainable(tasks)
+    drawn = sample_balanced(tasks, opts.tasks + opts.dev_tasks, random.Random(cfg.run.seed + 5))
+    guard = held_out_slugs(cfg)
+    found: list[TaskSetup] = []
+    for task in drawn:
+        try:
+            view = task_view(task, cfg.exec.visible_tests)
+        except CetError:
+            continue  # its tests cannot be split: no hidden part to decide a verdict
+        found.append(TaskSetup(view, retrieve(retriever, view.statement, cfg.cet.top_k, guard)))
+    if len(found) < 2:
+        raise CetError(f"Phase 3 needs at least 2 training tasks whose tests split; found {len(found)}")
+    dev = min(opts.dev_tasks, len(found) // 2)
+    return found[dev:dev + opts.tasks], found[:dev]
+
+
+def start_model(cfg: CetConfig, opts: Phase3Options) -> CETModel:
+    if opts.start_from:
+        return CETModel.load(opts.start_from, cfg, trainable=True)
+    for phase in ("phase2", "phase1"):
+        path = Path(cfg.cet.checkpoints_dir) / phase
+        if (path / MANIFEST).is_file():
+            return CETModel.load(path, cfg, trainable=True)
+    return CETModel.from_base(cfg)
+
+
+def starting_playbook(cfg: CetConfig, opts: Phase3Options) -> Playbook:
+    """The playbook the starting CET was trained with (a Phase 3 checkpoint's), else an empty one."""
+    where = Path(opts.start_from) if opts.start_from else Path(cfg.cet.checkpoints_dir) / "phase3"
+    return Playbook.load(where / "playbook.json") if opts.start_from else Playbook()
+
+
+def candidate_works(cfg: CetConfig, cet: CETModel, train: Sequence[TaskSetup], playbook: Playbook, samples: int,
+                    round_: int) -> list[Work]:
+    """Each task's candidates: raw, the template, the CET's greedy context and its samples."""
+    inputs = [s.input(cfg, playbook) for s in train]
+    items = [{"input": inp, "choices": section_choices(inp)} for inp in inputs]
+    try:
+        drafts = [cet.engineer(items)]
+        for k in range(samples):
+            drafts.append(cet.engineer(items, temperature=cfg.cet.phase3.temperature,
+                                       seed=cfg.run.seed + 1000 * round_ + k))
+    finally:
+        cet.close_engine()
+    works = []
+    for i, (setup, inp) in enumerate(zip(train, inputs, strict=True)):
+        plain = cet_input(setup.view, setup.hits, budget=cfg.cet.input_tokens)  # the evaluation's template input
+        found = [Candidate("raw"), Candidate("template", rule_based_context(plain))]
+        for k, replies in enumerate(drafts):
+            reply = replies[i]
+            if reply.parsed is not None and reply.error is None and reply.parsed.valid:
+                context = reply.parsed.context
+                found.append(Candidate("cet" if k == 0 else f"cet@{k}", context, items_in(context, playbook)))
+        works.append(Work(setup.view, inp, distinct(found)))
+    return works
+
+
+# --------------------------------------------------------------------------------------------------- learning
+
+
+def best_and_worst(entries: Sequence[dict[str, Any]], min_gain: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task's best candidate (highest robust reward, ties to fewer context tokens; raw unless another beats it by
+    `min_gain`) and its worst (lowest robust reward, ties to more tokens)."""
+    raw = next((e for e in entries if e["context"] == ""), None)
+    ranked = sorted(entries, key=lambda e: (-e["robust"], e["context_tokens"]))
+    best = ranked[0]
+    if raw is not None and best is not raw and best["robust"] - raw["robust"] <= min_gain:
+        best = raw
+    worst = sorted(entries, key=lambda e: (e["robust"], -e["context_tokens"]))[0]
+    return best, worst
+
+
+def learn(cfg: CetConfig, opts: Phase3Options, cet: CETModel, groups: dict[str, list[dict[str, Any]]],
+          inputs: dict[str, CETInput], learner: str, out: Path, quiet: bool) -> dict[str, Any]:
+    """ReST-EM (SFT on each task's best context) or DPO (best against worst); targets that are not traceable to the
+    input the CET reads are dropped and counted."""
+    settings = cfg.cet.train.model_copy(update={"epochs": opts.epochs}) if opts.epochs else cfg.cet.train
+    examples, pairs, dropped, chosen = [], [], 0, Counter()
+    for task_id, entries in groups.items():
+        inp = inputs.get(task_id)
+        if inp is None:
+            continue
+        best, worst = best_and_worst(entries, cfg.cet.phase3.min_gain)
+        context = parse_context(best["context"], inp.chunk_ids()).context
+        if untraceable(context, inp):
+            dropped += 1
+            continue
+        target = context.to_reply()
+        chosen[best["candidate"] if best["context"] else "nothing to add"] += 1
+        prompt = input_messages(inp)
+        examples.append(sft_example(prompt, target))
+        if worst["robust"] < best["robust"] and worst["key"] != best["key"]:
+            pairs.append(preference_pair(prompt, target, parse_context(worst["context"]).context.to_reply()))
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"examples": len(examples), "pairs": len(pairs), "dropped_untraceable": dropped,
+                               "targets": dict(chosen)}
+    if learner == "dpo":
+        if not pairs:
+            return {**summary, "skipped": "no task had a better and a worse candidate"}
+        report = train_dpo(cet, pairs, settings, out, cfg.run.seed, quiet, beta=cfg.cet.phase3.dpo_beta)
+        version = data_version(pairs)
+    else:
+        if not examples:
+            return {**summary, "skipped": "no traceable target"}
+        report = train_sft(cet, examples, settings, out, cfg.run.seed, quiet)
+        version = data_version(examples)
+    return {**summary, "report": report.to_dict(), "data_version": version}
+
+
+# -------------------------------------------------------------------------------------------------------- dev
+
+
+def dev_score(cfg: CetConfig, cet: CETModel, playbook: Playbook, dev: Sequence[TaskSetup], generators: list[str],
+              run: RunDir, round_: int, on_step: Callable[[str], None]) -> dict[str, Any]:
+    """The CET's greedy contexts on the dev tasks and raw, rolled out: the mean robust reward of the CET's (the
+    score), raw's, and pass counts per generator."""
+    if not dev:
+        return {"score": 0.0, "raw": 0.0, "tasks": 0}
+    inputs = [s.input(cfg, playbook) for s in dev]
+    try:
+        replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in inputs])
+    finally:
+        cet.close_engine()
+    works = []
+    for setup, inp, reply in zip(dev, inputs, replies, strict=True):
+        ok = reply.parsed is not None and reply.error is None and reply.parsed.valid
+        context = reply.parsed.context if ok else EngineeredContext()
+        cands = [Candidate("raw"), Candidate(f"dev-r{round_}" if ok else f"dev-r{round_}-failed", context)]
+        works.append(Work(setup.view, inp, cands))
+    records, _ = roll_out(cfg, works, generators, run.path / DEV_ROLLOUTS, round_=round_,
+                          max_tokens=cfg.cet.phase3.max_tokens, on_step=on_step)
+    groups = by_candidate(records, generators, cfg.cet.phase3.robustness_lambda)
+    cet_scores, raw_scores, passed = [], [], Counter()
+    for w in works:
+        entries = {e["key"]: e for e in groups.get(w.view.task.id, [])}
+        raw, mine = entries.get(w.candidates[0].key), entries.get(w.candidates[1].key)
+        if raw is None or mine is None:
+            continue
+        failed = w.candidates[1].name.endswith("-failed")  # a CET that failed scores nothing on the task
+        cet_scores.append(0.0 if failed else mine["robust"])
+        raw_scores.append(raw["robust"])
+        for g in generators:
+            passed[f"cet:{g}"] += int(mine["passed"][g] and not failed)
+            passed[f"raw:{g}"] += int(raw["passed"][g])
+    return {"score": round(fmean(cet_scores), 4) if cet_scores else 0.0,
+            "raw": round(fmean(raw_scores), 4) if raw_scores else 0.0, "tasks": len(cet_scores),
+            "passed": dict(passed), "nothing_to_add": sum(1 for r in replies if r.parsed and r.parsed.nothing_to_add)}
+
+
+# ----------------------------------------------------------------------------------------------------- results
+
+
+def finish(cfg: CetConfig, opts: Phase3Options, cet: CETModel, best: dict[str, Any], playbook: Playbook,
+           run: RunDir) -> Path:
+    """The best round's CET (the starting one when no round beat it) as data/cet/phase3, with the playbook."""
+    if best["round"]:
+        cet = CETModel.load(run.path / f"round-{best['round']}" / "checkpoint", cfg)
+    else:
+        cet = start_model(cfg, opts)
+    version = cet.info.get("data_version")
+    final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase3", "phase3", version, run_dir=str(run.path),
+                     round=best["round"], playbook_version=playbook.version)
+    playbook.save(final)
+    kept = cet.save(run.path / "checkpoint", "phase3", version, round=best["round"])
+    playbook.save(kept)
+    cet.close_engine()
+    return final
+
+
+def candidate_summary(records: Sequence[dict[str, Any]], generators: Sequence[str]) -> dict[str, Any]:
+    """Per candidate kind and generator: rollouts and pass rate (training and dev rollouts of this run)."""
+    out: dict[str, Any] = {}
+    for name in sorted({r["candidate"] for r in records}):
+        mine = [r for r in records if r["candidate"] == name]
+        out[name] = {g: {"n": sum(1 for r in mine if r["generator"] == g),
+                         "passed": sum(1 for r in mine if r["generator"] == g and r["passed"])} for g in generators}
+    return out
+
+
+def _load_state(where: Path) -> dict[str, Any]:
+    path = where / STATE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _save_state(where: Path, state: dict[str, Any]) -> None:
+    tmp = where / (STATE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1, default=str), encoding="utf-8")
+    tmp.replace(where / STATE)
