@@ -62,6 +62,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, core_exercism: Path, run
         CET_LLM__MAX_TOKENS="96", CET_LLM__N_THREADS="1",
         CET_LLM__ROLES__GENERATOR='["smollm2-135m-instruct"]', CET_LLM__ROLES__JUDGE='["smollm2-135m-instruct"]',
         CET_LLM__ROLES__QUESTION_WRITER='["smollm2-135m-instruct"]',
+        CET_CET__PHASE3__GENERATORS='["smollm2-135m-instruct"]',
     )
     ingest = run_cet("kb", "ingest", "--source", "exercism", str(core_exercism), "--json", env=env)
     assert ingest.returncode == 0, ingest.stderr
@@ -107,23 +108,48 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     assert out2["training"]["steps"] >= 1 and out2["throughput"]["ratio"] > 0
     assert json.loads(Path(out2["checkpoint"], "cet.json").read_text())["phase"] == "phase2"
 
+    # Phase 3: one rollout task, one dev task (the two training tasks), the tiny team of one generator
+    p3 = run_cet("train", "phase3", "--tasks", "1", "--dev-tasks", "1", "--samples", "1", "--json", env=env)
+    assert p3.returncode == 0, p3.stderr[-2000:]
+    out3 = json.loads(p3.stdout)
+    assert out3["train_tasks"] and out3["dev_tasks"] and not set(out3["train_tasks"]) & set(out3["dev_tasks"])
+    assert set(out3["train_tasks"] + out3["dev_tasks"]) <= {"exercism/add", "exercism/reverse"}  # training only
+    rollouts = [json.loads(line) for line in Path(out3["rollouts_file"]).read_text().splitlines()]
+    assert {r["candidate"] for r in rollouts} >= {"raw", "template"} and len(rollouts) == out3["rollouts"] - sum(
+        1 for _ in Path(out3["rollouts_file"]).with_name("dev-rollouts.jsonl").read_text().splitlines())
+    for r in rollouts:  # each rollout: the context, its features, the generator's code, verdict and reward parts
+        assert r["generator"] == "smollm2-135m-instruct" and r["task_id"] in out3["train_tasks"]
+        assert {"context", "features", "code", "passed", "reward", "terms", "failure_class", "pattern"} <= set(r)
+    assert out3["rounds"][0]["training"]["examples"] >= 1 and out3["best_round"] in (0, 1)
+    assert out3["dev_best"]["tasks"] == 1 and out3["playbook"]["version"] >= 2  # failures, then effects
+    assert Path(out3["checkpoint"], "playbook.json").is_file()
+    assert json.loads(Path(out3["checkpoint"], "cet.json").read_text())["phase"] == "phase3"
+    again = run_cet("train", "phase3", "--resume", out3["run_dir"], "--json", env=env)  # a finished run: no new work
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout)["rollouts"] == out3["rollouts"]
+
     ctx = run_cet("context", "Write a function that adds two numbers", "--json", env=env)
     assert ctx.returncode == 0, ctx.stderr[-2000:]
     engineered = json.loads(ctx.stdout)
-    assert engineered["checkpoint"] == "phase2" and "Task:\nWrite a function" in engineered["prompt"]
+    assert engineered["checkpoint"] == "phase3" and "Task:\nWrite a function" in engineered["prompt"]
     assert isinstance(engineered["issues"], list)  # a tiny model's reply parses gracefully, problems listed
 
     ev = run_cet("eval", "context", "--tasks", "2", "--json", env=env)
     assert ev.returncode == 0, ev.stderr[-2000:]
     result = json.loads(ev.stdout)
     assert set(result["tasks"]) == {"exercism/add-held-out", "humaneval/reverse"}  # held out only
-    assert list(result["pass_rates"]) == ["raw", "full_input", "naive_rag", "rule_based", "cet_phase1", "cet_phase2"]
-    assert set(result["comparisons"]) == {"raw", "full_input", "naive_rag", "rule_based", "cet_phase1"}
+    assert list(result["pass_rates"]) == ["raw", "full_input", "naive_rag", "rule_based", "playbook", "cet_phase1",
+                                          "cet_phase2", "cet_phase3"]
+    assert result["target"] == "cet_phase3"  # the latest CET is the one under test
+    assert set(result["comparisons"]) == {"raw", "full_input", "naive_rag", "rule_based", "playbook", "cet_phase1",
+                                          "cet_phase2"}
     assert all("p_holm" in c and "mdd" in c for c in result["comparisons"].values())
     assert result["intrinsic"]["rule_based"]["structure_valid"]["mean"] == 1.0
-    assert result["leak_checks"] == 2 * 6  # every prompt of every condition checked
+    assert result["leak_checks"] == 2 * 8  # every prompt of every condition checked
+    assert set(result["goal"]["parts"]) == {"raw + 0.10", "naive_rag + 0.15", "rule_based + 0.03",
+                                            "cet_phase2 + 0.05", "harm vs raw <= 0.05"}
     # a constrained CET context is valid, or it is counted as the CET's failure (never a tie with raw)
-    for condition in ("cet_phase1", "cet_phase2"):
+    for condition in ("cet_phase1", "cet_phase2", "cet_phase3"):
         failed = {f["task_id"] for f in result["cet_failures"][condition]}
         assert result["failure_classes"][condition].get("context-failed", 0) == len(failed)
     report = Path(result["report"]).read_text()

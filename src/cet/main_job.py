@@ -34,6 +34,7 @@ from cet.knowledge.stores import open_store
 from cet.model.training import release_memory, resident_mb
 from cet.phases.phase1 import Phase1Options, run_phase1
 from cet.phases.phase2 import Phase2Options, run_phase2
+from cet.phases.phase3 import options_for, run_phase3
 from cet.progress import console, spinner
 from cet.runs import RunDir
 
@@ -53,11 +54,16 @@ class Budget:
     judges: tuple[str, ...] | None = None  # Phase 1's model judges (None: llm.roles.judge)
     phase2_epochs: float | None = None  # None: cet.train.epochs
     teachers: tuple[str, ...] | None = None  # Phase 1's teachers, tried in order (None: llm.roles.generator)
+    phase3: str = "demo"  # Phase 3's budget (phases/phase3.BUDGETS)
+    phase3_tasks: int | None = None  # overrides of that budget (None: the budget's)
+    phase3_dev_tasks: int | None = None
+    phase3_samples: int | None = None
 
 
 BUDGETS = {
     "quick": Budget(documents=150, reference_runs=QUICK_REFERENCE_RUNS, phase1_rounds=1, phase1_questions=2,
-                    phase2_tasks=2, eval_tasks=3, judges=("smollm2-135m-instruct",), phase2_epochs=1.0),
+                    phase2_tasks=2, eval_tasks=3, judges=("smollm2-135m-instruct",), phase2_epochs=1.0,
+                    phase3_tasks=1, phase3_dev_tasks=1, phase3_samples=0),
     # one small judge: the sandbox decides every Phase 1 question (they all have tests), and Qwen as a judge costs
     # ~40 s a verdict on 2 cores (measured) while voting "pass" on everything (bench/jury_quality.py)
     # measured on 2 cores: a Phase 1 question ~66 s (two answers and the jury), training ~110 tokens/s on idle cores
@@ -68,12 +74,16 @@ BUDGETS = {
     # 0.5B passed 2 (measured), at about the same cost per answer on 2 cores
     # make run with 3 questions (fresh cache, idle cores): 14:49 wall, Phase 1 135 s, evaluation 611 s, peak 3,983
     # MiB; it accepted 0 of 3 (Phase 2 then has no partial-code or bug pairs), so the default asks 8
-    "default": Budget(documents=250, reference_runs=None, phase1_rounds=1, phase1_questions=8, phase2_tasks=6,
-                      eval_tasks=6, judges=("smollm2-135m-instruct",), phase2_epochs=1.0,
-                      teachers=("qwen2.5-coder-1.5b-instruct",)),
+    # Phase 3's demonstration (2 rollout tasks, 1 dev task, both generators) costs ~8 minutes: Phase 1 asks 4
+    # questions instead of 8 and the evaluation takes 4 tasks (8 conditions) instead of 6 to keep the 30 minutes
+    "default": Budget(documents=250, reference_runs=None, phase1_rounds=1, phase1_questions=4, phase2_tasks=6,
+                      eval_tasks=4, judges=("smollm2-135m-instruct",), phase2_epochs=1.0,
+                      teachers=("qwen2.5-coder-1.5b-instruct",), phase3_tasks=2, phase3_dev_tasks=1,
+                      phase3_samples=0),
     # the full held-out evaluation (150 tasks x 6 conditions): hours on 2 cores, minutes on a GPU machine
     "large": Budget(documents=None, reference_runs=None, phase1_rounds=3, phase1_questions=16, phase2_tasks=60,
-                    eval_tasks=150, teachers=("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")),
+                    eval_tasks=150, teachers=("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"),
+                    phase3="large"),
 }
 
 
@@ -284,8 +294,8 @@ def render_execution(summary: dict[str, Any]) -> list[str]:
 
 def run_cet_pipeline(cfg: CetConfig, plan: Budget, run: RunDir, show_progress: bool,
                      stages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Phase 1, Phase 2 and the context evaluation, each in a run directory inside the main job's; each a stage of
-    `stages` (timed, its memory released after it: every phase loads and drops its own CET and engines)."""
+    """Phase 1, Phase 2, Phase 3 and the context evaluation, each in a run directory inside the main job's; each a
+    stage of `stages` (timed, its memory released after it: every phase loads and drops its own CET and engines)."""
     stages = [] if stages is None else stages
     retriever = open_retriever(cfg)
     with spinner(not show_progress) as progress:
@@ -303,13 +313,20 @@ def run_cet_pipeline(cfg: CetConfig, plan: Budget, run: RunDir, show_progress: b
             phase2 = run_phase2(cfg, Phase2Options(conversations=phase1["conversations"],
                                                    requirement_tasks=plan.phase2_tasks, epochs=plan.phase2_epochs),
                                 RunDir(cfg, "phase2", root=run.path), retriever, step, quiet=True)
+        with stage(stages, "phase 3"):
+            phase3 = run_phase3(cfg, options_for(plan.phase3, tasks=plan.phase3_tasks, dev_tasks=plan.phase3_dev_tasks,
+                                                 samples=plan.phase3_samples, epochs=plan.phase2_epochs),
+                                RunDir(cfg, "phase3", root=run.path), retriever, step, quiet=True)
         with stage(stages, "context evaluation"):
             evaluation = run_context_eval(cfg, ContextEvalOptions(tasks=plan.eval_tasks),
                                           RunDir(cfg, "eval-context", root=run.path), retriever, step)
     series = {f"phase 1 round {r['round']}": r["training"]["losses"] for r in phase1["rounds"] if r["training"]}
     series["phase 2"] = phase2["training"]["losses"]
+    for r in phase3["rounds"]:
+        if (r["training"].get("report") or {}).get("losses"):
+            series[f"phase 3 round {r['round']}"] = r["training"]["report"]["losses"]
     curves(series, "Training loss (completion tokens)", run.plots / "training_loss.png", ylabel="loss")
-    return {"phase1": phase1, "phase2": phase2, "context_eval": evaluation}
+    return {"phase1": phase1, "phase2": phase2, "phase3": phase3, "context_eval": evaluation}
 
 
 def render_training(summary: dict[str, Any]) -> list[str]:
@@ -339,7 +356,32 @@ def render_training(summary: dict[str, Any]) -> list[str]:
                   " tokens/s vs a plain step without the Trainer (the same loss, micro-batches and activation "
                   "checkpointing; forward, backward, AdamW) "
                   f"{throughput['plain_tokens_per_s']} tokens/s: ratio **{throughput['ratio']}**."]
+    lines += render_phase3(summary.get("phase3"))
     lines += ["", "![training loss](plots/training_loss.png)"]
+    return lines
+
+
+def render_phase3(p3: dict[str, Any] | None) -> list[str]:
+    """Phase 3's rounds, rollouts by candidate, failure patterns and the playbook's items."""
+    if not p3:
+        return []
+    best = p3["dev_best"]
+    lines = ["", "## Phase 3: interactive optimisation", "",
+             f"{len(p3['train_tasks'])} training tasks rolled out, {len(p3['dev_tasks'])} dev tasks; generators "
+             f"{', '.join(p3['generators'])}; learner {p3['learner']}; {p3['rollouts']} rollouts. Best round "
+             f"{best['round']}: dev score (mean robust reward) {best['score']} against raw's {best['raw']}"
+             + (f"; stopped early: {p3['early_stop']}" if p3.get("early_stop") else "") + ".", "",
+             "| candidate | " + " | ".join(p3["generators"]) + " |", "|---|" + "---|" * len(p3["generators"])]
+    for name, per in p3["by_candidate"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{v['passed']}/{v['n']}" for v in per.values()) + " |")
+    lines += ["", "Failure patterns (failed rollouts):", "", "| pattern | failures | share | playbook item |",
+              "|---|---|---|---|"]
+    lines += [f"| {row['pattern']} | {row['failures']} | {row['share']} | {'yes' if row['has_item'] else 'no'} |"
+              for row in p3["failure_patterns"]]
+    lines += ["", f"Playbook v{p3['playbook']['version']}:", "",
+              "| item | trigger | status | failures | tried | helped | hurt |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {i['id']} | {i['trigger']} | {i['status']} | {i['failures']} | {i['tried']} | {i['helped']} | "
+              f"{i['hurt']} |" for i in p3["playbook"]["items"]]
     return lines
 
 

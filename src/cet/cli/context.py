@@ -34,9 +34,14 @@ def context_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Engineer the context a code-writing model needs for TASK (with retrieved knowledge)."""
+    from dataclasses import replace
+
+    from cet.data.gold_context import section_choices
+    from cet.data.playbook import Playbook
     from cet.llm.base import LLMError
     from cet.model.cet import CETModel
     from cet.model.context import render_prompt
+    from cet.model.prompts import build_input
 
     if not task.strip():
         raise CetError("the task is empty")
@@ -49,7 +54,11 @@ def context_command(
             from cet.knowledge.pipeline import open_retriever
 
             hits = open_retriever(cfg).search(task if not error_text else f"{task}\n{error_text}", k=cfg.cet.top_k)
-        reply, = cet.engineer([{"task": task, "hits": hits, "code": code_text, "error": error_text}])
+        playbook = Playbook.load(cet.checkpoint / "playbook.json") if cet.checkpoint else Playbook()
+        inp = build_input(task, hits, code=code_text, error=error_text, budget=cfg.cet.input_tokens)
+        # a CET after Phase 3 reads the playbook items that match the task, as it did in training
+        inp = replace(inp, playbook=playbook.texts_for(task, "", ""))
+        reply, = cet.engineer([{"input": inp, "choices": section_choices(inp)}])
     finally:
         cet.close_engine()
     parsed = reply.parsed

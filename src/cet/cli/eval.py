@@ -11,7 +11,8 @@ from cet.cli.common import JsonOption, console, emit_json, get_config, spinner, 
 from cet.errors import CetError
 
 # the evaluation's conditions (kept here so `--help` needs no model import; a test checks they match)
-CONDITION_NAMES = ("raw", "full_input", "naive_rag", "rule_based", "cet_phase1", "cet_phase2")
+CONDITION_NAMES = ("raw", "full_input", "naive_rag", "rule_based", "playbook", "cet_phase1", "cet_phase2",
+                   "cet_phase3")
 
 eval_app = typer.Typer(help="Evaluate: context quality on held-out tasks.", no_args_is_help=True)
 
@@ -27,11 +28,13 @@ def context_eval_command(
     limit: int = typer.Option(None, "--limit", min=1, help="At most this many tasks (after drawing)."),
     phase1: Path = typer.Option(None, "--phase1", help="CET checkpoint after Phase 1 (default: data/cet/phase1)."),
     phase2: Path = typer.Option(None, "--phase2", help="CET checkpoint after Phase 2 (default: data/cet/phase2)."),
+    phase3: Path = typer.Option(None, "--phase3", help="CET checkpoint after Phase 3, with its playbook (default: "
+                                "data/cet/phase3)."),
     no_noise: bool = typer.Option(False, "--no-noise", help="Skip the noisy copies (no noise-reduction metric)."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Compare raw task / full input / naive RAG / rule-based template / CET after Phase 1 / after Phase 2, on the
-    hidden tests of held-out tasks."""
+    """Compare raw task / full input / naive RAG / rule-based template / Phase 3's playbook alone / the CET after
+    Phase 1, 2 and 3, on the hidden tests of held-out tasks; the latest CET run is the one under test."""
     from cet.evaluation.context_eval import ContextEvalOptions, run_context_eval
     from cet.evaluation.context_report import render_context_eval
     from cet.knowledge.pipeline import open_retriever
@@ -48,7 +51,8 @@ def context_eval_command(
         raise CetError(f"tasks file not found: {tasks_file}")
     opts = ContextEvalOptions(tasks=tasks, tasks_file=str(tasks_file) if tasks_file else None, limit=limit,
                               conditions=chosen, phase1=str(phase1) if phase1 else None,
-                              phase2=str(phase2) if phase2 else None, noise=not no_noise)
+                              phase2=str(phase2) if phase2 else None, phase3=str(phase3) if phase3 else None,
+                              noise=not no_noise)
     with spinner(json_out) as progress:
         task = progress.add_task("context evaluation", total=None)
         result = run_context_eval(cfg, opts, run, open_retriever(cfg),

@@ -30,7 +30,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from cet.data.baselines import naive_rag_text, rule_based_context
 from cet.data.degradations import EVAL_CHATTER, degrade
 from cet.data.gold_context import section_choices, untraceable
 from cet.data.leakage import HeldOutIndex, prompt_leaks
+from cet.data.playbook import Playbook
 from cet.data.task_input import TaskView, cet_input, task_view
 from cet.errors import CetError
 from cet.evaluation.context_quality import aggregate, grounding, noise_reduction
@@ -64,9 +65,9 @@ from cet.phases.common import (
 )
 from cet.runs import RunDir
 
-CONDITIONS = ("raw", "full_input", "naive_rag", "rule_based", "cet_phase1", "cet_phase2")
-ENGINEERED = ("rule_based", "cet_phase1", "cet_phase2")
-TARGET = "cet_phase2"
+CONDITIONS = ("raw", "full_input", "naive_rag", "rule_based", "playbook", "cet_phase1", "cet_phase2", "cet_phase3")
+CET_CONDITIONS = ("cet_phase1", "cet_phase2", "cet_phase3")
+ENGINEERED = ("rule_based", "playbook", *CET_CONDITIONS)
 BASELINE = "raw"
 
 
@@ -77,8 +78,9 @@ class ContextEvalOptions:
     tasks_file: str | None = None  # a user's own tasks (all of them are held out); replaces the default set
     limit: int | None = None  # at most this many tasks of the file / set, in order (after sampling)
     conditions: tuple[str, ...] = CONDITIONS
-    phase1: str | None = None  # checkpoints (default: data/cet/phase1, data/cet/phase2)
+    phase1: str | None = None  # checkpoints (default: data/cet/phase1, phase2, phase3)
     phase2: str | None = None
+    phase3: str | None = None  # its playbook (playbook.json beside it) also makes the "playbook" condition
     noise: bool = True  # engineer a noisy copy of each statement too (noise reduction)
     max_tokens: int = 320  # the generator's (solutions to these tasks fit; a cut-off block is still extracted)
 
@@ -137,7 +139,8 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
     noisy_inputs = [cet_input(v, h, budget=cfg.cet.input_tokens) for v, h in zip(noisy_views, hits, strict=True)]
 
     on_step(f"context eval: engineering contexts for {len(views)} tasks")
-    contexts, skipped = engineered_contexts(cfg, opts, inputs, noisy_inputs)
+    target = target_of([c for c in opts.conditions if c not in skipped_cets(cfg, opts)])
+    contexts, skipped = engineered_contexts(cfg, opts, views, inputs, noisy_inputs, target)
     conditions = [c for c in opts.conditions if c not in skipped]
     prompts = {c: [condition_prompt(c, v, inputs[i], hits[i], contexts.get(c, [None] * len(views))[i])
                    for i, v in enumerate(views)] for c in conditions}
@@ -151,9 +154,10 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
     for row in rows:
         append_jsonl(run.path / "records.jsonl", row)
     quality = intrinsic(views, inputs, noisy_views, prompts, contexts)
-    comparisons = compare_conditions(outcomes, TARGET, [c for c in conditions if c != TARGET]) \
-        if TARGET in outcomes else {}
+    comparisons = compare_conditions(outcomes, target, [c for c in conditions if c != target]) \
+        if target in outcomes else {}
     result = {
+        "target": target,
         "tasks": [t.id for t in tasks], "skipped_tasks": skipped_tasks, "by_source": _by_source(tasks, outcomes),
         "conditions": conditions, "skipped_conditions": skipped, "pass_rates": pass_rates(outcomes),
         "comparisons": comparisons,
@@ -170,7 +174,7 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
         "nothing_to_add": {c: sum(1 for e in contexts[c][:len(views)] if e.parsed and e.parsed.nothing_to_add)
                            for c in contexts if c.startswith("cet_")},
         "intrinsic": {c: aggregate(rows_) for c, rows_ in quality.items()},
-        "failure_analysis": failure_analysis(rows),
+        "failure_analysis": failure_analysis(rows, target),
         "generation": generation, "visible_tests": cfg.exec.visible_tests, "input_tokens": cfg.cet.input_tokens,
         "generator": cfg.llm.roles.generator, "seed": cfg.run.seed,
         "tasks_file": opts.tasks_file, "leak_checks": sum(len(p) for p in prompts.values()),
@@ -185,33 +189,42 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
 NON_INFERIORITY_MARGIN = 0.05  # "at least level": the difference's 95% interval stays above -5 points
 HARM_GOAL = 0.05
 ABSTAINED_MOSTLY = 0.9  # the share of "nothing to add" past which the goal's verdict carries a note
+# issue 11: the CET after Phase 3 must beat each of these by at least this much pass@1
+PHASE3_MARGINS = {"raw": 0.10, "naive_rag": 0.15, "rule_based": 0.03, "cet_phase2": 0.05}
 
 
 def goal_status(result: dict[str, Any]) -> dict[str, Any]:
-    """The issue's goal for cet_phase2, judged on intervals, not on point estimates. Each part is "shown" (its
-    95% interval lies on the goal's side), "failed" (it lies on the other side) or "not shown" (it straddles: the
-    run cannot tell):
+    """The goal for the CET under test (`result["target"]`), judged on intervals, not on point estimates. Each part
+    is "shown" (its 95% interval lies on the goal's side), "failed" (it lies on the other side) or "not shown" (it
+    straddles: the run cannot tell); a part whose condition was not run is "not run". The goal is met when every
+    part is shown, not met when any failed, else not shown.
 
-    - level with rule_based / full_input (non-inferiority): the difference's interval above -NON_INFERIORITY_MARGIN
-      (failed: entirely below it);
-    - above naive RAG: a Holm-significant positive difference (failed: the interval excludes any gain);
-    - harm against raw <= HARM_GOAL: the harm rate's interval at or under HARM_GOAL (failed: entirely over it).
-    A part whose condition was not run is "not run". The goal is met when every part is shown, not met when any
-    failed, else not shown."""
-    comparisons = result["comparisons"]
+    cet_phase2 (issue 10), against the template and full input: level with them (non-inferiority: the
+    difference's interval above -NON_INFERIORITY_MARGIN); above naive RAG (a Holm-significant positive difference).
+    cet_phase3 (issue 11), a gain of at least the margin over each of `PHASE3_MARGINS`: shown when the difference
+    is Holm-significant and its point estimate reaches the margin, failed when the interval lies under the margin.
+    Both: harm against raw <= HARM_GOAL (the harm rate's interval at or under it; failed: entirely over it)."""
+    comparisons, target = result["comparisons"], result.get("target", "cet_phase2")
     parts: dict[str, str] = {}
-    for other in ("rule_based", "full_input"):
-        part = f"level with {other}"
-        if other not in comparisons:
-            parts[part] = "not run"
-            continue
-        low, high = comparisons[other]["ci95"]
-        parts[part] = "shown" if low >= -NON_INFERIORITY_MARGIN else \
-            "failed" if high < -NON_INFERIORITY_MARGIN else "not shown"
-    c = comparisons.get("naive_rag")
-    parts["above naive_rag"] = "not run" if c is None else "shown" if c["difference"] > 0 and c["significant"] \
-        else "failed" if c["ci95"][1] <= 0 else "not shown"
-    harm = (result["harm_vs_raw"].get("cet_phase2") or {}).get("harm")
+    if target == "cet_phase3":
+        for other, margin in PHASE3_MARGINS.items():
+            c = comparisons.get(other)
+            part = f"{other} + {margin:.2f}"
+            parts[part] = "not run" if c is None else "shown" if c["significant"] and c["difference"] >= margin \
+                else "failed" if c["ci95"][1] < margin else "not shown"
+    else:
+        for other in ("rule_based", "full_input"):
+            part = f"level with {other}"
+            if other not in comparisons:
+                parts[part] = "not run"
+                continue
+            low, high = comparisons[other]["ci95"]
+            parts[part] = "shown" if low >= -NON_INFERIORITY_MARGIN else \
+                "failed" if high < -NON_INFERIORITY_MARGIN else "not shown"
+        c = comparisons.get("naive_rag")
+        parts["above naive_rag"] = "not run" if c is None else "shown" if c["difference"] > 0 and c["significant"] \
+            else "failed" if c["ci95"][1] <= 0 else "not shown"
+    harm = (result["harm_vs_raw"].get(target) or {}).get("harm")
     part = f"harm vs raw <= {HARM_GOAL}"
     if isinstance(harm, dict) and harm.get("ci95"):
         low, high = harm["ci95"]
@@ -221,13 +234,19 @@ def goal_status(result: dict[str, Any]) -> dict[str, Any]:
     values = set(parts.values())
     # a part whose condition was not run is not shown: the goal is met only with every comparison made
     status = "met" if values == {"shown"} else "not met" if "failed" in values else "not shown"
-    goal = {"status": status, "parts": parts, "margin": NON_INFERIORITY_MARGIN, "harm_goal": HARM_GOAL}
-    abstained, n = (result.get("nothing_to_add") or {}).get(TARGET, 0), len(result.get("tasks") or ())
+    goal = {"status": status, "parts": parts, "margin": NON_INFERIORITY_MARGIN, "harm_goal": HARM_GOAL,
+            "target": target}
+    abstained, n = (result.get("nothing_to_add") or {}).get(target, 0), len(result.get("tasks") or ())
     if n and abstained >= ABSTAINED_MOSTLY * n:
         # the parts above can all be shown by a CET that adds nothing: say so wherever the goal is reported
-        goal["note"] = (f"cet_phase2 said nothing to add on {abstained} of {n} tasks: its prompts there are the raw "
+        goal["note"] = (f"{target} said nothing to add on {abstained} of {n} tasks: its prompts there are the raw "
                         "task's, so what it shows is no harm, not a gain over raw")
     return goal
+
+
+def target_of(conditions: Sequence[str]) -> str:
+    """The CET under test: the latest phase among the conditions run (cet_phase2 when none is)."""
+    return next((c for c in reversed(CET_CONDITIONS) if c in conditions), "cet_phase2")
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -238,29 +257,49 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def cet_checkpoint(cfg: CetConfig, opts: ContextEvalOptions, condition: str) -> Path:
-    given = opts.phase1 if condition == "cet_phase1" else opts.phase2
+    given = {"cet_phase1": opts.phase1, "cet_phase2": opts.phase2, "cet_phase3": opts.phase3}[condition]
     return Path(given or Path(cfg.cet.checkpoints_dir) / condition.removeprefix("cet_"))
 
 
-def engineered_contexts(cfg: CetConfig, opts: ContextEvalOptions, inputs: Sequence[CETInput],
-                        noisy: Sequence[CETInput]) -> tuple[dict[str, list[Engineered]], dict[str, str]]:
-    """Per engineered condition, one `Engineered` per task; for the template and cet_phase2, index len(inputs)+i
-    holds the context of task i's noisy copy. A CET condition without a checkpoint is skipped (and said)."""
+def skipped_cets(cfg: CetConfig, opts: ContextEvalOptions) -> dict[str, str]:
+    """The CET conditions (and the playbook, which is Phase 3's) asked for whose checkpoint does not exist."""
+    missing = {c: f"no checkpoint at {cet_checkpoint(cfg, opts, c)}" for c in CET_CONDITIONS
+               if c in opts.conditions and not (cet_checkpoint(cfg, opts, c) / MANIFEST).is_file()}
+    if "playbook" in opts.conditions and not (cet_checkpoint(cfg, opts, "cet_phase3") / "playbook.json").is_file():
+        missing["playbook"] = f"no playbook at {cet_checkpoint(cfg, opts, 'cet_phase3')}"
+    return missing
+
+
+def with_playbook(views: Sequence[TaskView], inputs: Sequence[CETInput], playbook: Playbook) -> list[CETInput]:
+    """The inputs as the CET after Phase 3 reads them: with the playbook items that match each task (a noisy copy,
+    index len(views)+i, gets task i's)."""
+    texts = [playbook.texts_for(v.statement, v.interface or v.task.signature or "", v.visible_tests) for v in views]
+    return [replace(inp, playbook=texts[i % len(views)]) for i, inp in enumerate(inputs)]
+
+
+def engineered_contexts(cfg: CetConfig, opts: ContextEvalOptions, views: Sequence[TaskView],
+                        inputs: Sequence[CETInput], noisy: Sequence[CETInput], target: str
+                        ) -> tuple[dict[str, list[Engineered]], dict[str, str]]:
+    """Per engineered condition, one `Engineered` per task; for the template and the CET under test, index
+    len(inputs)+i holds the context of task i's noisy copy. A CET condition without a checkpoint is skipped (and
+    said), and so is the playbook without Phase 3's."""
     contexts: dict[str, list[Engineered]] = {}
-    skipped: dict[str, str] = {}
+    skipped = skipped_cets(cfg, opts)
     everything = list(inputs) + list(noisy)
     if "rule_based" in opts.conditions:
         contexts["rule_based"] = [template_context(inp) for inp in everything]
-    for condition in ("cet_phase1", "cet_phase2"):
-        if condition not in opts.conditions:
+    playbook = Playbook.load(cet_checkpoint(cfg, opts, "cet_phase3") / "playbook.json")
+    if "playbook" in opts.conditions and "playbook" not in skipped:
+        # the matching items alone, as pitfalls: what the CET after Phase 3 could carry, with no learning at all
+        contexts["playbook"] = [playbook_context(inp) for inp in with_playbook(views, inputs, playbook)]
+    for condition in CET_CONDITIONS:
+        if condition not in opts.conditions or condition in skipped:
             continue
-        path = cet_checkpoint(cfg, opts, condition)
-        if not (path / MANIFEST).is_file():
-            skipped[condition] = f"no checkpoint at {path}"
-            continue
-        cet = CETModel.load(path, cfg)
+        cet = CETModel.load(cet_checkpoint(cfg, opts, condition), cfg)
         # the noisy copies only for the CET under test (each CET context costs a generation)
-        chosen = everything if condition == TARGET else list(inputs)
+        chosen = everything if condition == target else list(inputs)
+        if condition == "cet_phase3":
+            chosen = with_playbook(views, chosen, playbook)
         try:
             replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in chosen])
         finally:
@@ -268,7 +307,14 @@ def engineered_contexts(cfg: CetConfig, opts: ContextEvalOptions, inputs: Sequen
         contexts[condition] = [Engineered(r.parsed, r.raw, r.error, r.seconds,
                                           untraceable(r.parsed.context, inp) if r.parsed else [])
                                for r, inp in zip(replies, chosen, strict=True)]
-    return contexts, skipped
+    return contexts, {c: why for c, why in skipped.items() if c in opts.conditions}
+
+
+def playbook_context(inp: CETInput) -> Engineered:
+    context = EngineeredContext(pitfalls=list(inp.playbook))
+    text = context.to_text()
+    parsed = parse_context(text, inp.chunk_ids()) if text else ParsedContext(context, sections=1, nothing_to_add=True)
+    return Engineered(parsed, text, None, 0.0, [])
 
 
 def template_context(inp: CETInput) -> Engineered:
@@ -407,12 +453,13 @@ def intrinsic(views: Sequence[TaskView], inputs: Sequence[CETInput], noisy: Sequ
     return out
 
 
-def failure_analysis(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The tasks the CET lost against raw (raw passed, cet_phase2 failed) and won, with each side's failure class."""
+def failure_analysis(rows: Sequence[dict[str, Any]], target: str = "cet_phase2") -> dict[str, Any]:
+    """The tasks the CET under test lost against raw (raw passed, the CET failed) and won, with each side's failure
+    class."""
     by = {(r["task_id"], r["condition"]): r for r in rows}
     lost, won = [], []
     for task_id in dict.fromkeys(r["task_id"] for r in rows):
-        raw, cet = by.get((task_id, BASELINE)), by.get((task_id, TARGET))
+        raw, cet = by.get((task_id, BASELINE)), by.get((task_id, target))
         if not raw or not cet or raw["passed"] == cet["passed"]:
             continue
         entry = {"task_id": task_id, "raw": raw["failure_class"], "cet": cet["failure_class"],

@@ -45,10 +45,11 @@ def render_context_eval(result: dict[str, Any]) -> list[str]:
     for condition, why in result["skipped_conditions"].items():
         lines.append(f"| {condition} | not run: {why} | | | | | |")
     if result["comparisons"]:
-        lines += ["", "Paired comparison, cet_phase2 against each condition (exact McNemar, Holm-corrected over the "
+        target = result.get("target", "cet_phase2")
+        lines += ["", f"Paired comparison, {target} against each condition (exact McNemar, Holm-corrected over the "
                   "family of these comparisons; difference in pass rate with Newcombe's 95% interval; MDD: the "
                   "smallest difference this run could detect with 80% power at its discordance rate):", "",
-                  "| against | cet_phase2 only | other only | difference | 95% CI | p | p (Holm) | MDD | verdict |",
+                  f"| against | {target} only | other only | difference | 95% CI | p | p (Holm) | MDD | verdict |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for other, c in result["comparisons"].items():
             verdict = f"{c['direction']}{' (significant)' if c['significant'] else ' (not significant)'}"
@@ -101,14 +102,16 @@ def _rate(harm: dict[str, Any] | None, key: str) -> str:
 
 
 def verdict_lines(result: dict[str, Any]) -> list[str]:
-    """The goal (cet_phase2 at least level with the template and full input, above naive RAG, harm <= 5%), each
-    part shown, failed or not shown by this run's evidence (see `goal_status`)."""
+    """The goal for the CET under test (see `goal_status`), each part shown, failed or not shown by this run's
+    evidence."""
     if not result["comparisons"]:
-        return ["", "**The CET after Phase 2 was not evaluated** (no checkpoint)."]
+        return ["", f"**The CET ({result.get('target', 'cet_phase2')}) was not evaluated** (no checkpoint)."]
     goal = result.get("goal") or goal_status(result)
     lines = ["", f"**Goal {goal['status']}:** " + "; ".join(f"{part}: {state}" for part, state in goal["parts"].items())
+             + f" (CET under test: {goal.get('target', 'cet_phase2')})"
              + f". \"Level\" is non-inferiority (the difference's 95% interval above -{goal['margin']:.2f}); "
-             "\"above\" needs a Holm-significant difference; the harm goal needs the harm rate's interval under it; "
+             "\"above\" and \"+ margin\" need a Holm-significant difference (reaching the margin); the harm goal "
+             "needs the harm rate's interval under it; "
              "\"failed\": the interval lies on the wrong side. \"Not shown\": this run cannot tell (see the MDD "
              "column)."]
     if goal.get("note"):

@@ -117,7 +117,7 @@ class CETModel:
             return cls.from_base(cfg)
         if checkpoint:
             return cls.load(checkpoint, cfg)
-        for phase in ("phase2", "phase1"):
+        for phase in ("phase3", "phase2", "phase1"):
             candidate = Path(cfg.cet.checkpoints_dir) / phase
             if (candidate / MANIFEST).is_file():
                 return cls.load(candidate, cfg)

@@ -139,12 +139,14 @@ def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
         for w in works:
             w.candidates = playbook_candidates(w.inp, playbook, rule_interface(f"{w.inp.interface}\n{w.inp.task}"))
             wanted |= {(w.view.task.id, c.key) for c in w.candidates}
-        on_step(f"phase 3: round {r}: playbook v{playbook.version} candidates")
-        records, s = roll_out(cfg, [w for w in works if w.candidates], generators, run.path / ROLLOUTS, round_=r,
-                              max_tokens=p3.max_tokens, on_step=on_step)
-        stats.append({"round": r, "pass": "playbook", **s.to_dict()})
+        with_items = [w for w in works if w.candidates]
+        if with_items:
+            on_step(f"phase 3: round {r}: playbook v{playbook.version} candidates for {len(with_items)} tasks")
+            _, s = roll_out(cfg, with_items, generators, run.path / ROLLOUTS, round_=r, max_tokens=p3.max_tokens,
+                            on_step=on_step)
+            stats.append({"round": r, "pass": "playbook", **s.to_dict()})
         # this round's candidates (a context rolled out in an earlier round is not rolled out again)
-        round_records = [x for x in records if (x["task_id"], x["key"]) in wanted]
+        round_records = [x for x in read_jsonl(run.path / ROLLOUTS) if (x["task_id"], x["key"]) in wanted]
         # an item's effect is counted once: from this round's rollouts that carried it, against raw's
         playbook = playbook.apply(effect_delta([x for x in round_records if (x["items"] and x["round"] == r)
                                                 or x["candidate"] == "raw"], playbook))
