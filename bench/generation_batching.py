@@ -39,12 +39,8 @@ from cet.execution.tasks import CodingTask
 from cet.llm.base import Message
 from cet.llm.cache import ResponseCache
 from cet.llm.team import Request, Team
-from cet.model.context import render_prompt
+from cet.model.context import GENERATOR_SYSTEM, render_prompt
 from common import log, ratio, run_and_report
-
-# the context evaluation's system message for the generator (cet.evaluation.context_eval.GENERATOR_SYSTEM; copied,
-# not imported: that module pulls in the whole evaluation)
-GENERATOR_SYSTEM = "You are an expert programmer. Write correct, complete code."
 
 
 def humaneval_requests(n: int) -> list[list[Message]]:
