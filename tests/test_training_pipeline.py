@@ -123,6 +123,8 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     assert out3["rounds"][0]["training"]["examples"] >= 1 and out3["best_round"] in (0, 1)
     assert out3["dev_best"]["tasks"] == 1 and out3["playbook"]["version"] >= 2  # failures, then effects
     assert Path(out3["checkpoint"], "playbook.json").is_file()
+    assert out3["repairs"]["attempts"] == sum(1 for r in rollouts if r["candidate"] == "raw" and not r["passed"]
+                                              and r["code"])  # every failed raw attempt went to repair
     assert json.loads(Path(out3["checkpoint"], "cet.json").read_text())["phase"] == "phase3"
     again = run_cet("train", "phase3", "--resume", out3["run_dir"], "--json", env=env)  # a finished run: no new work
     assert again.returncode == 0, again.stderr[-2000:]

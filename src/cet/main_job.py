@@ -382,6 +382,13 @@ def render_phase3(p3: dict[str, Any] | None) -> list[str]:
               "| item | trigger | status | failures | tried | helped | hurt |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {i['id']} | {i['trigger']} | {i['status']} | {i['failures']} | {i['tried']} | {i['helped']} | "
               f"{i['hurt']} |" for i in p3["playbook"]["items"]]
+    repairs = p3.get("repairs")
+    if repairs and repairs["attempts"]:
+        lines += ["", f"Repair (bug report → the CET's debugging context → another attempt): {repairs['fixed']} of "
+                  f"{repairs['attempts']} failed attempts fixed.", "",
+                  "| failure class | attempts | fixed by round 1 | fixed by round 2 |", "|---|---|---|---|"]
+        lines += [f"| {c} | {r['attempts']} | {r.get('fixed_by_round_1', 0)} | {r.get('fixed_by_round_2', '–')} |"
+                  for c, r in repairs["by_class"].items()]
     return lines
 
 

@@ -13,6 +13,9 @@
         dev         the trained CET's greedy contexts on the dev tasks, rolled out: the round is kept only if its
                     dev score beats the best so far; else training stops (early stopping) and the best stays
     checkpoint   data/cet/phase3 (+ its playbook.json), and the run directory's copy
+    repair       the raw task's failed attempts on the rollout tasks: bug report -> the final CET's debugging
+                 context -> one more attempt, at most cet.phase3.repair_rounds rounds (phases/repair.py); fix rates
+                 by failure class
 
 Training tasks only (the train split; HumanEval is evaluation-only and never read here); the dev tasks are training
 tasks apart from the rollout tasks. The CET's input for a task holds the playbook items that match it, so a context
@@ -51,6 +54,7 @@ from cet.phases.common import (
     sample_balanced,
 )
 from cet.phases.playbook_mining import effect_delta, failure_delta, item_table, pattern_table
+from cet.phases.repair import REPAIRS, repair_failures
 from cet.phases.rollouts import (
     ROLLOUTS,
     Candidate,
@@ -168,6 +172,19 @@ def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
             stopped = f"round {r}'s dev score {score['score']} did not beat round {best['round']}'s {best['score']}"
             break
     final = finish(cfg, opts, cet, best, playbook, run)
+    repairs = None
+    if p3.repair_rounds:
+        # the raw task's failed attempts on the training tasks, repaired with the final CET's debugging contexts
+        ids = {s_.view.task.id for s_ in train}
+        failed = [x for x in read_jsonl(run.path / ROLLOUTS) if x["candidate"] == "raw" and not x["passed"]
+                  and x["task_id"] in ids]
+        repairer = CETModel.load(final, cfg)
+        try:
+            repairs = repair_failures(cfg, repairer, failed, {s_.view.task.id: s_.view for s_ in train},
+                                      {s_.view.task.id: s_.hits for s_ in train}, playbook, run.path / REPAIRS,
+                                      p3.repair_rounds, on_step)
+        finally:
+            repairer.close_engine()
     records = read_jsonl(run.path / ROLLOUTS) + read_jsonl(run.path / DEV_ROLLOUTS)
     result = {
         "checkpoint": str(final), "generators": generators, "learner": learner, "samples": samples,
@@ -177,7 +194,7 @@ def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
         "by_candidate": candidate_summary(records, generators),
         "failure_patterns": pattern_table(records), "playbook": {"version": playbook.version,
                                                                   "items": item_table(playbook)},
-        "rollouts_file": str(run.path / ROLLOUTS),
+        "repairs": repairs, "rollouts_file": str(run.path / ROLLOUTS),
     }
     run.log_metrics("phase3", {k: result[k] for k in ("best_round", "dev_best", "rollouts", "by_candidate")})
     cet.close_engine()
