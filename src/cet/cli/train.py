@@ -125,3 +125,45 @@ def _phase3_line(r: dict[str, Any]) -> str:
     active = sum(1 for i in r["playbook"]["items"] if i["status"] == "active")
     return (f"phase 3: {r['rollouts']} rollouts, best round {r['best_round']} (dev score {r['dev_best']['score']} vs "
             f"raw {r['dev_best']['raw']}), playbook v{r['playbook']['version']} with {active} active items")
+
+
+@train_app.command("sft")
+@user_errors
+def sft_command(
+    examples: Path = typer.Argument(..., help="JSONL of {prompt: [messages], completion: [assistant message]} (as "
+                                    "Phase 3 writes round-N/examples.jsonl)."),
+    out: Path = typer.Option(..., "--out", help="Where the trained CET is saved (and the trainer's checkpoints)."),
+    start_from: Path = typer.Option(None, "--from", help="The CET checkpoint to continue (default: the base)."),
+    epochs: float = typer.Option(None, "--epochs", min=0.01, help="Default: cet.train.epochs."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Supervised fine-tuning of the CET on a file of examples. Runs as one process, or data-parallel under
+    `torchrun --nproc_per_node N` / `accelerate launch` (each process one shard of every batch; the first saves)."""
+    import json
+    import os
+
+    from cet.model.cet import CETModel
+    from cet.model.training import data_version, train_sft
+    from cet.phases.common import read_jsonl
+
+    cfg = get_config()
+    if not examples.is_file():
+        raise CetError(f"examples file not found: {examples}")
+    skipped: list[str] = []
+    rows = [r for r in read_jsonl(examples, skipped) if isinstance(r, dict) and {"prompt", "completion"} <= set(r)]
+    if not rows:
+        raise CetError(f"{examples}: no {{prompt, completion}} examples ({len(skipped)} unreadable lines)")
+    cet = CETModel.load(start_from, cfg, trainable=True) if start_from else CETModel.from_base(cfg)
+    settings = cfg.cet.train.model_copy(update={"epochs": epochs}) if epochs else cfg.cet.train
+    report = train_sft(cet, rows, settings, out, cfg.run.seed, quiet=json_out)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    result = {"examples": len(rows), "skipped_lines": len(skipped), "processes": world, "rank": rank,
+              "training": report.to_dict()}
+    if rank == 0:
+        result["checkpoint"] = str(cet.save(out / "checkpoint", "sft", data_version(rows), processes=world))
+    if json_out:
+        if rank == 0:
+            emit_json(result)
+        return
+    if rank == 0:
+        console.print(json.dumps({k: v for k, v in result.items() if k != "training"}), highlight=False)

@@ -302,6 +302,9 @@ def learn(cfg: CetConfig, opts: Phase3Options, cet: CETModel, groups: dict[str, 
         if worst["robust"] < best["robust"] and worst["key"] != best["key"]:
             pairs.append(preference_pair(prompt, target, parse_context(worst["context"]).context.to_reply()))
     out.mkdir(parents=True, exist_ok=True)
+    # the round's data, as `cet train sft` reads it (to train elsewhere, e.g. under torchrun / accelerate launch)
+    for name, rows in (("examples.jsonl", examples), ("pairs.jsonl", pairs)):
+        (out / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     summary: dict[str, Any] = {"examples": len(examples), "pairs": len(pairs), "dropped_untraceable": dropped,
                                "targets": dict(chosen)}
     if learner == "dpo":
