@@ -213,6 +213,10 @@ class Phase3Settings(BaseModel):
     min_gain: float = Field(0.0, ge=0)
     repair_rounds: int = Field(2, ge=0)  # failed attempt -> bug report -> the CET's debugging context -> retry
     max_tokens: int = Field(320, ge=16)  # the generators' (as the evaluation's)
+    # rollouts on a Ray cluster: its address ("ray://host:10001", "auto"), or "local" for one started in-process;
+    # None: in this process. Each Ray task rolls out one batch with its own team and sandbox
+    ray_address: str | None = None
+    ray_cpus_per_task: float = Field(2.0, gt=0)  # a generator's llama.cpp threads (llm.n_threads)
 
 
 class CETSettings(BaseModel):

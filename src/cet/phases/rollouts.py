@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean, pvariance
@@ -133,39 +133,80 @@ class RolloutStats:
 def roll_out(cfg: CetConfig, works: Sequence[Work], generators: Sequence[str], path: Path, *, round_: int,
              max_tokens: int = 320, batch: int = 8, on_step: Callable[[str], None] = lambda _: None
              ) -> tuple[list[dict[str, Any]], RolloutStats]:
-    """Every (task, candidate, generator) not yet in `path`, rolled out and appended (`batch` prompts a generator
-    at a time); returns every record of `path` for these tasks and the run's stats."""
+    """Every (task, candidate, generator) not yet in `path`, rolled out and appended (`batch` prompts at a time, one
+    generator at a time); returns every record of `path` for these tasks and the run's stats. With
+    `cet.phase3.ray_address` the batches run as Ray tasks on that cluster ("local": a cluster started here), each
+    with its own team and sandbox; else in this process."""
     skipped: list[str] = []
     done = {(r["task_id"], r["key"], r["generator"]) for r in read_jsonl(path, skipped)}
     stats = RolloutStats(skipped_lines=len(skipped))
     todo = [(w, c, g) for g in generators for w in works for c in w.candidates
             if (w.view.task.id, c.key, g) not in done]
+    parts = [todo[i:i + batch] for i in range(0, len(todo), batch)]
     started = time.perf_counter()
-    with Team(cfg) as team, sandbox_executor(cfg) as executor:
-        params = team.params(max_tokens=max_tokens, temperature=0.0)
-        for start in range(0, len(todo), batch):
-            part = todo[start:start + batch]
-            requests = [Request([Message("system", GENERATOR_SYSTEM), Message("user", generator_prompt(w.view,
-                                                                                                      c.context))],
-                                params, model=g) for w, c, g in part]
-            replies = team.map("generator", requests)
-            codes = [extract_code(r.text or "", w.view.task.entry_point, w.view.task.language)
-                     for r, (w, _, _) in zip(replies, part, strict=True)]
-            results = list(executor.run_many([(w.view.hidden, code) for (w, _, _), code in zip(part, codes,
-                                                                                                 strict=True)
-                                              if code]))
-            runs = iter(results)
-            for (w, c, g), reply, code in zip(part, replies, codes, strict=True):
-                result = next(runs) if code else None
-                append_jsonl(path, rollout_record(w, c, g, reply, code, result, round_))
-                stats.rollouts += 1
-                if reply.completion is not None:
-                    stats.cached += int(reply.completion.cached)
-                    stats.generated += int(not reply.completion.cached)
-            on_step(f"phase 3: rollouts {min(start + batch, len(todo))}/{len(todo)}")
+
+    def keep(records: list[dict[str, Any]]) -> None:
+        for record in records:
+            append_jsonl(path, record)
+            stats.rollouts += 1
+            stats.cached += int(record.get("cached") is True)
+            stats.generated += int(record.get("cached") is False)
+        on_step(f"phase 3: rollouts {stats.rollouts}/{len(todo)}")
+
+    if parts and cfg.cet.phase3.ray_address:
+        for records in ray_parts(cfg, parts, round_, max_tokens):
+            keep(records)
+    elif parts:
+        with Team(cfg) as team, sandbox_executor(cfg) as executor:
+            for part in parts:
+                keep(roll_part(team, executor, part, round_, max_tokens))
     stats.seconds = time.perf_counter() - started
     ids = {w.view.task.id for w in works}
     return [r for r in read_jsonl(path) if r["task_id"] in ids], stats
+
+
+def roll_part(team: Team, executor: Any, part: Sequence[tuple[Work, Candidate, str]], round_: int,
+              max_tokens: int) -> list[dict[str, Any]]:
+    """One batch: the generators' replies (one team map), the code run in the sandbox, the records."""
+    params = team.params(max_tokens=max_tokens, temperature=0.0)
+    requests = [Request([Message("system", GENERATOR_SYSTEM), Message("user", generator_prompt(w.view, c.context))],
+                        params, model=g) for w, c, g in part]
+    replies = team.map("generator", requests)
+    codes = [extract_code(r.text or "", w.view.task.entry_point, w.view.task.language)
+             for r, (w, _, _) in zip(replies, part, strict=True)]
+    runs = iter(list(executor.run_many([(w.view.hidden, code) for (w, _, _), code in zip(part, codes, strict=True)
+                                        if code])))
+    records = []
+    for (w, c, g), reply, code in zip(part, replies, codes, strict=True):
+        record = rollout_record(w, c, g, reply, code, next(runs) if code else None, round_)
+        record["cached"] = reply.completion.cached if reply.completion is not None else None
+        records.append(record)
+    return records
+
+
+def ray_parts(cfg: CetConfig, parts: Sequence[Sequence[tuple[Work, Candidate, str]]], round_: int,
+              max_tokens: int) -> Iterator[list[dict[str, Any]]]:
+    """The batches as Ray tasks (`cet.phase3.ray_cpus_per_task` CPUs each, as many at once as the cluster holds);
+    the records of each as it ends."""
+    import ray
+
+    address = cfg.cet.phase3.ray_address
+    if not ray.is_initialized():
+        ray.init(address=None if address == "local" else address, include_dashboard=False,
+                 log_to_driver=False, ignore_reinit_error=True)
+    task = ray.remote(num_cpus=cfg.cet.phase3.ray_cpus_per_task)(_ray_part)
+    pending = [task.remote(cfg.model_dump(mode="json"), list(part), round_, max_tokens) for part in parts]
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(ready[0])
+
+
+def _ray_part(cfg_data: dict[str, Any], part: list[tuple[Work, Candidate, str]], round_: int,
+              max_tokens: int) -> list[dict[str, Any]]:
+    """A Ray worker's batch: its own team and sandbox from the driver's config."""
+    cfg = CetConfig.model_validate(cfg_data)
+    with Team(cfg) as team, sandbox_executor(cfg) as executor:
+        return roll_part(team, executor, part, round_, max_tokens)
 
 
 def rollout_record(work: Work, candidate: Candidate, generator: str, reply: Any, code: str | None,
