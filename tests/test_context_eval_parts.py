@@ -16,6 +16,7 @@ from cet.evaluation.context_eval import (
     condition_prompt,
     failure_analysis,
     goal_status,
+    playbook_context,
     template_context,
     views_of,
 )
@@ -56,7 +57,8 @@ def test_every_condition_prompt_holds_the_raw_task(acronym: tuple[TaskView, CETI
     assert view.visible_tests in raw and "abbreviate" in raw
     cet = Engineered(parse_context(gold_context(inp).to_text(), inp.chunk_ids()))
     assert not cet.failed
-    contexts = {"rule_based": template_context(inp), "cet_phase1": cet, "cet_phase2": cet}
+    contexts = {"rule_based": template_context(inp), "playbook": playbook_context(inp), "cet_phase1": cet,
+                "cet_phase2": cet, "cet_phase3": cet}
     for condition in CONDITIONS:
         prompt = condition_prompt(condition, view, inp, HITS, contexts.get(condition))
         assert prompt, condition
@@ -269,3 +271,54 @@ def test_the_goal_is_judged_on_evidence_not_on_point_estimates() -> None:
     silent = _goal_of(list(base), {"raw": base, "full_input": template, "rule_based": template,
                                    "naive_rag": [False] * 300}, nothing_to_add=290)
     assert silent["status"] == "met" and "nothing to add on 290 of 300 tasks" in silent["note"]
+
+
+def test_the_phase3_goal_needs_each_margin_inside_the_interval() -> None:
+    from cet.evaluation.context_eval import PHASE3_MARGINS, target_of
+    from cet.evaluation.significance import compare_conditions, harm_rate
+
+    def goal(target: list[bool], others: dict[str, list[bool]]) -> dict:
+        outcomes = {"cet_phase3": target, **others}
+        return goal_status({"target": "cet_phase3",
+                            "comparisons": compare_conditions(outcomes, "cet_phase3", list(others)),
+                            "harm_vs_raw": {"cet_phase3": {"harm": harm_rate(target, others["raw"])}},
+                            "tasks": [f"t{i}" for i in range(len(target))], "nothing_to_add": {}})
+
+    n = 400
+    raw = [i % 3 == 0 for i in range(n)]  # 0.33
+    strong = [r or i % 3 == 1 for i, r in enumerate(raw)]  # 0.67: +33 points over raw, no harm
+    others = {"raw": raw, "naive_rag": [False] * n, "rule_based": raw, "cet_phase2": raw}
+    met = goal(strong, others)
+    assert met["status"] == "met" and set(met["parts"]) == {f"{c} + {m:.2f}" for c, m in PHASE3_MARGINS.items()} | {
+        "harm vs raw <= 0.05"} and "playbook" in met["caveat"]
+    # +6 points over raw: significant, but the interval reaches under +10: not shown, never "met" on the estimate
+    slight = [r or i % 17 == 1 for i, r in enumerate(raw)]
+    near = goal(slight, others)
+    assert near["parts"]["raw + 0.10"] in ("not shown", "failed") and near["status"] != "met"
+    # no gain at all: the interval lies under every margin
+    flat = goal(list(raw), others)
+    assert flat["parts"]["raw + 0.10"] == "failed" and flat["status"] == "not met"
+    assert target_of(["raw", "cet_phase2", "cet_phase3"]) == "cet_phase3"
+    assert target_of(["raw", "cet_phase1"]) == "cet_phase1" and target_of(["raw"]) == "cet_phase2"
+
+
+def test_the_playbook_condition_reads_what_the_phase3_cet_reads() -> None:
+    from cet.data.playbook import Playbook, catalogue_item
+    from cet.evaluation.context_eval import playbook_context, with_playbook
+
+    leet = CodingTask(id="leetcode/x", language="python", statement="# X\n\n## Constraints\n\n- `1 <= n <= 9`",
+                      entry_point="Solution.two_sum", signature="class Solution:\n    def two_sum(self, n: int):",
+                      tests=ADD_TESTS, test_names=["test_small", "test_negative"],
+                      metadata=TaskMetadata(source="leetcode", split="test"))
+    plain = CodingTask(id="humaneval/y", language="python", statement="Add two numbers.", entry_point="add",
+                       signature="def add(a, b)", tests=ADD_TESTS, test_names=["test_small", "test_negative"],
+                       metadata=TaskMetadata(source="humaneval", split="eval", evaluation_only=True))
+    views = [task_view(leet, 1), task_view(plain, 1)]
+    inputs = [cet_input(v) for v in views]
+    pb = Playbook().apply({"add": [catalogue_item("renamed", "snake-case-names")]})
+    read = with_playbook(views, inputs + inputs, pb)  # the noisy copies get their task's items too
+    assert [len(i.playbook) for i in read] == [1, 0, 1, 0]
+    context = playbook_context(read[0])
+    assert context.parsed.context.pitfalls == list(read[0].playbook) and not context.failed
+    empty = playbook_context(read[1])  # no item matches: the raw prompt, not a failure
+    assert empty.parsed.context.is_empty() and not empty.failed and empty.parsed.nothing_to_add

@@ -15,7 +15,8 @@ def examples_file(where: Path, n: int = 8) -> Path:
     path = where / "examples.jsonl"
     rows = [{"prompt": [{"role": "user", "content": f"Task {i}: add two numbers"}],
              "completion": [{"role": "assistant", "content": "## Nothing to add"}]} for i in range(n)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n")
+    bad = {"prompt": "not a conversation", "completion": [{"role": "assistant", "content": "x"}]}
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "not json\n" + json.dumps(bad) + "\n")
     return path
 
 
@@ -26,7 +27,7 @@ def test_two_processes_share_the_batches(tiny_base: Path, tmp_path: Path, cet_bi
     single = run_cet("train", "sft", str(data), "--out", str(tmp_path / "one"), "--epochs", "1", "--json", env=env)
     assert single.returncode == 0, single.stderr[-2000:]
     one = json.loads(single.stdout)
-    assert one["examples"] == 8 and one["skipped_lines"] == 1 and one["processes"] == 1
+    assert one["examples"] == 8 and one["skipped_lines"] == 1 and one["malformed"] == 1 and one["processes"] == 1
     torchrun = cet_bin.with_name("torchrun")
     two = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--no-python", str(cet_bin), "train", "sft",
                           str(data), "--out", str(tmp_path / "two"), "--epochs", "1", "--json"],

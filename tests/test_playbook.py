@@ -156,3 +156,15 @@ def test_by_candidate_needs_every_generator_and_ranks_robustly() -> None:
     assert best["candidate"] == "raw"
     tie = [dict(groups[0], robust=1.0, context_tokens=9), dict(groups[1], robust=1.0, context_tokens=0, context="")]
     assert best_and_worst(tie, 0.0)[0]["context"] == ""  # a tie goes to the shorter context
+
+
+def test_an_empty_update_keeps_the_version_and_a_lone_harmful_item_waits() -> None:
+    pb = playbook_with(("printed", "always"))
+    assert pb.apply({"add": [], "evidence": {"P-printed": {"failures": 0}}, "retire": []}) is pb
+    records = []
+    for i in range(6):
+        records += [record(f"t{i}", "raw", True, "", LEET),
+                    record(f"t{i}", "playbook", False, "printed", LEET, items=("P-printed",))]
+    delta = effect_delta(records, pb, retire_after=4, retire_margin=1)
+    assert delta["retire"] == [] and delta["evidence"]["P-printed"]["hurt"] == 6  # one of one: never all at once
+    assert pb.apply(delta).items["P-printed"].status == "active"

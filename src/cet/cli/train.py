@@ -150,14 +150,16 @@ def sft_command(
     if not examples.is_file():
         raise CetError(f"examples file not found: {examples}")
     skipped: list[str] = []
-    rows = [r for r in read_jsonl(examples, skipped) if isinstance(r, dict) and {"prompt", "completion"} <= set(r)]
+    rows = [r for r in read_jsonl(examples, skipped) if _is_example(r)]
+    bad = len(read_jsonl(examples)) - len(rows)
     if not rows:
-        raise CetError(f"{examples}: no {{prompt, completion}} examples ({len(skipped)} unreadable lines)")
+        raise CetError(f"{examples}: no {{prompt, completion}} chat examples ({len(skipped)} unreadable lines, "
+                       f"{bad} malformed)")
     cet = CETModel.load(start_from, cfg, trainable=True) if start_from else CETModel.from_base(cfg)
     settings = cfg.cet.train.model_copy(update={"epochs": epochs}) if epochs else cfg.cet.train
     report = train_sft(cet, rows, settings, out, cfg.run.seed, quiet=json_out)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    result = {"examples": len(rows), "skipped_lines": len(skipped), "processes": world, "rank": rank,
+    result = {"examples": len(rows), "skipped_lines": len(skipped), "malformed": bad, "processes": world, "rank": rank,
               "training": report.to_dict()}
     if rank == 0:
         result["checkpoint"] = str(cet.save(out / "checkpoint", "sft", data_version(rows), processes=world))
@@ -167,3 +169,12 @@ def sft_command(
         return
     if rank == 0:
         console.print(json.dumps({k: v for k, v in result.items() if k != "training"}), highlight=False)
+
+
+def _is_example(row: object) -> bool:
+    """A prompt-completion chat example: both lists of {role, content} messages with text content."""
+    def messages(value: object) -> bool:
+        return isinstance(value, list) and bool(value) and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in value)
+    return isinstance(row, dict) and messages(row.get("prompt")) and messages(row.get("completion"))

@@ -119,6 +119,9 @@ class Playbook:
         """A new version: `delta` = {"add": [PlaybookItem-as-dict], "evidence": {id: {count: +n}},
         "retire": [id], "reactivate": [id]}. Refused (CetError) when it would retire more than MAX_SHRINK of the
         active items, or names an unknown item."""
+        if not delta.get("add") and not delta.get("retire") and not delta.get("reactivate") and not any(
+                n for counts in (delta.get("evidence") or {}).values() for n in counts.values()):
+            return self  # nothing changed: no new version
         version = self.version + 1
         items = {k: PlaybookItem(**{**asdict(v), "evidence": dict(v.evidence)}) for k, v in self.items.items()}
         for raw in delta.get("add", ()):

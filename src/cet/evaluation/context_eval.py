@@ -189,6 +189,9 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
 NON_INFERIORITY_MARGIN = 0.05  # "at least level": the difference's 95% interval stays above -5 points
 HARM_GOAL = 0.05
 ABSTAINED_MOSTLY = 0.9  # the share of "nothing to add" past which the goal's verdict carries a note
+PLAYBOOK_CAVEAT = ("the playbook's item sentences (data/playbook.CATALOGUE) were written after reading the failure "
+                   "patterns of raw replies on the default held-out pool; which items are active, where they apply and "
+                   "whether they stay come from training rollouts only")
 # issue 11: the CET after Phase 3 must beat each of these by at least this much pass@1
 PHASE3_MARGINS = {"raw": 0.10, "naive_rag": 0.15, "rule_based": 0.03, "cet_phase2": 0.05}
 
@@ -202,7 +205,7 @@ def goal_status(result: dict[str, Any]) -> dict[str, Any]:
     cet_phase2 (issue 10), against the template and full input: level with them (non-inferiority: the
     difference's interval above -NON_INFERIORITY_MARGIN); above naive RAG (a Holm-significant positive difference).
     cet_phase3 (issue 11), a gain of at least the margin over each of `PHASE3_MARGINS`: shown when the difference
-    is Holm-significant and its point estimate reaches the margin, failed when the interval lies under the margin.
+    is Holm-significant and its 95% interval lies at or above the margin, failed when it lies under the margin.
     Both: harm against raw <= HARM_GOAL (the harm rate's interval at or under it; failed: entirely over it)."""
     comparisons, target = result["comparisons"], result.get("target", "cet_phase2")
     parts: dict[str, str] = {}
@@ -210,7 +213,7 @@ def goal_status(result: dict[str, Any]) -> dict[str, Any]:
         for other, margin in PHASE3_MARGINS.items():
             c = comparisons.get(other)
             part = f"{other} + {margin:.2f}"
-            parts[part] = "not run" if c is None else "shown" if c["significant"] and c["difference"] >= margin \
+            parts[part] = "not run" if c is None else "shown" if c["significant"] and c["ci95"][0] >= margin \
                 else "failed" if c["ci95"][1] < margin else "not shown"
     else:
         for other in ("rule_based", "full_input"):
@@ -236,6 +239,8 @@ def goal_status(result: dict[str, Any]) -> dict[str, Any]:
     status = "met" if values == {"shown"} else "not met" if "failed" in values else "not shown"
     goal = {"status": status, "parts": parts, "margin": NON_INFERIORITY_MARGIN, "harm_goal": HARM_GOAL,
             "target": target}
+    if target == "cet_phase3":
+        goal["caveat"] = PLAYBOOK_CAVEAT
     abstained, n = (result.get("nothing_to_add") or {}).get(target, 0), len(result.get("tasks") or ())
     if n and abstained >= ABSTAINED_MOSTLY * n:
         # the parts above can all be shown by a CET that adds nothing: say so wherever the goal is reported

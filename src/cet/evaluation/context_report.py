@@ -116,6 +116,8 @@ def verdict_lines(result: dict[str, Any]) -> list[str]:
              "column)."]
     if goal.get("note"):
         lines += ["", f"**Note:** {goal['note']}."]
+    if goal.get("caveat"):
+        lines += ["", f"**Caveat:** {goal['caveat']}."]
     analysis = result["failure_analysis"]
     if analysis["lost"] or analysis["won"]:
         lines += ["", f"Tasks the raw prompt passed and the CET's context failed: {len(analysis['lost'])} "

@@ -89,8 +89,8 @@ def failure_pattern(result: ExecutionResult | None, code: str | None, entry_poin
     missing = {m for m in _NAME_ERROR.findall(messages)} & IMPORTABLE
     if missing and ("NameError" in messages or "UnboundLocalError" in messages):
         return "missing-import"
-    if _HELPER_DEF.search(code) or (kind == "name/signature" and "cannot import name" in messages
-                                    and _missing_class(code, interface)):
+    if kind == "name/signature" and (_HELPER_DEF.search(code) or ("cannot import name" in messages
+                                                                    and _missing_class(code, interface))):
         return "helpers-instead"
     if kind == "name/signature":
         wanted = set(_MISSING_ATTRIBUTE.findall(messages)) | set(_NAME_ERROR.findall(messages))

@@ -28,7 +28,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -111,35 +111,51 @@ class TaskSetup:
 
 def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
                on_step: Callable[[str], None] = lambda _: None, quiet: bool = False) -> dict[str, Any]:
+    """The loop in the module's docstring. Every step is resumable from the run directory: the options of the first
+    call (a resumed run keeps its task split and plan whatever flags it is given), each round's candidates
+    (`round-N/candidates.jsonl`), the rollouts, each playbook update (`playbook/playbook-vN.json`, marked done in
+    `phase3-state.json`, so no evidence is counted twice), each round's result and an early stop."""
+    state = _load_state(run.path)
+    opts = Phase3Options(**{**state["options"], "sets": tuple(state["options"]["sets"]),
+                            "generators": tuple(state["options"]["generators"])}) if "options" in state else opts
     p3 = cfg.cet.phase3
     generators = list(opts.generators or p3.generators)
     if not generators:
         raise CetError("Phase 3 needs at least one generator (cet.phase3.generators)")
-    learner = opts.learner or p3.learner
-    samples = p3.samples if opts.samples is None else opts.samples
+    check_generators(generators)
+    opts = replace(opts, generators=tuple(generators), learner=opts.learner or p3.learner,
+                   samples=p3.samples if opts.samples is None else opts.samples)
+    state["options"] = asdict(opts)
     train, dev = setups(cfg, opts, retriever)
-    state = _load_state(run.path)
     playbook = Playbook.load(run.path / PLAYBOOK_DIR) if (run.path / PLAYBOOK_DIR).is_dir() else \
         starting_playbook(cfg, opts)
-    cet = start_model(cfg, opts)
     rounds: list[dict[str, Any]] = list(state.get("rounds", []))
+    best = state.get("best")
+    cet = CETModel.load(run.path / f"round-{best['round']}" / "checkpoint", cfg, trainable=True) \
+        if best and best["round"] else start_model(cfg, opts)
+    if best is None:
+        playbook.save(run.path / PLAYBOOK_DIR)  # the starting version, so every version is on disk
+        on_step(f"phase 3: dev score of the starting CET on {len(dev)} tasks")
+        best = {"round": 0, "playbook_version": playbook.version,
+                **dev_score(cfg, cet, playbook, dev, generators, run, 0, on_step)}
+    state.update(best=best, rounds=rounds)
+    _save_state(run.path, state)
     stats: list[dict[str, Any]] = []
-    on_step(f"phase 3: dev score of the starting CET on {len(dev)} tasks")
-    best = state.get("best") or {"round": 0, **dev_score(cfg, cet, playbook, dev, generators, run, 0, on_step)}
-    _save_state(run.path, {**state, "best": best, "rounds": rounds})
-    stopped = None
     for r in range(len(rounds) + 1, opts.rounds + 1):
+        if state.get("stopped"):
+            break
+        marks = state.setdefault("steps", {}).setdefault(f"r{r}", {})
+
         on_step(f"phase 3: round {r}: candidate contexts for {len(train)} tasks")
-        works = candidate_works(cfg, cet, train, playbook, samples, r)
+        works = round_candidates(cfg, cet, train, playbook, opts.samples or 0, r, run.path / f"round-{r}")
         records, s = roll_out(cfg, works, generators, run.path / ROLLOUTS, round_=r, max_tokens=p3.max_tokens,
                               on_step=on_step)
         stats.append({"round": r, "pass": "candidates", **s.to_dict()})
         wanted = {(w.view.task.id, c.key) for w in works for c in w.candidates}
-        # failures are counted once: from the rollouts made in this round
-        playbook = playbook.apply(failure_delta([x for x in records if x["round"] == r], playbook))
-        playbook.save(run.path / PLAYBOOK_DIR)
-        works = [Work(w.view, TaskSetup(w.view, s_.hits).input(cfg, playbook), []) for w, s_ in zip(works, train,
-                                                                                                     strict=True)]
+        # failures are counted once: from this round's candidate rollouts
+        playbook = updated(run, state, marks, "failures", playbook, failure_delta,
+                           [x for x in records if x["round"] == r and (x["task_id"], x["key"]) in wanted])
+        works = [Work(w.view, s_.input(cfg, playbook), []) for w, s_ in zip(works, train, strict=True)]
         for w in works:
             w.candidates = playbook_candidates(w.inp, playbook, rule_interface(f"{w.inp.interface}\n{w.inp.task}"))
             wanted |= {(w.view.task.id, c.key) for c in w.candidates}
@@ -152,26 +168,26 @@ def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
         # this round's candidates (a context rolled out in an earlier round is not rolled out again)
         round_records = [x for x in read_jsonl(run.path / ROLLOUTS) if (x["task_id"], x["key"]) in wanted]
         # an item's effect is counted once: from this round's rollouts that carried it, against raw's
-        playbook = playbook.apply(effect_delta([x for x in round_records if (x["items"] and x["round"] == r)
-                                                or x["candidate"] == "raw"], playbook))
-        playbook.save(run.path / PLAYBOOK_DIR)
+        playbook = updated(run, state, marks, "effects", playbook, effect_delta,
+                           [x for x in round_records if (x["items"] and x["round"] == r) or x["candidate"] == "raw"])
         groups = by_candidate(round_records, generators, p3.robustness_lambda)
-        inputs = {w.view.task.id: TaskSetup(w.view, s_.hits).input(cfg, playbook) for w, s_ in zip(works, train,
-                                                                                                    strict=True)}
-        on_step(f"phase 3: round {r}: training ({learner})")
-        training = learn(cfg, opts, cet, groups, inputs, learner, run.path / f"round-{r}", quiet)
+        inputs = {s_.view.task.id: s_.input(cfg, playbook) for s_ in train}
+        on_step(f"phase 3: round {r}: training ({opts.learner})")
+        training = learn(cfg, opts, cet, groups, inputs, opts.learner or p3.learner, run.path / f"round-{r}", quiet)
         score = dev_score(cfg, cet, playbook, dev, generators, run, r, on_step)
         improved = score["score"] > best["score"]
         rounds.append({"round": r, "training": training, "dev": score, "improved": improved,
                        "playbook_version": playbook.version})
         if improved:
             cet.save(run.path / f"round-{r}" / "checkpoint", "phase3", training.get("data_version"), round=r)
-            best = {"round": r, **score}
-        _save_state(run.path, {"best": best, "rounds": rounds})
-        if not improved:
-            stopped = f"round {r}'s dev score {score['score']} did not beat round {best['round']}'s {best['score']}"
-            break
-    final = finish(cfg, opts, cet, best, playbook, run)
+            best = {"round": r, "playbook_version": playbook.version, **score}
+        else:
+            state["stopped"] = (f"round {r}'s dev score {score['score']} did not beat round {best['round']}'s "
+                                f"{best['score']}")
+        state.update(best=best, rounds=rounds)
+        _save_state(run.path, state)
+    used = Playbook.load(run.path / PLAYBOOK_DIR / f"playbook-v{best['playbook_version']}.json")
+    final = finish(cfg, opts, best, used, run)
     repairs = None
     if p3.repair_rounds:
         # the raw task's failed attempts on the training tasks, repaired with the final CET's debugging contexts
@@ -181,24 +197,59 @@ def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
         repairer = CETModel.load(final, cfg)
         try:
             repairs = repair_failures(cfg, repairer, failed, {s_.view.task.id: s_.view for s_ in train},
-                                      {s_.view.task.id: s_.hits for s_ in train}, playbook, run.path / REPAIRS,
+                                      {s_.view.task.id: s_.hits for s_ in train}, used, run.path / REPAIRS,
                                       p3.repair_rounds, on_step)
         finally:
             repairer.close_engine()
     records = read_jsonl(run.path / ROLLOUTS) + read_jsonl(run.path / DEV_ROLLOUTS)
+    latest = Playbook.load(run.path / PLAYBOOK_DIR)
     result = {
-        "checkpoint": str(final), "generators": generators, "learner": learner, "samples": samples,
+        "checkpoint": str(final), "generators": generators, "learner": opts.learner, "samples": opts.samples,
+        "options": state["options"],
         "train_tasks": [s_.view.task.id for s_ in train], "dev_tasks": [s_.view.task.id for s_ in dev],
-        "rounds": rounds, "best_round": best["round"], "dev_best": best, "early_stop": stopped,
+        "rounds": rounds, "best_round": best["round"], "dev_best": best, "early_stop": state.get("stopped"),
         "rollout_stats": stats, "rollouts": len(records),
         "by_candidate": candidate_summary(records, generators),
-        "failure_patterns": pattern_table(records), "playbook": {"version": playbook.version,
-                                                                  "items": item_table(playbook)},
+        "failure_patterns": pattern_table(records),
+        # the playbook the saved CET reads (the best round's), and the latest the mining reached
+        "playbook": {"version": used.version, "items": item_table(used)},
+        "playbook_latest": {"version": latest.version, "items": item_table(latest)},
         "repairs": repairs, "rollouts_file": str(run.path / ROLLOUTS),
     }
     run.log_metrics("phase3", {k: result[k] for k in ("best_round", "dev_best", "rollouts", "by_candidate")})
     cet.close_engine()
     return result
+
+
+def updated(run: RunDir, state: dict[str, Any], marks: dict[str, Any], step: str, playbook: Playbook,
+            delta: Callable[[Sequence[dict[str, Any]], Playbook], dict[str, Any]],
+            records: Sequence[dict[str, Any]]) -> Playbook:
+    """A playbook update made once: its version is marked done in the state; a resumed run reads that version back
+    instead of counting the same rollouts' evidence again."""
+    if step in marks:
+        return Playbook.load(run.path / PLAYBOOK_DIR / f"playbook-v{marks[step]}.json")
+    new = playbook.apply(delta(records, playbook))
+    new.save(run.path / PLAYBOOK_DIR)
+    marks[step] = new.version
+    _save_state(run.path, state)
+    return new
+
+
+SPEC_KINDS = ("gguf", "openai", "openai-compatible", "anthropic", "gemini", "hf")
+
+
+def check_generators(generators: Sequence[str]) -> None:
+    """Every generator names a model the team can open (a catalog name, a .gguf path or a provider spec): one clear
+    error before any work, not a run of failed rollouts."""
+    from cet.llm.catalog import CATALOG
+
+    for name in generators:
+        prefix, sep, rest = name.partition(":")
+        if name in CATALOG or name.lower().endswith(".gguf") or (sep and prefix.lower() in SPEC_KINDS
+                                                                    and rest.strip()):
+            continue
+        raise CetError(f"unknown generator {name!r}: name a catalog model ({', '.join(sorted(CATALOG))}), a .gguf "
+                       f"file or a provider spec ({', '.join(k + ':...' for k in SPEC_KINDS)})")
 
 
 # ------------------------------------------------------------------------------------------------------ setup
@@ -238,6 +289,29 @@ def starting_playbook(cfg: CetConfig, opts: Phase3Options) -> Playbook:
     """The playbook the starting CET was trained with (a Phase 3 checkpoint's), else an empty one."""
     where = Path(opts.start_from) if opts.start_from else Path(cfg.cet.checkpoints_dir) / "phase3"
     return Playbook.load(where / "playbook.json") if opts.start_from else Playbook()
+
+
+def round_candidates(cfg: CetConfig, cet: CETModel, train: Sequence[TaskSetup], playbook: Playbook, samples: int,
+                     round_: int, where: Path) -> list[Work]:
+    """The round's candidates, made once and kept in `where/candidates.jsonl` (a resumed round reads them back:
+    sampling the CET again could give other contexts)."""
+    path = where / "candidates.jsonl"
+    inputs = {s.view.task.id: s.input(cfg, playbook) for s in train}
+    if path.is_file():
+        kept: dict[str, list[Candidate]] = {}
+        for row in read_jsonl(path):
+            kept.setdefault(row["task_id"], []).append(
+                Candidate(row["name"], EngineeredContext.from_dict(row["context"]), tuple(row["items"])))
+        if set(kept) == set(inputs):
+            return [Work(s.view, inputs[s.view.task.id], kept[s.view.task.id]) for s in train]
+    works = candidate_works(cfg, cet, train, playbook, samples, round_)
+    where.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".jsonl.partial")
+    tmp.write_text("".join(json.dumps({"task_id": w.view.task.id, "name": c.name, "context": c.context.to_dict(),
+                                       "items": list(c.items)}, ensure_ascii=False) + "\n"
+                           for w in works for c in w.candidates), encoding="utf-8")
+    tmp.replace(path)
+    return works
 
 
 def candidate_works(cfg: CetConfig, cet: CETModel, train: Sequence[TaskSetup], playbook: Playbook, samples: int,
@@ -334,26 +408,27 @@ def dev_score(cfg: CetConfig, cet: CETModel, playbook: Playbook, dev: Sequence[T
         replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in inputs])
     finally:
         cet.close_engine()
-    works = []
+    works, keys = [], []
     for setup, inp, reply in zip(dev, inputs, replies, strict=True):
         ok = reply.parsed is not None and reply.error is None and reply.parsed.valid
         context = reply.parsed.context if ok else EngineeredContext()
-        cands = [Candidate("raw"), Candidate(f"dev-r{round_}" if ok else f"dev-r{round_}-failed", context)]
-        works.append(Work(setup.view, inp, cands))
+        mine = Candidate(f"dev-r{round_}" if ok else f"dev-r{round_}-failed", context)
+        works.append(Work(setup.view, inp, distinct([Candidate("raw"), mine]) if ok else [Candidate("raw")]))
+        keys.append((Candidate("raw").key, mine.key, ok))
     records, _ = roll_out(cfg, works, generators, run.path / DEV_ROLLOUTS, round_=round_,
                           max_tokens=cfg.cet.phase3.max_tokens, on_step=on_step)
     groups = by_candidate(records, generators, cfg.cet.phase3.robustness_lambda)
     cet_scores, raw_scores, passed = [], [], Counter()
-    for w in works:
+    for w, (raw_key, mine_key, ok) in zip(works, keys, strict=True):
         entries = {e["key"]: e for e in groups.get(w.view.task.id, [])}
-        raw, mine = entries.get(w.candidates[0].key), entries.get(w.candidates[1].key)
-        if raw is None or mine is None:
+        raw = entries.get(raw_key)
+        mine = entries.get(mine_key) if ok else None  # "nothing to add" is raw's prompt: raw's outcome
+        if raw is None or (ok and mine is None):
             continue
-        failed = w.candidates[1].name.endswith("-failed")  # a CET that failed scores nothing on the task
-        cet_scores.append(0.0 if failed else mine["robust"])
+        cet_scores.append(mine["robust"] if mine else 0.0)  # a CET that failed scores nothing on the task
         raw_scores.append(raw["robust"])
         for g in generators:
-            passed[f"cet:{g}"] += int(mine["passed"][g] and not failed)
+            passed[f"cet:{g}"] += int(bool(mine and mine["passed"][g]))
             passed[f"raw:{g}"] += int(raw["passed"][g])
     return {"score": round(fmean(cet_scores), 4) if cet_scores else 0.0,
             "raw": round(fmean(raw_scores), 4) if raw_scores else 0.0, "tasks": len(cet_scores),
@@ -363,13 +438,11 @@ def dev_score(cfg: CetConfig, cet: CETModel, playbook: Playbook, dev: Sequence[T
 # ----------------------------------------------------------------------------------------------------- results
 
 
-def finish(cfg: CetConfig, opts: Phase3Options, cet: CETModel, best: dict[str, Any], playbook: Playbook,
-           run: RunDir) -> Path:
-    """The best round's CET (the starting one when no round beat it) as data/cet/phase3, with the playbook."""
-    if best["round"]:
-        cet = CETModel.load(run.path / f"round-{best['round']}" / "checkpoint", cfg)
-    else:
-        cet = start_model(cfg, opts)
+def finish(cfg: CetConfig, opts: Phase3Options, best: dict[str, Any], playbook: Playbook, run: RunDir) -> Path:
+    """The best round's CET (the starting one when no round beat it) as data/cet/phase3, with the playbook it was
+    scored with."""
+    cet = CETModel.load(run.path / f"round-{best['round']}" / "checkpoint", cfg) if best["round"] else \
+        start_model(cfg, opts)
     version = cet.info.get("data_version")
     final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase3", "phase3", version, run_dir=str(run.path),
                      round=best["round"], playbook_version=playbook.version)

@@ -9,6 +9,7 @@ playbook items did when a context carried them. The result is a delta for `Playb
     effects         a rollout whose context carried an item, against the raw rollout of the same task and generator:
                     tried, helped (passed where raw failed), hurt (failed where raw passed)
     retirement      an item tried at least `retire_after` times whose hurt exceeds its help by `retire_margin` or more
+                    (at most half the active items in one update, the most harmful first; a lone item is kept)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from cet.data.playbook import CATALOGUE, FEATURES, Playbook, catalogue_item
+from cet.data.playbook import CATALOGUE, FEATURES, MAX_SHRINK, Playbook, catalogue_item
 
 NOT_FAILURES = frozenset({"passed", "no-code"})
 
@@ -108,14 +109,17 @@ def effect_delta(records: Sequence[dict[str, Any]], playbook: Playbook, retire_a
     """The effects of the items these records carried, merged; items whose cumulative harm outweighs their help by
     `retire_margin` after `retire_after` tries retired."""
     effects = item_effects(records, playbook)
-    retire = []
+    harmful = []
     for item_id, e in effects.items():
         item = playbook.items[item_id]
         tried = item.evidence.get("tried", 0) + e["tried"]
         net = item.net + e["helped"] - e["hurt"]
         if item.status == "active" and tried >= retire_after and -net >= retire_margin:
-            retire.append(item_id)
-    return {"evidence": effects, "retire": retire}
+            harmful.append((net, item_id))
+    # at most the share of the active items one update may retire (the playbook refuses more): the most harmful
+    # first; the rest wait for the next update
+    cap = int(MAX_SHRINK * len(playbook.active()))
+    return {"evidence": effects, "retire": [item_id for _, item_id in sorted(harmful)[:cap]]}
 
 
 def item_table(playbook: Playbook) -> list[dict[str, Any]]:

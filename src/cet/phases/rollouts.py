@@ -31,6 +31,7 @@ from typing import Any
 from cet.config import CetConfig
 from cet.data.playbook import Playbook, task_features
 from cet.data.task_input import TaskView
+from cet.errors import CetError
 from cet.execution.failures import classify_failure, failure_pattern
 from cet.execution.result import ExecutionResult
 from cet.llm.base import Message
@@ -122,12 +123,13 @@ class RolloutStats:
     cached: int = 0
     seconds: float = 0.0
     skipped_lines: int = 0
+    failed_requests: int = 0  # generator requests that failed: nothing recorded, retried by the next run
 
     def to_dict(self) -> dict[str, Any]:
         per_hour = round(self.rollouts / self.seconds * 3600, 1) if self.seconds and self.rollouts else None
         return {"rollouts": self.rollouts, "generated": self.generated, "cached": self.cached,
                 "seconds": round(self.seconds, 1), "rollouts_per_hour": per_hour,
-                "skipped_lines": self.skipped_lines}
+                "skipped_lines": self.skipped_lines, "failed_requests": self.failed_requests}
 
 
 def roll_out(cfg: CetConfig, works: Sequence[Work], generators: Sequence[str], path: Path, *, round_: int,
@@ -145,21 +147,22 @@ def roll_out(cfg: CetConfig, works: Sequence[Work], generators: Sequence[str], p
     parts = [todo[i:i + batch] for i in range(0, len(todo), batch)]
     started = time.perf_counter()
 
-    def keep(records: list[dict[str, Any]]) -> None:
+    def keep(records: list[dict[str, Any]], asked: int) -> None:
         for record in records:
             append_jsonl(path, record)
             stats.rollouts += 1
             stats.cached += int(record.get("cached") is True)
             stats.generated += int(record.get("cached") is False)
+        stats.failed_requests += asked - len(records)
         on_step(f"phase 3: rollouts {stats.rollouts}/{len(todo)}")
 
     if parts and cfg.cet.phase3.ray_address:
-        for records in ray_parts(cfg, parts, round_, max_tokens):
-            keep(records)
+        for part, records in ray_parts(cfg, parts, round_, max_tokens):
+            keep(records, len(part))
     elif parts:
         with Team(cfg) as team, sandbox_executor(cfg) as executor:
             for part in parts:
-                keep(roll_part(team, executor, part, round_, max_tokens))
+                keep(roll_part(team, executor, part, round_, max_tokens), len(part))
     stats.seconds = time.perf_counter() - started
     ids = {w.view.task.id for w in works}
     return [r for r in read_jsonl(path) if r["task_id"] in ids], stats
@@ -178,27 +181,37 @@ def roll_part(team: Team, executor: Any, part: Sequence[tuple[Work, Candidate, s
                                         if code])))
     records = []
     for (w, c, g), reply, code in zip(part, replies, codes, strict=True):
-        record = rollout_record(w, c, g, reply, code, next(runs) if code else None, round_)
+        result = next(runs) if code else None
+        if not reply.ok:
+            continue  # the request itself failed (model, budget, interrupt): no verdict, retried on the next run
+        record = rollout_record(w, c, g, reply, code, result, round_)
         record["cached"] = reply.completion.cached if reply.completion is not None else None
         records.append(record)
     return records
 
 
 def ray_parts(cfg: CetConfig, parts: Sequence[Sequence[tuple[Work, Candidate, str]]], round_: int,
-              max_tokens: int) -> Iterator[list[dict[str, Any]]]:
+              max_tokens: int) -> Iterator[tuple[Sequence[Any], list[dict[str, Any]]]]:
     """The batches as Ray tasks (`cet.phase3.ray_cpus_per_task` CPUs each, as many at once as the cluster holds);
     the records of each as it ends."""
     import ray
+    from ray.exceptions import RayError
 
     address = cfg.cet.phase3.ray_address
-    if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True)
-    task = ray.remote(num_cpus=cfg.cet.phase3.ray_cpus_per_task)(_ray_part)
-    pending = [task.remote(cfg.model_dump(mode="json"), list(part), round_, max_tokens) for part in parts]
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(ready[0])
+    started = not ray.is_initialized()
+    try:
+        if started:
+            ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False)
+        task = ray.remote(num_cpus=cfg.cet.phase3.ray_cpus_per_task)(_ray_part)
+        pending = {task.remote(cfg.model_dump(mode="json"), list(part), round_, max_tokens): part for part in parts}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            yield pending.pop(ready[0]), ray.get(ready[0])
+    except (RayError, ConnectionError) as e:
+        raise CetError(f"rollouts on the Ray cluster {address!r} failed: {str(e).splitlines()[0]}") from None
+    finally:
+        if started:
+            ray.shutdown()  # a cluster this run started (or joined) is left as it was found
 
 
 def _ray_part(cfg_data: dict[str, Any], part: list[tuple[Work, Candidate, str]], round_: int,
