@@ -74,11 +74,12 @@ BUDGETS = {
     # 0.5B passed 2 (measured), at about the same cost per answer on 2 cores
     # make run with 3 questions (fresh cache, idle cores): 14:49 wall, Phase 1 135 s, evaluation 611 s, peak 3,983
     # MiB; it accepted 0 of 3 (Phase 2 then has no partial-code or bug pairs), so the default asks 8
-    # Phase 3's demonstration (2 rollout tasks, 1 dev task, both generators) costs ~8 minutes: Phase 1 asks 4
-    # questions instead of 8 and the evaluation takes 4 tasks (8 conditions) instead of 6 to keep the 30 minutes
+    # Phase 3's demonstration (1 rollout task, 1 dev task, both generators, the repair) costs ~5 minutes (an
+    # estimate from ~10 s a 0.5B and ~30 s a 1.5B generation): Phase 1 asks 4 questions instead of 8 and the
+    # evaluation takes 4 tasks (8 conditions) instead of 6 to keep the 30 minutes
     "default": Budget(documents=250, reference_runs=None, phase1_rounds=1, phase1_questions=4, phase2_tasks=6,
                       eval_tasks=4, judges=("smollm2-135m-instruct",), phase2_epochs=1.0,
-                      teachers=("qwen2.5-coder-1.5b-instruct",), phase3_tasks=2, phase3_dev_tasks=1,
+                      teachers=("qwen2.5-coder-1.5b-instruct",), phase3_tasks=1, phase3_dev_tasks=1,
                       phase3_samples=0),
     # the full held-out evaluation (150 tasks x 6 conditions): hours on 2 cores, minutes on a GPU machine
     "large": Budget(documents=None, reference_runs=None, phase1_rounds=3, phase1_questions=16, phase2_tasks=60,
