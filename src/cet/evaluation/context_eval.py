@@ -136,7 +136,8 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
     inputs = [cet_input(v, h, budget=cfg.cet.input_tokens) for v, h in zip(views, hits, strict=True)]
     noisy_views = [task_view(v.task, cfg.exec.visible_tests, degrade(v.statement, "noise", random.Random(
         f"{cfg.run.seed}:{v.task.id}"), chatter=EVAL_CHATTER)) for v in views] if opts.noise else []
-    noisy_inputs = [cet_input(v, h, budget=cfg.cet.input_tokens) for v, h in zip(noisy_views, hits, strict=True)]
+    noisy_inputs = [cet_input(v, h, budget=cfg.cet.input_tokens) for v, h in zip(noisy_views, hits, strict=True)] \
+        if opts.noise else []
 
     on_step(f"context eval: engineering contexts for {len(views)} tasks")
     target = target_of([c for c in opts.conditions if c not in skipped_cets(cfg, opts)])

@@ -178,8 +178,10 @@ def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
         improved = score["score"] > best["score"]
         rounds.append({"round": r, "training": training, "dev": score, "improved": improved,
                        "playbook_version": playbook.version})
+        # every round's CET is kept in its run directory (with the playbook it read); the best one is the product
+        kept = cet.save(run.path / f"round-{r}" / "checkpoint", "phase3", training.get("data_version"), round=r)
+        playbook.save(kept)
         if improved:
-            cet.save(run.path / f"round-{r}" / "checkpoint", "phase3", training.get("data_version"), round=r)
             best = {"round": r, "playbook_version": playbook.version, **score}
         else:
             state["stopped"] = (f"round {r}'s dev score {score['score']} did not beat round {best['round']}'s "
