@@ -162,6 +162,10 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     recall_row = next(line for line in report.splitlines() if line.startswith("| recall of the hidden tests' facts"))
     assert recall_row.split("|")[2].strip() != "–"  # the hidden-fact recall of raw is a number
     assert Path(result["run_dir"], "plots", "pass_rate.png").is_file()
+    quiet = run_cet("eval", "context", "--tasks", "2", "--conditions", "raw,rule_based,cet_phase3", "--no-noise",
+                    "--json", env=env)  # without the noisy copies (no noise-reduction metric)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "noise_reduction" not in json.loads(quiet.stdout)["intrinsic"]["cet_phase3"]
 
 
 def test_bad_input_is_one_clear_error(workspace, run_cet, tmp_path: Path):
