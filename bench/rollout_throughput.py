@@ -2,7 +2,7 @@
 
   rollouts    the first --tasks training tasks Phase 3 would draw, each with the raw and the template candidate,
               through `phases.rollouts.roll_out` (generator prompt, code extraction, the sandbox on the hidden tests,
-              failure pattern, reward), the response cache off, into a scratch rollouts file per setting
+              failure pattern, reward), a fresh empty response cache and rollouts file per setting
   sequential  llm.n_parallel = 1, one prompt handed to the team at a time (batch 1): the baseline
   batched     llm.n_parallel = --parallel slots and --batch prompts handed to the team at once (llama.cpp decodes
               the requests in its slots together); the sandbox runs exec.workers solutions at a time
@@ -34,9 +34,12 @@ from common import log, ratio, run_and_report
 
 
 def measure(works: list[Work], generator: str, slots: int, batch: int) -> dict[str, Any]:
-    cfg = load_config(llm={"n_parallel": slots, "cache_path": None})
     with tempfile.TemporaryDirectory(prefix="cet-rollouts-") as scratch:
+        # a fresh, empty response cache per setting (an override of None would keep the configured one)
+        cfg = load_config(llm={"n_parallel": slots, "cache_path": str(Path(scratch) / "cache.sqlite")})
         records, stats = roll_out(cfg, works, [generator], Path(scratch) / "rollouts.jsonl", round_=1, batch=batch)
+    if stats.cached:
+        raise SystemExit(f"{stats.cached} replies came from a cache: the measurement would be void")
     load = os.getloadavg()[0]
     return {"n_parallel": slots, "batch": batch, **stats.to_dict(), "load": round(load, 2),
             "verdicts": {f"{r['task_id']}|{r['candidate']}": r["passed"] for r in records}}
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_report(result: dict[str, Any]) -> None:
-    print(f"Phase 3 rollouts on {result['generator']}, {result['tasks']} training tasks x (raw, template), cache off")
+    print(f"Phase 3 rollouts on {result['generator']}, {result['tasks']} training tasks x (raw, template), a fresh cache each")
     for name in ("sequential", "batched"):
         s = result[name]
         print(f"{name:>10}: n_parallel {s['n_parallel']}, batch {s['batch']}: {s['rollouts']} rollouts in "
