@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_report(result: dict[str, Any]) -> None:
-    print(f"Phase 3 rollouts on {result['generator']}, {result['tasks']} training tasks x (raw, template), a fresh cache each")
+    print(f"Phase 3 rollouts on {result['generator']}, {result['tasks']} training tasks x (raw, template), "
+          "a fresh cache each")
     for name in ("sequential", "batched"):
         s = result[name]
         print(f"{name:>10}: n_parallel {s['n_parallel']}, batch {s['batch']}: {s['rollouts']} rollouts in "

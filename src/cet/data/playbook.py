@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cet.data.task_input import TaskView
 from cet.errors import CetError
 
 MAX_SHRINK = 0.5  # at most this share of the active items may be retired by one update
@@ -77,6 +78,11 @@ def task_features(statement: str, interface: str = "", visible_tests: str = "") 
     return frozenset(found)
 
 
+def view_features(view: TaskView) -> frozenset[str]:
+    """`task_features` of a task view: its statement, its interface (else the task's signature), its visible tests."""
+    return task_features(view.statement, view.interface or view.task.signature or "", view.visible_tests)
+
+
 @dataclass
 class PlaybookItem:
     id: str
@@ -114,6 +120,10 @@ class Playbook:
 
     def texts_for(self, statement: str, interface: str = "", visible_tests: str = "") -> tuple[str, ...]:
         return tuple(item.text for item in self.matching(task_features(statement, interface, visible_tests)))
+
+    def texts_for_view(self, view: TaskView) -> tuple[str, ...]:
+        """The matching items' texts for a task as every condition sees it (what the CET reads with them)."""
+        return tuple(item.text for item in self.matching(view_features(view)))
 
     def apply(self, delta: Mapping[str, Any]) -> Playbook:
         """A new version: `delta` = {"add": [PlaybookItem-as-dict], "evidence": {id: {count: +n}},

@@ -279,7 +279,7 @@ def skipped_cets(cfg: CetConfig, opts: ContextEvalOptions) -> dict[str, str]:
 def with_playbook(views: Sequence[TaskView], inputs: Sequence[CETInput], playbook: Playbook) -> list[CETInput]:
     """The inputs as the CET after Phase 3 reads them: with the playbook items that match each task (a noisy copy,
     index len(views)+i, gets task i's)."""
-    texts = [playbook.texts_for(v.statement, v.interface or v.task.signature or "", v.visible_tests) for v in views]
+    texts = [playbook.texts_for_view(v) for v in views]
     return [replace(inp, playbook=texts[i % len(views)]) for i, inp in enumerate(inputs)]
 
 

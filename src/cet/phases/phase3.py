@@ -105,8 +105,7 @@ class TaskSetup:
     def input(self, cfg: CetConfig, playbook: Playbook) -> CETInput:
         """What the CET reads: the evaluation's input, plus the playbook items that match the task."""
         inp = cet_input(self.view, self.hits, budget=cfg.cet.input_tokens)
-        return replace(inp, playbook=playbook.texts_for(self.view.statement, self.view.interface
-                                                        or self.view.task.signature or "", self.view.visible_tests))
+        return replace(inp, playbook=playbook.texts_for_view(self.view))
 
 
 def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,

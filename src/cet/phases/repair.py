@@ -61,12 +61,10 @@ def repair_failures(cfg: CetConfig, cet: CETModel, failed: Sequence[dict[str, An
             break
         on_step(f"phase 3: repair round {k}: {len(todo)} failed attempts")
         inputs = []
-        for task_id, _ in todo:
-            inp = cet_input(views[task_id], hits.get(task_id, []), code=state[(task_id, _)]["code"],
-                            error=state[(task_id, _)]["report"], budget=cfg.cet.input_tokens)
-            view = views[task_id]
-            inputs.append(replace(inp, playbook=playbook.texts_for(view.statement, view.interface or
-                                                                   view.task.signature or "", view.visible_tests)))
+        for key in todo:
+            inp = cet_input(views[key[0]], hits.get(key[0], []), code=state[key]["code"], error=state[key]["report"],
+                            budget=cfg.cet.input_tokens)
+            inputs.append(replace(inp, playbook=playbook.texts_for_view(views[key[0]])))
         try:
             replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in inputs])
         finally:

@@ -29,7 +29,7 @@ from statistics import fmean, pvariance
 from typing import Any
 
 from cet.config import CetConfig
-from cet.data.playbook import Playbook, task_features
+from cet.data.playbook import Playbook, view_features
 from cet.data.task_input import TaskView
 from cet.errors import CetError
 from cet.execution.failures import classify_failure, failure_pattern
@@ -71,8 +71,7 @@ class Work:
 
     @property
     def features(self) -> frozenset[str]:
-        return task_features(self.view.statement, self.view.interface or self.view.task.signature or "",
-                             self.view.visible_tests)
+        return view_features(self.view)
 
 
 def distinct(candidates: Iterable[Candidate]) -> list[Candidate]:
