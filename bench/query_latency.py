@@ -2,6 +2,8 @@
 
 For each size, builds a fresh SQLiteStore in a temporary directory and a fresh database on a private
 local PostgreSQL with pgvector (started here, stopped at the end), loads the same corpus into both
+(the SQLite file is searched twice: "sqlite" with its keyword half in the Tantivy index, "sqlite-fts5" with
+SQLite FTS5 as before issue 14, the baseline measured in the same rounds)
 (real chunks and vectors from data/kb.sqlite, grown synthetically, see bench/corpus.py), and times
 per query, p50/p99, warm: BM25 (k=50), exact vector search (k=10), HNSW vector search (k=10), and
 hybrid retrieval through HybridRetriever.ranked (BM25 50 + vectors 50, k=10; with the configured
@@ -86,13 +88,14 @@ def load_sqlite(path: Path, corpus: Corpus, model: str, probe: np.ndarray, cfg: 
 
     def open_store() -> SQLiteStore:
         return SQLiteStore(path, ann_threshold=1, hnsw_m=cfg.hnsw_m, hnsw_ef_construction=cfg.hnsw_ef_construction,
-                           hnsw_ef_search=cfg.hnsw_ef_search)
+                           hnsw_ef_search=cfg.hnsw_ef_search, keyword_index_threshold=1)
 
     store = open_store()
     store.bind_embedding_model(model, int(corpus[2].shape[1]))
     write_s = write_corpus(store, corpus, model)
     _, cache_s = timed(lambda: store.vector_search(probe, 10, NO_FILTERS, exact=True))  # reads the matrix
     _, build_s = timed(lambda: store.vector_search(probe, 10, NO_FILTERS))  # builds and saves the index
+    _, keyword_build_s = timed(lambda: store.keyword_search("index build probe", 10, NO_FILTERS))  # Tantivy
     reopened = open_store()
     try:
         _, reload_cache_s = timed(lambda: reopened.vector_search(probe, 10, NO_FILTERS, exact=True))
@@ -105,7 +108,18 @@ def load_sqlite(path: Path, corpus: Corpus, model: str, probe: np.ndarray, cfg: 
         "hnsw_build_s": build_s, "hnsw_load_from_disk_s": reload_s, "vector_cache_reload_s": reload_cache_s,
         "load_total_s": write_s + cache_s + build_s, "chunks_per_s_incl_index": n / (write_s + cache_s + build_s),
         "db_bytes": path.stat().st_size, "hnsw_file_bytes": Path(f"{path}.hnsw").stat().st_size,
+        "tantivy_build_s": keyword_build_s,
+        "tantivy_bytes": sum(f.stat().st_size for f in Path(f"{path}.tantivy").rglob("*") if f.is_file()),
     }
+
+
+def fts5_twin(path: Path, cfg: KnowledgeConfig) -> Any:
+    """The same SQLite file opened with its keyword search on FTS5 (the baseline before issue 14)."""
+    from cet.knowledge.stores.sqlite import SQLiteStore
+
+    return SQLiteStore(path, ann_threshold=1, hnsw_m=cfg.hnsw_m, hnsw_ef_construction=cfg.hnsw_ef_construction,
+                       hnsw_ef_search=cfg.hnsw_ef_search, keyword_index_threshold=10**12,
+                       bm25_common_fraction=cfg.bm25_common_fraction)
 
 
 def load_pgvector(url: str, corpus: Corpus, model: str, cfg: KnowledgeConfig) -> tuple[Any, dict]:
@@ -231,7 +245,10 @@ def bench_size(
         try:
             if sqlite:
                 stores["sqlite"], out["load"]["sqlite"] = load_sqlite(tmp / "kb.sqlite", corpus, model, vectors[0], cfg)
-                log(f"[{n}] sqlite loaded: {_load_line(out['load']['sqlite'])}")
+                stores["sqlite-fts5"] = fts5_twin(tmp / "kb.sqlite", cfg)
+                out["load"]["sqlite-fts5"] = out["load"]["sqlite"]
+                log(f"[{n}] sqlite loaded: {_load_line(out['load']['sqlite'])}, Tantivy build "
+                    f"{out['load']['sqlite']['tantivy_build_s']:.1f} s")
             if pg_url is not None:
                 db_url = fresh_database(pg_url, database)
                 stores["pgvector"], out["load"]["pgvector"] = load_pgvector(db_url, corpus, model, cfg)
@@ -252,6 +269,13 @@ def bench_size(
                for f in fusions}}
         for s, r in results.items()
     }
+    if {"sqlite", "sqlite-fts5"} <= results.keys():  # how far the two keyword engines agree
+        tv, fts = results["sqlite"], results["sqlite-fts5"]
+        out["keyword_agreement"] = {
+            "bm25_top10_tantivy_vs_fts5": recall_at_10(tv["bm25"], fts["bm25"]),
+            **{f"hybrid {f}, Tantivy vs FTS5 (exact vectors)": recall_at_10(tv[hybrid_mode(f, True)],
+                                                                          fts[hybrid_mode(f, True)])
+               for f in fusions}}
     return out
 
 
@@ -296,11 +320,12 @@ def print_size(res: dict[str, Any], embed: dict[str, dict[str, float]], fusions:
     print(f"\n== {res['chunks']:,} chunks in {res['documents']:,} documents "
           f"({res['real_chunks']:,} real, {res['chunks'] - res['real_chunks']:,} synthetic) ==")
     header = f"{'':24}" + "".join(f"{s + ' p50 / p99 ms':>26}" for s in stores)
-    print(header + (f"{'pgvector/sqlite p50':>22}" if len(stores) == 2 else ""))
+    both = "pgvector" in stores and "sqlite" in stores
+    print(header + (f"{'pgvector/sqlite p50':>22}" if both else ""))
     for mode, label in mode_labels(fusions).items():
         cells = "".join(_cell(res["latency"][s].get(mode)) for s in stores)
         extra = ""
-        if len(stores) == 2 and all(mode in res["latency"][s] for s in stores):
+        if both and all(mode in res["latency"][s] for s in stores):
             pg_over_sqlite = ratio(res["latency"]["pgvector"][mode]["p50_ms"], res["latency"]["sqlite"][mode]["p50_ms"])
             extra = f"{pg_over_sqlite:>21.2f}x"
         print(f"{label:24}{cells}{extra}")
@@ -319,7 +344,18 @@ def print_size(res: dict[str, Any], embed: dict[str, dict[str, float]], fusions:
         print(f"{s}: load without embedding {load['write_s']:.1f} s = {load['write_chunks_per_s']:.0f} chunks/s; "
               f"HNSW build {load['hnsw_build_s']:.1f} s{extra}; incl. index {load['chunks_per_s_incl_index']:.0f} "
               f"chunks/s; {load['db_bytes'] / 2**20:.0f} MiB")
-    if len(stores) == 2:
+    if {"sqlite", "sqlite-fts5"} <= set(stores):
+        tv, fts = res["latency"]["sqlite"], res["latency"]["sqlite-fts5"]
+        hybrid = hybrid_mode(fusions[0])
+        agree = res.get("keyword_agreement", {})
+        bm25_speedup = ratio(fts["bm25"]["p50_ms"], tv["bm25"]["p50_ms"])
+        hybrid_speedup = ratio(fts[hybrid]["p50_ms"], tv[hybrid]["p50_ms"])
+        print(f"Tantivy vs FTS5 (same file, same rounds): BM25 p50 {bm25_speedup:.1f}x faster, hybrid {fusions[0]} "
+              f"p50 {hybrid_speedup:.1f}x faster; "
+              + ", ".join(f"{k} {v:.3f}" for k, v in agree.items())
+              + f"; Tantivy build {res['load']['sqlite']['tantivy_build_s']:.1f} s, "
+              f"{res['load']['sqlite']['tantivy_bytes'] / 2**20:.0f} MiB")
+    if "pgvector" in stores and "sqlite" in stores:
         sq, pg = res["load"]["sqlite"], res["load"]["pgvector"]
         print(f"pgvector/sqlite: write throughput {ratio(pg['write_chunks_per_s'], sq['write_chunks_per_s']):.2f}x, "
               f"HNSW build time {ratio(pg['hnsw_build_s'], sq['hnsw_build_s']):.2f}x")
@@ -341,7 +377,7 @@ def print_report(result: dict[str, Any]) -> None:
           "against exact (retrieval only, query vector given):")
     if not goal["evaluated"]:
         print(f"  not evaluated: {goal['reason']}")
-    for store in ("sqlite", "pgvector"):
+    for store in ("sqlite", "sqlite-fts5", "pgvector"):
         if store in goal:
             g = goal[store]
             verdicts = "; ".join(

@@ -135,6 +135,30 @@ def test_ingest_missing_path(run_cet: Run, tmp_path: Path) -> None:
     assert not db.exists(), "nothing is created for a bad path"
 
 
+def test_ingest_of_a_file_that_is_no_posts_dump_fails_in_one_line(run_cet: Run, tmp_path: Path) -> None:
+    import gzip
+
+    db = tmp_path / "kb.sqlite"
+    for name, data in (("empty.xml", b""), ("Posts.xml.gz", gzip.compress(b"<posts/>")), ("notes.txt", b"hi\n")):
+        (tmp_path / name).write_bytes(data)
+        result = run_cet("kb", "ingest", "--source", "stackexchange", str(tmp_path / name), "--db", str(db))
+        assert_user_error(result, "not a Posts.xml")
+    assert not db.exists(), "nothing is created for a file that is no dump"
+
+
+def test_search_reads_a_store_without_writing_to_it(built: tuple[Path, dict], run_cet: Run,
+                                                    tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy.sqlite"
+    shutil.copyfile(built[0], copy)
+    before = (copy.read_bytes(), copy.stat().st_mtime_ns)
+    result = run_cet("kb", "search", "lantern", "--db", str(copy), "--json")
+    assert result.returncode == 0, result.stderr
+    assert (copy.read_bytes(), copy.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.sqlite"]
+
+
 def test_ingest_unknown_source(run_cet: Run, tmp_path: Path, core_exercism: Path) -> None:
     result = run_cet("kb", "ingest", "--source", "nope", str(core_exercism), "--db", str(tmp_path / "kb.sqlite"))
     message = assert_user_error(result, "unknown source", code=2)

@@ -272,3 +272,17 @@ def test_real_python_docs_tree() -> None:
     assert sum(len(d.metadata["apis"]) for d in docs) > 8_000
     assert "library/itertools.rst.txt" in files and "tutorial/index.rst.txt" in files
     assert not any(d.text.startswith(("===", "---", "***")) for d in docs), "adornments are cleaned"
+
+
+def test_a_link_to_a_file_outside_the_tree_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secret.md").write_text("# Secret\n\nA private note kept outside the docs.\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "page.md").write_text("# Page\n\nPublic text of the documentation.\n")
+    (docs / "alias.md").symlink_to(docs / "page.md")
+    (docs / "leak.md").symlink_to(tmp_path / "secret.md")
+    records = list(read_docs(docs))
+    skipped = [(r.path, r.reason) for r in records if isinstance(r, SkippedRecord)]
+    assert skipped == [("leak.md", "symbolic link to a file outside the tree (not read)")]
+    assert not any("private note" in r.text for r in records if isinstance(r, Document))
+    assert {r.path for r in records if isinstance(r, Document)} == {"alias.md", "page.md"}

@@ -71,7 +71,7 @@ def test_front_matter_becomes_metadata(records: list[Document | SkippedRecord]) 
     assert doc.title == "Add Two Numbers with a Function"
     assert doc.source == "freecodecamp" and doc.format == "markdown" and doc.path == ADD + ".md"
     assert doc.metadata == {
-        "licence": "BSD-3-Clause (freeCodeCamp curriculum)",
+        "licence": "CC BY-SA 4.0 (freeCodeCamp.org curriculum content)",
         "challenge_id": "5e7b9f0a1c2d3e4f5a6b7c8d",
         "challenge_type": 1,
         "dashed_name": "add-two-numbers-with-a-function",
@@ -121,8 +121,7 @@ def test_quiz_challenge_lists_question_answers_and_solution(records: list) -> No
     doc = _docs(records)[f"freecodecamp:{QUIZ}#statement"]
     question = "## Question\n\nWhat does this program print?\n\n```python\nx = 4\nx = x + 1\nprint(x)\n```"
     assert question in doc.text
-    assert "Answer 1:\n\n4\n\nAnswer 2:\n\n5\n\nAnswer 3:\n\nx + 1" in doc.text
-    assert doc.text.endswith("## Correct answer\n\n2")
+    assert doc.text.endswith("Answer 1:\n\n4\n\nAnswer 2 (correct):\n\n5\n\nAnswer 3:\n\nx + 1")
     assert doc.metadata["tests_present"] is False and doc.metadata["challenge_type"] == 11
 
 
@@ -160,7 +159,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path: Path) -> None:
     (block / "a-no-front-matter.md").write_text("# --description--\n\nNo front matter.\n")
     (block / "b-list-front-matter.md").write_text("---\n- just\n- a list\n---\n\n# --description--\n\nx\n")
     (block / "c-unclosed.md").write_text("---\ntitle: never closed\n\n# --description--\n")
-    (block / "d-no-description.md").write_text(_challenge(body="# --instructions--\n\nDo it.\n"))
+    (block / "d-no-description.md").write_text(_challenge(body="# --hints--\n\nA hint only.\n"))
     (block / "e-latin1.md").write_bytes(_challenge(body="# --description--\n\ncaf\xe9\n").encode("latin-1"))
     (block / "f-binary.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
     (block / "g-huge.md").write_text(_challenge(body="# --description--\n\n" + "x" * 1_100_000))
@@ -172,11 +171,12 @@ def test_bad_files_are_skipped_with_reasons(tmp_path: Path) -> None:
         "a-no-front-matter": "no YAML front matter",
         "b-list-front-matter": "front matter is not a YAML mapping",
         "c-unclosed": "front matter is never closed with ---",
-        "d-no-description": "no # --description-- section",
+        "d-no-description": reasons["d-no-description"],
         "e-latin1": reasons["e-latin1"],
         "f-binary": "binary file (contains NUL bytes)",
         "g-huge": reasons["g-huge"],
     }
+    assert reasons["d-no-description"].startswith("no content section")
     assert reasons["e-latin1"].startswith("not UTF-8")
     assert reasons["g-huge"].startswith("file too large")
     [doc] = _docs(records).values()
@@ -205,3 +205,106 @@ def test_single_file_path(tmp_path: Path) -> None:
 def test_missing_path_raises_cet_error(tmp_path: Path) -> None:
     with pytest.raises(CetError, match="freeCodeCamp curriculum not found"):
         read_freecodecamp(tmp_path / "missing")
+
+
+# ----------------------------------------------------------------------------- today's formats, real files
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "freecodecamp"
+BLOCKS = "curriculum/challenges/english/blocks"
+
+
+@pytest.fixture(scope="module")
+def real() -> dict[str, Document]:
+    if not (REAL / BLOCKS).is_dir():
+        pytest.skip(f"real freeCodeCamp files not found at {REAL} (../shared/data/freecodecamp)")
+    records = list(read_freecodecamp(REAL / "curriculum" / "challenges"))
+    assert not _skips(records)  # every one of today's formats is read
+    return {d.doc_id.removeprefix(f"freecodecamp:{BLOCKS}/"): d for d in _docs(records).values()}
+
+
+def test_a_quiz_keeps_every_question_with_its_answer_and_distractors(real: dict[str, Document]) -> None:
+    text = real["quiz-basic-html/66df3b712c41c499e9d31e5b#statement"].text  # 26 KB: was one sentence
+    assert text.count("### Question ") == 80 and text.count("Answer (correct):") == 80
+    assert text.count("Distractor ") == 240 and len(text) > 20_000
+    assert ("How does the `loop` attribute work inside the `audio` element?\n\nAnswer (correct):\n\nIt starts the "
+            "audio again once it is finished.\n\nDistractor 1:\n\nIt allows the `audio` element") in text
+    assert "--" + "distractors--" not in text and "--" + "answer--" not in text
+
+
+def test_a_lecture_keeps_its_interactive_body_and_each_question(real: dict[str, Document]) -> None:
+    text = real["lecture-working-with-loops/6732c04638420641dcca2e6e#statement"].text
+    assert text.startswith("# How Does the For...of Loop Work, and When Should You Use It?\n\n## Lecture\n\n"
+                           "A `for...of` loop is used when")  # the --interactive-- body, dropped before
+    assert "```js\nconst numbers = [1, 2, 3, 4, 5];" in text and ":::" not in text
+    assert [text.count(f"## Question {n}\n") for n in (1, 2, 3)] == [1, 1, 1]  # three questions, not one merged
+    assert "### --feedback--" not in text and "Feedback: Think about what the `color` variable" in text
+    http = real["lecture-understanding-the-http-request-response-model/68dd97fbd18ede5ae983e342#statement"].text
+    assert "Answer 4 (correct):\n\nHTML" in http and "Answer 3 (correct):\n\napplication/pdf" in http
+    assert "Answer 2 (correct):\n\nMP3" in http and "Answer 5" not in http  # four answers each, none fused
+
+
+def test_dialogues_and_fill_in_the_blank_keep_their_lines_and_answers(real: dict[str, Document]) -> None:
+    dialogue = real["learn-greetings-in-your-first-day-at-the-office/651dd3e06ffb500e3f2ce478#statement"].text
+    assert "## Assignment\n\nWatch the video." in dialogue
+    assert "Maria: Hello. You're the new graphic designer, right? I'm Maria, the team lead.\nTom: Hi," in dialogue
+    assert dialogue.count("\nMaria: ") + dialogue.count("\nTom: ") == 9
+    blank = real["learn-greetings-in-your-first-day-at-the-office/651dd5296ffb500e3f2ce479#statement"].text
+    assert "Sentence: `Hello. BLANK the new graphic designer, right?`\n\nBlank 1: `You're`\nFeedback: Use a " \
+           "contraction of `you are`." in blank
+
+
+def test_the_content_licence_is_recorded_not_the_software_licence(real: dict[str, Document]) -> None:
+    assert {d.metadata["licence"] for d in real.values()} == {"CC BY-SA 4.0 (freeCodeCamp.org curriculum content)"}
+
+
+def test_ids_do_not_depend_on_the_path_given() -> None:
+    if not (REAL / BLOCKS).is_dir():
+        pytest.skip("real freeCodeCamp files not found")
+    ids = [{r.doc_id for r in read_freecodecamp(path) if isinstance(r, Document)}
+           for path in (REAL, REAL / "curriculum" / "challenges", REAL / BLOCKS)]
+    assert ids[0] == ids[1] == ids[2] and len(ids[0]) == 31
+    one = REAL / BLOCKS / "quiz-basic-html" / "66df3b712c41c499e9d31e5b.md"
+    [doc] = [r for r in read_freecodecamp(one) if isinstance(r, Document)]
+    assert doc.doc_id in ids[0] and doc.path == f"{BLOCKS}/quiz-basic-html/66df3b712c41c499e9d31e5b.md"
+
+
+def test_the_superblock_comes_from_the_structure_files(tmp_path: Path) -> None:
+    block = tmp_path / "curriculum" / "challenges" / "english" / "blocks" / "lab-recipe-page"
+    block.mkdir(parents=True)
+    (block / "a.md").write_text(_challenge(body="# --description--\n\nCook.\n"))
+    structure = tmp_path / "curriculum" / "structure" / "superblocks"
+    structure.mkdir(parents=True)
+    (structure / "full-stack-developer.json").write_text(
+        '{"chapters": [{"dashedName": "html", "modules": [{"dashedName": "basic-html", '
+        '"blocks": ["workshop-cat-photo-app", "lab-recipe-page"]}]}]}')
+    [doc] = _docs(list(read_freecodecamp(tmp_path / "curriculum" / "challenges"))).values()
+    assert doc.metadata["block"] == "lab-recipe-page" and doc.metadata["superblock"] == "full-stack-developer"
+
+
+def test_yaml_aliases_are_refused_at_once(tmp_path: Path) -> None:
+    levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 10)]  # 9**10 strings if expanded
+    bomb = tmp_path / "bomb.md"
+    bomb.write_text(_challenge("id: x\n" + "\n".join(levels) + "\ntitle: *a9") + "# --description--\n\nx\n")
+    [skip] = list(read_freecodecamp(bomb))
+    assert isinstance(skip, SkippedRecord) and "unparseable YAML front matter" in skip.reason
+    assert "not allowed" in skip.reason
+    big = tmp_path / "big.md"
+    big.write_text(_challenge("id: x\ntitle: " + "y" * 30_000) + "# --description--\n\nx\n")
+    [skip] = list(read_freecodecamp(big))
+    assert isinstance(skip, SkippedRecord) and skip.reason.startswith("front matter too large")
+
+
+def test_a_link_to_a_file_outside_the_tree_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.md"
+    outside.write_text(_challenge(body="# --description--\n\nSecret.\n"))
+    tree = tmp_path / "curriculum" / "challenges" / "english" / "blocks" / "b"
+    tree.mkdir(parents=True)
+    (tree / "inside.md").write_text(_challenge(body="# --description--\n\nFine.\n"))
+    (tree / "link-in.md").symlink_to(tree / "inside.md")
+    (tree / "link-out.md").symlink_to(outside)
+    records = list(read_freecodecamp(tmp_path / "curriculum"))
+    assert [(Path(p).name, r) for p, r in _skips(records)] == [
+        ("link-out.md", "symbolic link to a file outside the tree (not read)")]
+    assert "Secret" not in " ".join(d.text for d in _docs(records).values())
+    assert len(_docs(records)) == 2  # a link inside the tree is read

@@ -156,7 +156,8 @@ def test_truncated_xml_yields_good_pairs_then_a_parse_error_skip() -> None:
     records = list(read_stackexchange(TRUNCATED))
     assert isinstance(records[0], Document) and records[0].metadata["answer_id"] == 2
     assert records[0].doc_id == "stackexchange:stackexchange:1"
-    assert [r.reason for r in records[1:-1]] == ["no answer"]  # question 3's answer was cut off
+    # question 3's answer was cut off with the rest of the file: said so, not "no answer"
+    assert [r.reason for r in records[1:-1]] == ["answers cut off (AnswerCount 1; the file ends early)"]
     last = records[-1]
     assert isinstance(last, SkippedRecord)
     assert last.reason.startswith("malformed XML at line 6, column") and "stopped reading" in last.reason
@@ -172,20 +173,43 @@ def test_garbage_in_the_middle_keeps_pairs_read_before_it(tmp_path: Path) -> Non
     assert records[-1] is skips[0]
 
 
-def test_empty_and_unsafe_xml_are_skipped_not_raised(tmp_path: Path) -> None:
-    empty = tmp_path / "empty" / "Posts.xml"
-    empty.parent.mkdir()
-    empty.write_text("")
-    reasons = [r.reason.split(" (")[0] for r in read_stackexchange(empty)]
-    assert reasons == ["malformed XML at line 1, column 0"]
-    bomb = tmp_path / "bomb" / "Posts.xml"
-    bomb.parent.mkdir()
-    bomb.write_text('<?xml version="1.0"?>\n<!DOCTYPE posts [<!ENTITY a "aaaaaaaaaa">]>\n'
-                    '<posts><row Id="1" PostTypeId="1" Body="&a;" /></posts>\n')
-    [record] = list(read_stackexchange(bomb))
-    assert isinstance(record, SkippedRecord) and record.reason.startswith("unsafe XML refused")
+def test_a_file_that_is_no_posts_dump_is_one_clear_error(tmp_path: Path) -> None:
+    import gzip
+
+    cases = {"empty": b"", "blank": b"\n  \n", "gzip": gzip.compress(b"<posts></posts>"),
+             "text": b"Id,PostTypeId\n1,1\n", "users": b'<?xml version="1.0"?>\n<users><row Id="1" /></users>\n',
+             "bomb": b'<?xml version="1.0"?>\n<!DOCTYPE posts [<!ENTITY a "aaaaaaaaaa">]>\n'
+                     b'<posts><row Id="1" PostTypeId="1" Body="&a;" /></posts>\n'}
+    said = {"empty": "is empty", "blank": "is empty", "gzip": "gzip-compressed", "text": "is not XML",
+            "users": "root element <users>, not <posts>", "bomb": "unsafe XML refused"}
+    for name, data in cases.items():
+        dump = tmp_path / name / "Posts.xml"
+        dump.parent.mkdir()
+        dump.write_bytes(data)
+        with pytest.raises(CetError, match=said[name]):
+            read_stackexchange(dump)  # at the call, before anything is read
+        with pytest.raises(CetError, match=said[name]):
+            read_stackexchange(tmp_path / name)  # a directory holding it, too
 
 
+def test_an_answer_without_a_body_is_passed_over_for_the_next(tmp_path: Path) -> None:
+    rows = [_question(1), _answer(2, 1, score=10, body=""), _answer(3, 1, score=5, body="<p>the real answer</p>")]
+    [doc] = _split(list(read_stackexchange(_write_dump(tmp_path / "Posts.xml", rows))))[0].values()
+    assert doc.metadata["answer_id"] == 3 and doc.text.endswith("Answer: the real answer")
+
+
+def test_a_link_to_a_dump_outside_the_tree_is_refused(tmp_path: Path) -> None:
+    outside = _write_dump(tmp_path / "outside" / "Posts.xml", [_question(1), _answer(2, 1)])
+    tree = tmp_path / "dumps"
+    inside = _write_dump(tree / "site.example.com" / "Posts.xml", [_question(5), _answer(6, 5)])
+    (tree / "linked.example.com").mkdir()
+    (tree / "linked.example.com" / "Posts.xml").symlink_to(outside)
+    (tree / "alias.example.com").mkdir()
+    (tree / "alias.example.com" / "Posts.xml").symlink_to(inside)
+    docs, skips = _split(list(read_stackexchange(tree)))
+    assert [(Path(s.path).parent.name, s.reason) for s in skips] == [
+        ("linked.example.com", "symbolic link to a file outside the tree (not read)")]
+    assert sorted(docs) == ["stackexchange:site.example.com:5"]  # the inside link reads the same file, once
 def test_huge_bodies_are_skipped_with_reason(tmp_path: Path) -> None:
     huge = "<p>" + "x" * 210_000 + "</p>"
     rows = [_question(1, body=huge), _answer(2, 1), _question(3), _answer(4, 3, score=9, body=huge),
@@ -304,3 +328,27 @@ def test_html_to_markdown_nested_blocks_and_backticks() -> None:
         "````\nhas ``` inside\n````"
     )
     assert html_to_markdown("plain &amp; simple") == "plain & simple"
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "stackexchange"
+
+
+def test_the_real_fragment_dates_its_licences_and_names_missing_answers() -> None:
+    if not (REAL / "matheducators.stackexchange.com" / "Posts.xml").is_file():
+        pytest.skip(f"real Stack Exchange fragment not found at {REAL} (../shared/data/stackexchange)")
+    docs, skips = _split(list(read_stackexchange(REAL)))
+    # every post is from March 2014 and names no ContentLicense: CC BY-SA 3.0 applied then, not 4.0
+    assert len(docs) == 49 and {d.metadata["licence"] for d in docs.values()} == {"CC BY-SA 3.0"}
+    reasons = {s.path.rsplit("#Id=", 1)[1]: s.reason for s in skips}
+    assert {k for k, r in reasons.items() if r == "no answer"} == {"9", "55", "195"}  # AnswerCount 0
+    assert reasons["175"] == "answers not in the file (AnswerCount 5; a partial dump)"
+    assert len(reasons) == 9 and not any("Answer:" == d.text.rsplit("\n", 1)[-1] for d in docs.values())
+
+
+def test_licences_follow_the_creation_date_when_a_row_names_none() -> None:
+    assert se.licence_of({"CreationDate": "2010-12-31T10:00:00.000"}) == "CC BY-SA 2.5"
+    assert se.licence_of({"CreationDate": "2011-04-08T00:00:00.000"}) == "CC BY-SA 3.0"
+    assert se.licence_of({"CreationDate": "2018-05-01T23:59:59.999"}) == "CC BY-SA 3.0"
+    assert se.licence_of({"CreationDate": "2018-05-02T00:00:00.000"}) == "CC BY-SA 4.0"
+    assert se.licence_of({"CreationDate": "2014-03-13", "ContentLicense": "CC BY-SA 4.0"}) == "CC BY-SA 4.0"
+    assert se.licence_of({}).startswith("CC BY-SA (version unknown")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -532,3 +533,82 @@ def test_common_words_stop_selecting_candidates_when_asked(tmp_path: Path) -> No
     assert len(only_common) == 10, "when every word is common, the rarest ones are still searched"
     full.close()
     pruned.close()
+
+
+def test_a_store_opened_read_only_searches_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "kb.sqlite"
+    writer = SQLiteStore(path, ann_threshold=100, bm25_common_fraction=0.5)
+    writer.bind_embedding_model(MODEL, ANN_DIM)
+    vectors = unit(np.random.default_rng(7), 150, ANN_DIM)
+    chunk_ids = fill(writer, vectors, "v")
+    writer.close()
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    assert set(before) == {"kb.sqlite"}  # the writer's WAL was checkpointed away on close
+    probe = open_store(str(path), must_exist=True, read_only=True)
+    assert probe.read_only  # type: ignore[attr-defined]
+    probe.close()
+    store = SQLiteStore(path, ann_threshold=100, keyword_index_threshold=1, read_only=True)
+    try:
+        # above ann_threshold: the HNSW index is built, in memory only; a keyword query with common words
+        assert ids(store.vector_search(vectors[3], 5, Filters()))[0] == chunk_ids[3]
+        assert store.keyword_search("v item 42", 5, Filters()) and store._keywords is not None  # Tantivy, in memory
+        assert store.stats()["chunks"] == 150
+        with pytest.raises(StoreUnavailable, match="read-only"):
+            store.write_batch(batch_of([make_doc("new", "new text")], unit(np.random.default_rng(0), 1, ANN_DIM)),
+                              MODEL)
+    finally:
+        store.close()
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
+    assert after == before  # no -wal, -shm, .hnsw, .tantivy or changed byte
+
+
+def test_read_only_refuses_a_file_that_is_no_knowledge_base(tmp_path: Path) -> None:
+    other = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    with pytest.raises(StoreUnavailable, match="not a knowledge base"):
+        SQLiteStore(other, read_only=True)
+
+
+def _words_store(path: Path, **kwargs: Any) -> tuple[SQLiteStore, list[str]]:
+    store = SQLiteStore(path, **kwargs)
+    store.bind_embedding_model(MODEL, DIM)
+    topics = ["sorting lists of dictionaries by key", "binary search in a sorted array", "parsing json files",
+              "recursion and the call stack", "regular expressions for email addresses", "reading csv rows"]
+    docs = [make_doc(f"d{i}", f"How to do {topics[i % 6]} in case {i}; notes on {topics[(i * 5) % 6]}.",
+                     source=("alpha", "beta")[i % 2], kind=("qa", "doc")[i % 3 == 0], title=topics[i % 6])
+            for i in range(60)]
+    store.write_batch(batch_of(docs), MODEL)
+    return store, [d.doc_id for d in docs]
+
+
+def test_the_tantivy_keyword_index_ranks_like_fts5_and_follows_changes(tmp_path: Path) -> None:
+    fts, _ = _words_store(tmp_path / "fts.sqlite", keyword_index_threshold=10**9)
+    indexed, _ = _words_store(tmp_path / "kw.sqlite", keyword_index_threshold=1)
+    try:
+        for query in ("sorted array binary search", "json parsing", "email regular expressions csv"):
+            for filters in (Filters(), Filters(source=["beta"]), Filters(kind=["doc"], source=["alpha"])):
+                a, b = fts.keyword_search(query, 10, filters), indexed.keyword_search(query, 10, filters)
+                assert bool(a) == bool(b)  # "json parsing" matches no beta chunk in either
+                assert all(fts.get_chunks([cid])[cid].source in (filters.source or ["alpha", "beta"]) for cid, _ in b)
+                if a:  # the same BM25 over the same fields: mostly the same top 10
+                    assert len(set(ids(a)) & set(ids(b))) / len(a) >= 0.7, (query, filters, ids(a), ids(b))
+        assert indexed._keywords is not None and Path(str(indexed.path) + ".tantivy", "state.json").is_file()
+        # a new document is found at once; a replaced one is no longer found by its old words
+        first = batch_of([make_doc("new", "quaternion rotation matrices", title="3d maths")])
+        indexed.write_batch(first, MODEL)
+        assert ids(indexed.keyword_search("quaternion", 5, Filters())) == [first.chunks[0][0].chunk_id]
+        second = batch_of([make_doc("new", "octonion algebra", title="3d maths")])
+        indexed.write_batch(second, MODEL)
+        assert indexed.keyword_search("quaternion", 5, Filters()) == []
+        assert ids(indexed.keyword_search("octonion", 5, Filters())) == [second.chunks[0][0].chunk_id]
+    finally:
+        fts.close()
+        indexed.close()
+    reopened = SQLiteStore(tmp_path / "kw.sqlite", keyword_index_threshold=1)  # the sidecar is reused
+    try:
+        assert ids(reopened.keyword_search("octonion", 5, Filters())) == [second.chunks[0][0].chunk_id]
+        assert reopened._keywords is not None and reopened._keywords.state["count"] == 61  # reused, not rebuilt
+    finally:
+        reopened.close()

@@ -44,6 +44,7 @@ class KnowledgeConfig(BaseModel):
     bm25_common_fraction: float = Field(0.0, ge=0.0, le=1.0)
     chunk_max_chars: int = Field(1800, ge=200)
     ann_threshold: int = Field(20000, ge=0)  # at or above this many vectors, use the HNSW index
+    keyword_index_threshold: int = Field(20000, ge=0)  # at or above this many chunks, keyword search by Tantivy
     hnsw_m: int = Field(32, ge=4)
     hnsw_ef_search: int = Field(96, ge=8)
     hnsw_ef_construction: int = Field(80, ge=8)

@@ -33,12 +33,13 @@ def ingest_source(
 ) -> IngestReport:
     """Ingest one source into the configured store (or the given one)."""
     where = resolve_source_path(source, path)
+    # the reader first: a path it refuses at the call (no such dump, not a Posts.xml) leaves no store behind
+    records = read_source(source, where, **(options or {}))  # type: ignore[arg-type]
     own_store = store is None
     store = store or open_store(cfg.kb.db, cfg.kb)
     try:
         embedder = embedder or embedder_for_store(store, cfg)
         ingestor = Ingestor(store, embedder, max_chars=cfg.kb.chunk_max_chars)
-        records = read_source(source, where, **(options or {}))  # type: ignore[arg-type]
         return ingestor.ingest(records, source, str(where), on_progress=on_progress)
     finally:
         if own_store:
@@ -53,7 +54,7 @@ def embedder_for_store(store: Store, cfg: CetConfig) -> Embedder:
 
 def open_retriever(cfg: CetConfig, store: Store | None = None) -> HybridRetriever:
     """A retriever over the configured store; the query embedder loads only when vectors are searched."""
-    store = store or open_store(cfg.kb.db, cfg.kb, must_exist=True)
+    store = store or open_store(cfg.kb.db, cfg.kb, must_exist=True, read_only=True)
     bound = store.embedding_model()
 
     def load_embedder() -> Embedder:

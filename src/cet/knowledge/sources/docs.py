@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from cet.errors import CetError
 from cet.knowledge.records import Document, SkippedRecord
-from cet.knowledge.sources.files import UnusableFile, read_text_file
+from cet.knowledge.sources.files import UnusableFile, outside_tree, read_text_file
 
 if TYPE_CHECKING:
     from bs4 import Tag
@@ -82,6 +82,9 @@ def _stream(
             continue  # images, css, js, ...: not documentation, not an error
         rel = file.name if file == root else file.relative_to(root).as_posix()
         if include and rel.split("/", 1)[0] not in include:
+            continue
+        if file != root and outside_tree(file, root):
+            yield SkippedRecord(SOURCE, rel, "symbolic link to a file outside the tree (not read)")
             continue
         try:
             text = read_text_file(file, max_file_bytes)

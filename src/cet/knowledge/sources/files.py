@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 
 class UnusableFile(Exception):
@@ -24,3 +27,32 @@ def read_text_file(path: Path, max_bytes: int) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnusableFile(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def outside_tree(path: Path, tree: Path) -> bool:
+    """Whether `path` (a file found under `tree`) is a symbolic link, or lies under one, whose target is outside
+    `tree`: such a file is refused, so a link cannot pull in what the given tree does not hold."""
+    try:
+        path.resolve().relative_to(tree.resolve())
+    except ValueError:
+        return True
+    return False
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses anchors and aliases: a few lines of nested aliases ("billion laughs")
+    otherwise expand into gigabytes once the value is used."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases are not allowed", event.start_mark)
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, "anchors are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str) -> Any:
+    """YAML as plain data, without anchors or aliases (a `yaml.YAMLError` saying so when the text has any)."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass

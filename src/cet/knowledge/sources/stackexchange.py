@@ -16,7 +16,13 @@ Each question is paired with its accepted answer, or failing that its best-score
    in memory and spills the rest to a temporary SQLite file.
 
 Memory is therefore O(kept questions x a few ints + max question id / 8 bytes + PENDING_MEMORY_CHARS +
-one row), whatever the size of the file. Bad rows and bad XML become ``SkippedRecord`` s, never errors.
+one row), whatever the size of the file. Bad rows and bad XML inside a dump become ``SkippedRecord`` s; a file
+that is no Posts dump at all (empty, compressed, plain text, another root element) is one ``CetError`` at the
+call. An answer without a body is never chosen (the next best answer is). A question whose answers are not in the
+file is reported as such: "answers cut off" when the file ends early, "answers not in the file" when its
+``AnswerCount`` says it has some (a partial dump), "no answer" only when it has none. In a directory, a link to a
+file outside it is refused. Licence: a row's ``ContentLicense``; without one, the licence Stack Exchange applied
+at the post's ``CreationDate`` (CC BY-SA 2.5 before 2011-04-08, 3.0 before 2018-05-02, 4.0 after).
 """
 
 from __future__ import annotations
@@ -38,9 +44,12 @@ from defusedxml.ElementTree import iterparse
 
 from cet.errors import CetError
 from cet.knowledge.records import Document, SkippedRecord
+from cet.knowledge.sources.files import outside_tree
 
 SOURCE = "stackexchange"
-DEFAULT_LICENCE = "CC BY-SA 4.0"
+DEFAULT_LICENCE = "CC BY-SA 4.0"  # posts from 2018-05-02 on, when a row names none
+LICENCE_ERAS = (("2011-04-08", "CC BY-SA 2.5"), ("2018-05-02", "CC BY-SA 3.0"))  # (first day after, licence)
+UNDATED_LICENCE = "CC BY-SA (version unknown: no ContentLicense or CreationDate)"
 MAX_BODY_BYTES = 200_000
 PENDING_MEMORY_CHARS = 32_000_000
 QUESTION, ANSWER = 1, 2
@@ -79,6 +88,7 @@ class _Post:
     tags: tuple[str, ...]
     too_big: bool
     attrib: dict[str, str]
+    empty: bool = False  # no body at all (an answer so is never chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +149,7 @@ def _parse_row(attrib: dict[str, str]) -> _Post | str:
     body = attrib.get("Body", "")
     too_big = len(body) > MAX_BODY_BYTES // 4 and len(body.encode("utf-8")) > MAX_BODY_BYTES
     tags = parse_tags(attrib.get("Tags", ""))
-    return _Post(post_id, post_type, score, parent_id, accepted_id, tags, too_big, attrib)
+    return _Post(post_id, post_type, score, parent_id, accepted_id, tags, too_big, attrib, not body.strip())
 
 
 # ---------------------------------------------------------------------------------------- first pass
@@ -197,6 +207,17 @@ class _Candidates:
 class _Plan:
     candidates: dict[int, _Candidates] = field(default_factory=dict)
     orphans: set[int] = field(default_factory=set)  # answers whose question is not in the file
+    answer_counts: dict[int, int] = field(default_factory=dict)  # kept question -> its AnswerCount, when > 0
+    cut: str | None = None  # why the file ended early, when it did
+
+    def unanswered(self, question_id: int) -> str:
+        """Why a kept question has no answer to pair with."""
+        count = self.answer_counts.get(question_id, 0)
+        if self.cut is not None and count:
+            return f"answers cut off (AnswerCount {count}; the file ends early)"
+        if count:
+            return f"answers not in the file (AnswerCount {count}; a partial dump)"
+        return "no answer"
 
 
 def _wanted(post: _Post, min_score: int, tags: frozenset[str] | None) -> bool:
@@ -211,7 +232,10 @@ def _plan(path: Path, min_score: int, tags: frozenset[str] | None) -> _Plan:
     seen = _IdBitmap()
     early: dict[int, list[tuple[int, int]]] = {}  # question id -> answers read before the question
     for attrib in _rows(path):
-        post = attrib if isinstance(attrib, _XmlFailure) else _parse_row(attrib)
+        if isinstance(attrib, _XmlFailure):
+            plan.cut = attrib.reason
+            continue
+        post = _parse_row(attrib)
         if not isinstance(post, _Post):
             continue
         if post.post_type == QUESTION and post.post_id not in seen:
@@ -222,6 +246,11 @@ def _plan(path: Path, min_score: int, tags: frozenset[str] | None) -> _Plan:
                 for answer_id, score in waiting:
                     candidates.offer(answer_id, score)
                 plan.candidates[post.post_id] = candidates
+                count = _safe_int(post.attrib.get("AnswerCount")) or 0
+                if count > 0:
+                    plan.answer_counts[post.post_id] = count
+        elif post.post_type == ANSWER and post.empty:
+            continue  # nothing to pair with: the next best answer is chosen
         elif post.post_type == ANSWER and not post.too_big and post.parent_id is not None:
             candidates = plan.candidates.get(post.parent_id)
             if candidates is not None:
@@ -336,8 +365,18 @@ def _question_data(post: _Post) -> dict[str, Any]:
         "score": post.score,
         "tags": list(post.tags),
         "view_count": _safe_int(post.attrib.get("ViewCount")),
-        "licence": post.attrib.get("ContentLicense") or DEFAULT_LICENCE,
+        "licence": licence_of(post.attrib),
     }
+
+
+def licence_of(attrib: dict[str, str]) -> str:
+    """The row's ``ContentLicense``, else the licence in force on its ``CreationDate``."""
+    if attrib.get("ContentLicense", "").strip():
+        return attrib["ContentLicense"].strip()
+    created = attrib.get("CreationDate", "").strip()[:10]
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", created):
+        return UNDATED_LICENCE
+    return next((licence for until, licence in LICENCE_ERAS if created < until), DEFAULT_LICENCE)
 
 
 def _answer_data(post: _Post) -> dict[str, Any]:
@@ -345,7 +384,7 @@ def _answer_data(post: _Post) -> dict[str, Any]:
         "answer_id": post.post_id,
         "text": html_to_markdown(post.attrib.get("Body", "")),
         "score": post.score,
-        "licence": post.attrib.get("ContentLicense") or DEFAULT_LICENCE,
+        "licence": licence_of(post.attrib),
     }
 
 
@@ -447,7 +486,7 @@ def _take_question(ctx: _Context, plan: _Plan, pending: _PendingStore,
     choice = candidates.choice()
     if choice is None:
         del plan.candidates[post.post_id]
-        yield SkippedRecord(SOURCE, where, "no answer")
+        yield SkippedRecord(SOURCE, where, plan.unanswered(post.post_id))
     elif pending.has(QUESTION, post.post_id):
         yield SkippedRecord(SOURCE, where, "duplicate question Id")
     else:
@@ -482,7 +521,8 @@ def _leftovers(ctx: _Context, plan: _Plan) -> Iterator[SkippedRecord]:
     """Pairs the second pass could not complete (the file changed between passes, or was cut short)."""
     for question_id, candidates in plan.candidates.items():
         choice = candidates.choice()
-        reason = "no answer" if choice is None else f"answer {choice[0]} or its question not read back"
+        reason = plan.unanswered(question_id) if choice is None else \
+            f"answer {choice[0]} or its question not read back"
         yield SkippedRecord(SOURCE, f"{ctx.path}#Id={question_id}", reason)
     plan.candidates.clear()
 
@@ -492,17 +532,50 @@ def _is_posts_file(path: Path) -> bool:
     return name == "posts.xml" or name.endswith("-posts.xml")
 
 
-def _dump_files(path: Path) -> list[Path]:
-    """The Posts files to read: the path itself, or ``Posts.xml`` / ``<site>-Posts.xml`` in dir and dir/*."""
+def _dump_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """The Posts files to read (the path itself, or ``Posts.xml`` / ``<site>-Posts.xml`` in dir and dir/*) and
+    those refused: links, in a directory, to a file outside it."""
     if not path.exists():
         raise CetError(f"Stack Exchange dump not found: {path}")
     if path.is_file():
-        return [path]
+        return [path], []
     direct = [p for p in sorted(path.iterdir()) if p.is_file() and _is_posts_file(p)]
     nested = [p for p in sorted(path.glob("*/*")) if p.is_file() and _is_posts_file(p)]
     if not direct and not nested:
         raise CetError(f"Stack Exchange dump not found: no Posts.xml in {path} or its subdirectories")
-    return direct + nested
+    found = direct + nested
+    refused = [p for p in found if outside_tree(p, path)]
+    return [p for p in found if p not in refused], refused
+
+
+_MAGIC = ((b"\x1f\x8b", "gzip-compressed (gunzip it first)"), (b"BZh", "bzip2-compressed (bunzip2 it first)"),
+          (b"7z\xbc\xaf\x27\x1c", "a 7z archive (extract Posts.xml)"),
+          (b"PK\x03\x04", "a zip archive (extract Posts.xml)"))
+
+
+def check_dump(path: Path) -> None:
+    """Raise a one-line ``CetError`` when `path` is no Posts dump at all: empty, compressed, not XML, or XML whose
+    root element is not ``<posts>``. A dump that is good at its start and breaks later is read up to the break."""
+    with path.open("rb") as fh:
+        head = fh.read(65_536)
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise CetError(f"{path} is {what}, not a Posts.xml")
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not text:
+        raise CetError(f"{path} is empty: not a Posts.xml")
+    if not text.startswith(b"<"):
+        raise CetError(f"{path} is not XML (it starts with {text[:24]!r}): not a Posts.xml")
+    with path.open("rb") as fh:
+        try:
+            _, root = next(iterparse(fh, events=("start",)))
+        except DefusedXmlException as exc:
+            raise CetError(f"{path}: unsafe XML refused ({type(exc).__name__})") from None
+        except (ParseError, StopIteration) as exc:
+            raise CetError(f"{path} is not a well-formed XML document ({exc or 'no element'}): not a "
+                           "Posts.xml") from None
+    if root.tag != "posts":
+        raise CetError(f"{path} has the root element <{root.tag}>, not <posts>: not a Posts.xml")
 
 
 def read_stackexchange(path: Path, min_score: int = 0, tags: list[str] | None = None,
@@ -510,15 +583,20 @@ def read_stackexchange(path: Path, min_score: int = 0, tags: list[str] | None = 
     """Question/answer pairs from a Stack Exchange ``Posts.xml`` (or a directory holding one per site).
 
     ``min_score`` and ``tags`` (keep questions with any of them) filter questions; ``language`` is the
-    fallback language when no tag names one. Raises ``CetError`` only when the path does not exist.
+    fallback language when no tag names one. Raises ``CetError`` at the call when the path does not exist or a
+    file is no Posts dump at all (`check_dump`).
     """
-    files = _dump_files(Path(path))
+    files, refused = _dump_files(Path(path))
+    for file in files:
+        check_dump(file)
     wanted_tags = frozenset(tag.strip().lower() for tag in tags) if tags else None
-    return _read_all(files, min_score, wanted_tags, language)
+    return _read_all(files, refused, min_score, wanted_tags, language)
 
 
-def _read_all(files: list[Path], min_score: int, tags: frozenset[str] | None,
+def _read_all(files: list[Path], refused: list[Path], min_score: int, tags: frozenset[str] | None,
               language: str | None) -> Iterator[Document | SkippedRecord]:
+    for link in refused:
+        yield SkippedRecord(SOURCE, str(link), "symbolic link to a file outside the tree (not read)")
     for posts_xml in files:
         plan = _plan(posts_xml, min_score, tags)
         ctx = _Context(_site_for(posts_xml), posts_xml, language)

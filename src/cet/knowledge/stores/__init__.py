@@ -15,8 +15,9 @@ def is_postgres_url(db: str) -> bool:
     return db.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(db: str, cfg: KnowledgeConfig | None = None, must_exist: bool = False) -> Store:
-    """Open the store a --db value names; create it unless ``must_exist`` (for reading commands)."""
+def open_store(db: str, cfg: KnowledgeConfig | None = None, must_exist: bool = False, read_only: bool = False) -> Store:
+    """Open the store a --db value names; create it unless ``must_exist`` (for reading commands); ``read_only``
+    (search, stats) writes nothing to a SQLite store, so a read-only copy or read-only media serve."""
     cfg = cfg or KnowledgeConfig()
     if is_postgres_url(db):
         from cet.knowledge.stores.pgvector import PgVectorStore
@@ -32,8 +33,10 @@ def open_store(db: str, cfg: KnowledgeConfig | None = None, must_exist: bool = F
     return SQLiteStore(
         db,
         ann_threshold=cfg.ann_threshold,
+        keyword_index_threshold=cfg.keyword_index_threshold,
         hnsw_m=cfg.hnsw_m,
         hnsw_ef_construction=cfg.hnsw_ef_construction,
         hnsw_ef_search=cfg.hnsw_ef_search,
         bm25_common_fraction=cfg.bm25_common_fraction,
+        read_only=read_only,
     )

@@ -26,6 +26,7 @@ import numpy as np
 from cet.errors import CetError, StoreUnavailable
 from cet.knowledge.records import Chunk, Filters
 from cet.knowledge.stores.base import DocumentBatch
+from cet.knowledge.stores.keyword_index import KeywordIndex
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,8 +78,30 @@ def fts_query(text: str | list[str]) -> str | None:
     return " OR ".join(f'"{w}"' for w in words) if words else None
 
 
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes: ``mode=ro``; where even that cannot open (a WAL database on read-only media
+    has no ``-shm`` to map), ``immutable=1``. Refuses a file that is no knowledge base."""
+    uri = path.resolve().as_uri()
+    last: sqlite3.Error | None = None
+    # no -wal file: no writer has it open, and immutable reads create nothing beside it (mode=ro would add -shm)
+    modes = ("mode=ro", "mode=ro&immutable=1") if Path(f"{path}-wal").exists() else ("mode=ro&immutable=1",)
+    for mode in modes:
+        try:
+            conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30.0, isolation_level=None)
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.Error as e:
+            last = e
+            continue
+        if not {"meta", "documents", "chunks", "embeddings"} <= tables:
+            conn.close()
+            raise StoreUnavailable(f"{path} is not a knowledge base (no cet tables in it)")
+        return conn
+    raise StoreUnavailable(f"cannot open knowledge base {path} read-only: {last}")
+
+
 class SQLiteStore:
-    """Knowledge base in one SQLite file (the embedded default)."""
+    """Knowledge base in one SQLite file (the embedded default); ``read_only`` opens it for search only, writing
+    nothing to the file, beside it or to a derived index (read-only media, a shared copy)."""
 
     def __init__(
         self,
@@ -88,8 +111,14 @@ class SQLiteStore:
         hnsw_ef_construction: int = 80,
         hnsw_ef_search: int = 96,
         bm25_common_fraction: float = 0.0,
+        read_only: bool = False,
+        keyword_index_threshold: int = 20000,
     ) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        self.keyword_index_threshold = keyword_index_threshold
+        self._keywords: KeywordIndex | None = None
+        self._chunk_count: tuple[int, int] | None = None  # (generation, chunks)
         self.bm25_common_fraction = bm25_common_fraction
         self._vocab_ready = False
         self.url = str(self.path)
@@ -99,6 +128,11 @@ class SQLiteStore:
         self.hnsw_ef_search = hnsw_ef_search
         if self.path.is_dir():
             raise StoreUnavailable(f"knowledge base path is a directory, not a SQLite file: {self.path}")
+        if read_only:
+            self.conn = _open_read_only(self.path)
+            self._matrix_cache: _VectorCache | None = None
+            self._ann: _HnswIndex | None = None
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -120,6 +154,11 @@ class SQLiteStore:
     def close(self) -> None:
         self.conn.close()
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreUnavailable(f"knowledge base {self.path} was opened read-only (for search): it cannot be "
+                                   "written")
+
     # --- meta -----------------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -133,6 +172,7 @@ class SQLiteStore:
         return (name, int(dim)) if name and dim else None
 
     def bind_embedding_model(self, name: str, dim: int) -> None:
+        self._writable()
         bound = self.embedding_model()
         if bound is None:
             with self._transaction():
@@ -168,6 +208,7 @@ class SQLiteStore:
         return out
 
     def write_batch(self, batch: DocumentBatch, model: str) -> None:
+        self._writable()
         now = time.time()
         row = 0
         with self._transaction():
@@ -196,6 +237,7 @@ class SQLiteStore:
             self._set_meta("generation", str(self._generation() + 1))
 
     def record_ingest(self, source: str, path: str, counts: dict[str, Any]) -> None:
+        self._writable()
         with self._transaction():
             self.conn.execute(
                 "INSERT INTO ingest_log(source, path, at, counts) VALUES (?,?,?,?)",
@@ -245,9 +287,15 @@ class SQLiteStore:
         return keep or [w for _, w in sorted(zip(df, words, strict=True))[:2]]
 
     def keyword_search(self, query: str, k: int, filters: Filters) -> list[tuple[str, float]]:
+        """BM25 top k: through the Tantivy index at or above ``keyword_index_threshold`` chunks (every query word;
+        see stores/keyword_index.py), else through FTS5 (the common words dropped past
+        ``bm25_common_fraction``)."""
         words = query_words(query)
         if not words:
             return []
+        found = self._indexed_keyword_search(words, k, filters)
+        if found is not None:
+            return found
         match = fts_query(self._selective_words(words))
         if filters.is_empty():
             # rank inside FTS5 alone and join only the k winners (joining every match first costs ~40%)
@@ -268,6 +316,29 @@ class SQLiteStore:
             f"WHERE chunks_fts MATCH ? {where} ORDER BY bm25(chunks_fts, 2.0, 1.0) LIMIT ?"
         )
         return [(cid, float(s)) for cid, s in self.conn.execute(sql, (match, *params, k))]
+
+    def _indexed_keyword_search(self, words: list[str], k: int,
+                                filters: Filters) -> list[tuple[str, float]] | None:
+        generation = self._generation()
+        if self._chunk_count is None or self._chunk_count[0] != generation:
+            self._chunk_count = (generation, self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+        if self._chunk_count[1] < max(self.keyword_index_threshold, 1):
+            return None
+        try:
+            if self._keywords is None:
+                self._keywords = KeywordIndex(Path(str(self.path) + ".tantivy"), self._meta("store_id") or "",
+                                              persist=not self.read_only)
+            self._keywords.sync(self.conn, generation)
+            ranked = self._keywords.search(words, k, filters)
+        except (ValueError, OSError, RuntimeError):
+            self._keywords = None  # held by another writer, or damaged: FTS5 answers this query
+            return None
+        if not ranked:
+            return []
+        marks = ",".join("?" * len(ranked))
+        ids = dict(self.conn.execute(f"SELECT rowid, chunk_id FROM chunks WHERE rowid IN ({marks})",
+                                     [r for r, _ in ranked]).fetchall())
+        return [(ids[r], score) for r, score in ranked if r in ids]
 
     def vector_search(
         self, vector: np.ndarray, k: int, filters: Filters, exact: bool = False
@@ -293,7 +364,7 @@ class SQLiteStore:
         if self._ann is None:
             self._ann = _HnswIndex(
                 Path(str(self.path) + ".hnsw"), self._meta("store_id") or "", self.hnsw_m,
-                self.hnsw_ef_construction, self.hnsw_ef_search,
+                self.hnsw_ef_construction, self.hnsw_ef_search, persist=not self.read_only,
             )
         self._ann.sync(cache)
         return self._ann
@@ -405,8 +476,10 @@ class _HnswIndex:
 
     STALE_FRACTION = 0.2
 
-    def __init__(self, path: Path, store_id: str, m: int, ef_construction: int, ef_search: int) -> None:
+    def __init__(self, path: Path, store_id: str, m: int, ef_construction: int, ef_search: int,
+                 persist: bool = True) -> None:
         self.path = path
+        self.persist = persist  # False for a read-only store: the index lives in memory only
         self.owner = path.with_suffix(path.suffix + ".owner")  # the store_id the index file was built for
         self.store_id = store_id
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
@@ -447,10 +520,11 @@ class _HnswIndex:
             faiss.omp_set_num_threads(os.cpu_count() or 1)  # building: all cores help
             self.index.add_with_ids(np.ascontiguousarray(cache.matrix[new]), cache.rowids[new])
             self.max_rowid = int(cache.rowids[new].max())
-            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-            faiss.write_index(self.index, str(tmp))
-            tmp.replace(self.path)
-            self.owner.write_text(self.store_id, encoding="utf-8")
+            if self.persist:
+                tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+                faiss.write_index(self.index, str(tmp))
+                tmp.replace(self.path)
+                self.owner.write_text(self.store_id, encoding="utf-8")
         self.generation = cache.generation
 
     def search(
