@@ -289,6 +289,10 @@ def test_yaml_aliases_are_refused_at_once(tmp_path: Path) -> None:
     [skip] = list(read_freecodecamp(bomb))
     assert isinstance(skip, SkippedRecord) and "unparseable YAML front matter" in skip.reason
     assert "not allowed" in skip.reason
+    deep = tmp_path / "deep.md"
+    deep.write_text(_challenge("id: x\ntitle: " + "[" * 3000 + "]" * 3000) + "# --description--\n\nx\n")
+    [skip] = list(read_freecodecamp(deep))
+    assert isinstance(skip, SkippedRecord) and skip.reason.startswith("unparseable YAML front matter")
     big = tmp_path / "big.md"
     big.write_text(_challenge("id: x\ntitle: " + "y" * 30_000) + "# --description--\n\nx\n")
     [skip] = list(read_freecodecamp(big))
@@ -303,8 +307,10 @@ def test_a_link_to_a_file_outside_the_tree_is_refused(tmp_path: Path) -> None:
     (tree / "inside.md").write_text(_challenge(body="# --description--\n\nFine.\n"))
     (tree / "link-in.md").symlink_to(tree / "inside.md")
     (tree / "link-out.md").symlink_to(outside)
+    (tree / "loop.md").symlink_to(tree / "loop.md")
     records = list(read_freecodecamp(tmp_path / "curriculum"))
     assert [(Path(p).name, r) for p, r in _skips(records)] == [
-        ("link-out.md", "symbolic link to a file outside the tree (not read)")]
+        ("link-out.md", "symbolic link to a file outside the tree (not read)"),
+        ("loop.md", "symbolic link to a file outside the tree (not read)")]
     assert "Secret" not in " ".join(d.text for d in _docs(records).values())
     assert len(_docs(records)) == 2  # a link inside the tree is read

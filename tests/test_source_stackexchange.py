@@ -193,9 +193,13 @@ def test_a_file_that_is_no_posts_dump_is_one_clear_error(tmp_path: Path) -> None
 
 
 def test_an_answer_without_a_body_is_passed_over_for_the_next(tmp_path: Path) -> None:
-    rows = [_question(1), _answer(2, 1, score=10, body=""), _answer(3, 1, score=5, body="<p>the real answer</p>")]
-    [doc] = _split(list(read_stackexchange(_write_dump(tmp_path / "Posts.xml", rows))))[0].values()
-    assert doc.metadata["answer_id"] == 3 and doc.text.endswith("Answer: the real answer")
+    rows = [_question(1), _answer(2, 1, score=10, body=""), _answer(3, 1, score=5, body="<p>the real answer</p>"),
+            _question(4, accepted=5), _answer(5, 4, score=9, body="<p>&nbsp;</p>"), _answer(6, 4, body="<p>ok</p>"),
+            _question(7), _answer(8, 7, body="<p> </p>")]
+    docs, skips = _split(list(read_stackexchange(_write_dump(tmp_path / "Posts.xml", rows))))
+    assert [d.metadata["answer_id"] for d in docs.values()] == [3, 6]
+    assert next(iter(docs.values())).text.endswith("Answer: the real answer")
+    assert [s.reason for s in skips] == ["only answers without a body (1)"]  # question 7
 
 
 def test_a_link_to_a_dump_outside_the_tree_is_refused(tmp_path: Path) -> None:

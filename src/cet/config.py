@@ -26,6 +26,7 @@ class EmbeddingConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
     # all-MiniLM-L6-v2 was trained on 128 word pieces; the text beyond that is still keyword-indexed
     max_tokens: int = Field(128, ge=8)
+    threads: int | None = Field(None, ge=1)  # onnxruntime intra-op threads (None: the CPUs, at most 4)
     base_url: str | None = None  # OpenAI-compatible endpoint, for backend=openai
     api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never stored
 

@@ -80,7 +80,8 @@ class SentenceTransformerEmbedder:
 class OnnxEmbedder:
     """The int8 ONNX all-MiniLM-L6-v2 through onnxruntime: no torch needed; mean pooling, L2-normalised."""
 
-    def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64, max_tokens: int = 128) -> None:
+    def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64, max_tokens: int = 128,
+                 threads: int | None = None) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -92,7 +93,7 @@ class OnnxEmbedder:
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.enable_padding()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
+        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
         self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.name = f"onnx:{model}"
@@ -150,7 +151,7 @@ def make_embedder(cfg: EmbeddingConfig) -> Embedder:
     if cfg.backend == "sentence-transformers":
         return SentenceTransformerEmbedder(cfg.model, cfg.batch_size, cfg.max_tokens)
     if cfg.backend == "onnx":
-        return OnnxEmbedder(cfg.model, cfg.batch_size, cfg.max_tokens)
+        return OnnxEmbedder(cfg.model, cfg.batch_size, cfg.max_tokens, cfg.threads)
     return OpenAIEmbedder(cfg.model, cfg.base_url, cfg.api_key_env, cfg.batch_size)
 
 
@@ -160,7 +161,7 @@ def embedder_for_name(name: str, cfg: EmbeddingConfig) -> Embedder:
     if backend == "st":
         return SentenceTransformerEmbedder(model, cfg.batch_size, cfg.max_tokens)
     if backend == "onnx":
-        return OnnxEmbedder(model, cfg.batch_size, cfg.max_tokens)
+        return OnnxEmbedder(model, cfg.batch_size, cfg.max_tokens, cfg.threads)
     if backend == "openai":
         model, _, url = model.rpartition("@")
         return OpenAIEmbedder(model, None if url == "api.openai.com" else url, cfg.api_key_env, cfg.batch_size)

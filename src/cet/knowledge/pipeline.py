@@ -40,7 +40,9 @@ def ingest_source(
     try:
         embedder = embedder or embedder_for_store(store, cfg)
         ingestor = Ingestor(store, embedder, max_chars=cfg.kb.chunk_max_chars)
-        return ingestor.ingest(records, source, str(where), on_progress=on_progress)
+        report = ingestor.ingest(records, source, str(where), on_progress=on_progress)
+        store.refresh_indexes()  # derived indexes built now, so read-only searches find them on disk
+        return report
     finally:
         if own_store:
             store.close()

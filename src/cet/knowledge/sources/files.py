@@ -34,7 +34,7 @@ def outside_tree(path: Path, tree: Path) -> bool:
     `tree`: such a file is refused, so a link cannot pull in what the given tree does not hold."""
     try:
         path.resolve().relative_to(tree.resolve())
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # elsewhere, or a link loop that resolves nowhere
         return True
     return False
 

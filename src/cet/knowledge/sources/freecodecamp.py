@@ -157,6 +157,8 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         raise ChallengeError(f"front matter too large ({len(raw.encode())} bytes > {MAX_FRONT_MATTER_BYTES})")
     try:
         data = safe_yaml(raw)
+    except RecursionError:
+        raise ChallengeError("unparseable YAML front matter: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" near line {mark.line + 2}" if mark is not None else ""
@@ -552,8 +554,16 @@ def _markdown_files(root: Path) -> Iterator[Path]:
             continue
         if entry.is_dir(follow_symlinks=False):
             yield from _markdown_files(Path(entry.path))
-        elif entry.name.endswith(".md") and entry.is_file():
+        elif entry.name.endswith(".md") and _is_file(entry):
             yield Path(entry.path)
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """A file, or a link that cannot be followed (a loop: yielded, then refused as pointing nowhere inside)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return entry.is_symlink()
 
 
 def read_freecodecamp(path: Path) -> Iterator[Document | SkippedRecord]:

@@ -71,6 +71,7 @@ LANGUAGE_TAGS: dict[str, str] = {
 _VERSIONED_TAG = re.compile(r"^(?P<base>[a-z#+]+)-\d[\w.]*$")  # python-3.x, java-8, c++-11
 _GLUED_VERSION = re.compile(r"^(?P<base>c\+\+|c#|python|php|java)\d[\w.]*$")  # c++17, python3, php7
 _DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")
+_VISIBLE = re.compile(r"<[^>]*>|&nbsp;|&#160;|&#xa0;|\s", re.IGNORECASE)  # what an empty body may hold
 
 
 # ---------------------------------------------------------------------------------------------- rows
@@ -149,7 +150,8 @@ def _parse_row(attrib: dict[str, str]) -> _Post | str:
     body = attrib.get("Body", "")
     too_big = len(body) > MAX_BODY_BYTES // 4 and len(body.encode("utf-8")) > MAX_BODY_BYTES
     tags = parse_tags(attrib.get("Tags", ""))
-    return _Post(post_id, post_type, score, parent_id, accepted_id, tags, too_big, attrib, not body.strip())
+    empty = not _VISIBLE.sub("", body)  # "<p></p>", "<p>&nbsp;</p>": nothing a reader would see
+    return _Post(post_id, post_type, score, parent_id, accepted_id, tags, too_big, attrib, empty)
 
 
 # ---------------------------------------------------------------------------------------- first pass
@@ -208,11 +210,14 @@ class _Plan:
     candidates: dict[int, _Candidates] = field(default_factory=dict)
     orphans: set[int] = field(default_factory=set)  # answers whose question is not in the file
     answer_counts: dict[int, int] = field(default_factory=dict)  # kept question -> its AnswerCount, when > 0
+    bodiless: dict[int, int] = field(default_factory=dict)  # question -> answers read without a body
     cut: str | None = None  # why the file ended early, when it did
 
     def unanswered(self, question_id: int) -> str:
         """Why a kept question has no answer to pair with."""
         count = self.answer_counts.get(question_id, 0)
+        if self.bodiless.get(question_id):
+            return f"only answers without a body ({self.bodiless[question_id]})"
         if self.cut is not None and count:
             return f"answers cut off (AnswerCount {count}; the file ends early)"
         if count:
@@ -250,7 +255,8 @@ def _plan(path: Path, min_score: int, tags: frozenset[str] | None) -> _Plan:
                 if count > 0:
                     plan.answer_counts[post.post_id] = count
         elif post.post_type == ANSWER and post.empty:
-            continue  # nothing to pair with: the next best answer is chosen
+            if post.parent_id is not None:  # nothing to pair with: the next best answer is chosen
+                plan.bodiless[post.parent_id] = plan.bodiless.get(post.parent_id, 0) + 1
         elif post.post_type == ANSWER and not post.too_big and post.parent_id is not None:
             candidates = plan.candidates.get(post.parent_id)
             if candidates is not None:

@@ -55,6 +55,10 @@ class Store(Protocol):
     def record_ingest(self, source: str, path: str, counts: dict[str, Any]) -> None:
         """Append an ingest log entry (what was read, stored, skipped and why)."""
 
+    def refresh_indexes(self) -> None:
+        """Bring derived search indexes up to date after an ingest, so readers find them built (a no-op where the
+        database maintains its indexes itself)."""
+
     # --- search -------------------------------------------------------------------------------
     def keyword_search(self, query: str, k: int, filters: Filters) -> list[tuple[str, float]]:
         """BM25-style full-text search: (chunk_id, score), best first."""

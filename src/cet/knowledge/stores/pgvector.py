@@ -501,6 +501,9 @@ class PgVectorStore:
             (source, path, _jsonb(counts)),
         )
 
+    def refresh_indexes(self) -> None:
+        """Nothing to do: PostgreSQL maintains the GIN and HNSW indexes with every write."""
+
     # --- search -------------------------------------------------------------------------------
     @_guarded
     def keyword_search(self, query: str, k: int, filters: Filters) -> list[tuple[str, float]]:

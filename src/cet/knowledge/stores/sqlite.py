@@ -79,13 +79,14 @@ def fts_query(text: str | list[str]) -> str | None:
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
-    """A connection that never writes: ``mode=ro``; where even that cannot open (a WAL database on read-only media
-    has no ``-shm`` to map), ``immutable=1``. Refuses a file that is no knowledge base."""
+    """A connection that never writes to the database: ``mode=ro`` (SQLite may still create the ``-wal``/``-shm``
+    files of a WAL database beside it, as any reader does); where even that cannot read (read-only media),
+    ``immutable=1``. Refuses a file that is no knowledge base."""
     uri = path.resolve().as_uri()
     last: sqlite3.Error | None = None
-    # no -wal file: no writer has it open, and immutable reads create nothing beside it (mode=ro would add -shm)
-    modes = ("mode=ro", "mode=ro&immutable=1") if Path(f"{path}-wal").exists() else ("mode=ro&immutable=1",)
-    for mode in modes:
+    # mode=ro sees what a writer commits later; immutable=1 (nothing can change the file: read-only media, where
+    # a WAL database cannot get the -shm file mode=ro needs) only when mode=ro cannot read it
+    for mode in ("mode=ro", "mode=ro&immutable=1"):
         try:
             conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30.0, isolation_level=None)
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -329,10 +330,13 @@ class SQLiteStore:
                 self._keywords = KeywordIndex(Path(str(self.path) + ".tantivy"), self._meta("store_id") or "",
                                               persist=not self.read_only)
             self._keywords.sync(self.conn, generation)
-            ranked = self._keywords.search(words, k, filters)
         except (ValueError, OSError, RuntimeError):
-            self._keywords = None  # held by another writer, or damaged: FTS5 answers this query
+            self._keywords = None  # its writer held by another process, or damaged: FTS5 answers this query
             return None
+        try:
+            ranked = self._keywords.search(words, k, filters)
+        except ValueError:
+            return None  # a query Tantivy cannot parse: FTS5 answers it; the index stays
         if not ranked:
             return []
         marks = ",".join("?" * len(ranked))
@@ -352,6 +356,15 @@ class SQLiteStore:
             if found is not None:
                 return found
         return cache.exact_search(query, k, filters)
+
+    def refresh_indexes(self) -> None:
+        """Bring the derived indexes (HNSW, Tantivy) up to date now, for a store past their thresholds: an ingest
+        calls this last, so searches (read-only) find them on disk instead of building them in memory."""
+        self._writable()
+        cache = self._vectors()
+        if cache.size >= self.ann_threshold:
+            self._hnsw(cache)
+        self._indexed_keyword_search(["refresh"], 1, Filters())
 
     def _vectors(self) -> _VectorCache:
         generation = self._generation()
