@@ -17,6 +17,7 @@ from cet.evaluation.context_eval import (
     failure_analysis,
     goal_status,
     playbook_context,
+    selection_ceiling,
     template_context,
     views_of,
 )
@@ -232,6 +233,16 @@ def test_failure_analysis_lists_the_tasks_the_cet_lost_and_won() -> None:
         {"task_id": "b", "raw": "timeout", "cet": "passed", "context_error": None, "context_tokens": 10}]
     assert analysis["lost_by_class"] == {"assertion": 2, "context-failed": 1}
     assert failure_analysis([]) == {"lost": [], "won": [], "lost_by_class": {}}
+
+
+def test_the_selection_ceiling_counts_a_task_any_unlearned_context_passed() -> None:
+    outcomes = {"raw": [True, False, False, False], "rule_based": [False, True, False, False],
+                "naive_rag": [False, False, False, True], "cet_phase2": [False, False, True, False]}
+    ceiling = selection_ceiling(outcomes)
+    assert ceiling == {"among": ["raw", "naive_rag", "rule_based"], "passed": 3, "n": 4, "rate": 0.75,
+                       "gain_over_raw": 0.5}  # the CET's own pass (task 3) is not part of the ceiling
+    assert selection_ceiling({"raw": [True], "cet_phase2": [False]}) is None  # nothing to choose among
+    assert selection_ceiling({"rule_based": [True], "naive_rag": [False]}) is None  # no raw to measure against
 
 
 def _goal_of(target: list[bool], others: dict[str, list[bool]], nothing_to_add: int = 0) -> dict:

@@ -54,16 +54,22 @@ def test_a_failed_attempt_is_repaired_for_at_most_two_rounds(tiny_base: Path, tm
     path = tmp_path / "repairs.jsonl"
     cet = CETModel.from_base(cfg)
     rates = repair_failures(cfg, cet, failed, {task.id: view}, {}, Playbook(), path, rounds=2)
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert 1 <= len(records) <= 2 and [r["round"] for r in records] == list(range(1, len(records) + 1))
-    assert all(not r["passed"] for r in records[:-1])  # a round runs only after a failed one
-    # add(0, 0) passes: an edge value, not wrong logic throughout
-    assert records[0]["original_class"] == "assertion" and records[0]["original_pattern"] == "edge-value"
-    assert rates["attempts"] == 1 and rates["fixed"] == int(records[-1]["passed"])
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["arm"] for r in lines} == {"cet", "report_only"}  # the CET's context and the report alone
+    for arm in ("cet", "report_only"):
+        records = [r for r in lines if r["arm"] == arm]
+        assert 1 <= len(records) <= 2 and [r["round"] for r in records] == list(range(1, len(records) + 1))
+        assert all(not r["passed"] for r in records[:-1])  # a round runs only after a failed one
+        # add(0, 0) passes: an edge value, not wrong logic throughout
+        assert records[0]["original_class"] == "assertion" and records[0]["original_pattern"] == "edge-value"
+        assert rates["arms"][arm]["attempts"] == 1 and rates["arms"][arm]["fixed"] == int(records[-1]["passed"])
+    assert all(r["context"] == "" for r in lines if r["arm"] == "report_only")
+    assert rates["attempts"] == 1 and rates["fixed"] == rates["arms"]["cet"]["fixed"]
     row = rates["by_class"]["assertion"]
     assert row["attempts"] == 1 and row["fixed_by_round_2"] >= row["fixed_by_round_1"]
+    assert rates["paired"]["attempts"] == 1
     again = repair_failures(cfg, cet, failed, {task.id: view}, {}, Playbook(), path, rounds=2)
-    assert len(path.read_text().splitlines()) == len(records) and again == rates  # resumed: nothing redone
+    assert len(path.read_text().splitlines()) == len(lines) and again == rates  # resumed: nothing redone
 
 
 def test_fix_rates_count_each_attempt_once() -> None:
@@ -81,3 +87,22 @@ def test_fix_rates_count_each_attempt_once() -> None:
     assert rates["attempts"] == 3 and rates["fixed"] == 2 and rates["rate"] == 0.667
     assert rates["by_class"]["assertion"] == {"attempts": 2, "fixed_by_round_1": 0, "fixed_by_round_2": 1}
     assert rates["by_pattern"]["truncated"] == {"attempts": 1, "fixed_by_round_1": 1, "fixed_by_round_2": 1}
+
+
+def test_fix_rates_pair_the_cet_arm_with_the_report_alone() -> None:
+    def rec(task: str, arm: str, round_: int, passed: bool) -> dict:
+        return {"task_id": task, "generator": "g", "arm": arm, "round": round_, "passed": passed,
+                "original_class": "assertion", "original_pattern": "edge-value"}
+
+    records = [rec("a", "cet", 1, True), rec("a", "report_only", 1, False), rec("a", "report_only", 2, False),
+               rec("b", "cet", 1, False), rec("b", "cet", 2, True), rec("b", "report_only", 1, True),
+               rec("c", "cet", 1, True), rec("c", "report_only", 1, False), rec("c", "report_only", 2, True),
+               rec("d", "cet", 1, False), rec("d", "cet", 2, False), rec("d", "report_only", 1, False),
+               rec("d", "report_only", 2, False)]
+    rates = fix_rates(records, 2)
+    assert rates["arms"]["cet"]["fixed"] == 3 and rates["arms"]["report_only"]["fixed"] == 2
+    assert rates["fixed"] == 3 and rates["by_class"]["assertion"] == {"attempts": 4, "fixed_by_round_1": 2,
+                                                                        "fixed_by_round_2": 3}
+    assert rates["paired"] == {"attempts": 4, "cet_fixed": 3, "report_only_fixed": 2, "cet_only": 1,
+                               "report_only_only": 0, "difference": 0.25, "p_value": 1.0}
+    assert fix_rates(records[:1], 2)["paired"] is None  # one arm: nothing to pair

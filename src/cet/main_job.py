@@ -385,11 +385,24 @@ def render_phase3(p3: dict[str, Any] | None) -> list[str]:
               f"{i['hurt']} |" for i in p3["playbook"]["items"]]
     repairs = p3.get("repairs")
     if repairs and repairs["attempts"]:
-        lines += ["", f"Repair (bug report → the CET's debugging context → another attempt): {repairs['fixed']} of "
-                  f"{repairs['attempts']} failed attempts fixed.", "",
-                  "| failure class | attempts | fixed by round 1 | fixed by round 2 |", "|---|---|---|---|"]
-        lines += [f"| {c} | {r['attempts']} | {r.get('fixed_by_round_1', 0)} | {r.get('fixed_by_round_2', '–')} |"
-                  for c, r in repairs["by_class"].items()]
+        lines += repair_lines(repairs)
+    return lines
+
+
+def repair_lines(repairs: dict[str, Any]) -> list[str]:
+    """The repair loop's fix rates, per arm: the CET's debugging context with the bug report, and the report alone."""
+    arms = repairs.get("arms") or {"cet": repairs}
+    lines = ["", "Repair (bug report → another attempt; arm cet: with the CET's debugging context, report_only: the "
+             "report alone): " + "; ".join(f"{arm} fixed {r['fixed']} of {r['attempts']}" for arm, r in arms.items())
+             + ".", "", "| arm | failure class | attempts | fixed by round 1 | fixed by round 2 |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {arm} | {c} | {r['attempts']} | {r.get('fixed_by_round_1', 0)} | {r.get('fixed_by_round_2', '–')} |"
+              for arm, rates in arms.items() for c, r in rates["by_class"].items()]
+    paired = repairs.get("paired")
+    if paired:
+        lines += ["", f"Paired over {paired['attempts']} attempts: the context fixed {paired['cet_only']} the report "
+                  f"alone did not, the report alone {paired['report_only_only']} the context did not "
+                  f"(difference {paired['difference']:+.3f}, exact McNemar p = {paired['p_value']:.3g})."]
     return lines
 
 

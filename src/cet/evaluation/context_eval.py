@@ -176,6 +176,7 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
                            for c in contexts if c.startswith("cet_")},
         "intrinsic": {c: aggregate(rows_) for c, rows_ in quality.items()},
         "failure_analysis": failure_analysis(rows, target),
+        "selection_ceiling": selection_ceiling(outcomes),
         "generation": generation, "visible_tests": cfg.exec.visible_tests, "input_tokens": cfg.cet.input_tokens,
         "generator": cfg.llm.roles.generator, "seed": cfg.run.seed,
         "tasks_file": opts.tasks_file, "leak_checks": sum(len(p) for p in prompts.values()),
@@ -248,6 +249,21 @@ def goal_status(result: dict[str, Any]) -> dict[str, Any]:
         goal["note"] = (f"{target} said nothing to add on {abstained} of {n} tasks: its prompts there are the raw "
                         "task's, so what it shows is no harm, not a gain over raw")
     return goal
+
+
+def selection_ceiling(outcomes: dict[str, list[bool]]) -> dict[str, Any] | None:
+    """The most a selective context could reach by choosing, task by task, among the contexts that involve no
+    learned model (raw, full input, naive RAG, the template, the playbook): a task counts as passed when any of them
+    passed it. An oracle's number (it picks with the hidden verdict), so an upper bound on what selection among these
+    contexts can earn; a goal above it needs a context that changes what the generator writes, not a better choice.
+    None when raw and at least one other such condition were not both run."""
+    among = [c for c in CONDITIONS if c in outcomes and c not in CET_CONDITIONS]
+    if BASELINE not in among or len(among) < 2:
+        return None
+    best = [any(outcomes[c][i] for c in among) for i in range(len(outcomes[BASELINE]))]
+    n, passed, raw = len(best), sum(best), sum(outcomes[BASELINE])
+    return {"among": among, "passed": passed, "n": n, "rate": passed / n if n else 0.0,
+            "gain_over_raw": (passed - raw) / n if n else 0.0}
 
 
 def target_of(conditions: Sequence[str]) -> str:

@@ -118,6 +118,12 @@ def verdict_lines(result: dict[str, Any]) -> list[str]:
         lines += ["", f"**Note:** {goal['note']}."]
     if goal.get("caveat"):
         lines += ["", f"**Caveat:** {goal['caveat']}."]
+    ceiling = result.get("selection_ceiling")
+    if ceiling:
+        among = ", ".join(ceiling["among"])
+        lines += ["", f"Selection ceiling: choosing per task, with hindsight, the best of {among} "
+                  f"passes {ceiling['passed']}/{ceiling['n']} ({ceiling['rate']:.3f}; "
+                  f"{ceiling['gain_over_raw']:+.3f} over raw). No context that only chooses among these can beat it."]
     analysis = result["failure_analysis"]
     if analysis["lost"] or analysis["won"]:
         lines += ["", f"Tasks the raw prompt passed and the CET's context failed: {len(analysis['lost'])} "

@@ -6,8 +6,10 @@ from it, and the generator tries once more; at most `rounds` rounds per attempt,
     round k     the CET reads the task, the code and the report (`CETInput` with code and error; the playbook items
                 that match) -> debugging context (Failure / Suspects / Check ...) -> the generator reads the task,
                 its code, the report and the context -> new code -> the sandbox on the same hidden tests
-    recorded    repairs.jsonl: one line per round (resumable: a rerun skips rounds already there)
-    reported    fix rate by the original failure class and pattern: attempts, fixed after round 1, after round 2
+    control     the same rounds with the bug report alone and no context (arm "report_only"): the fix rate the
+                context must beat, paired attempt by attempt (exact McNemar)
+    recorded    repairs.jsonl: one line per round and arm (resumable: a rerun skips rounds already there)
+    reported    fix rate by the original failure class and pattern, per arm: attempts, fixed after round 1, 2
 
 The report quotes the hidden tests of a TRAINING task (Phase 3 never repairs an evaluation task): the fix rate says
 how often a reported failure is turned into a pass with the CET's debugging context, not a held-out pass rate.
@@ -20,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from scipy.stats import binomtest
 
 from cet.config import CetConfig
 from cet.data.gold_context import section_choices
@@ -38,20 +42,28 @@ from cet.phases.rollouts import REPORT_CHARS
 REPAIRS = "repairs.jsonl"
 
 
+ARMS = ("cet", "report_only")  # the CET's debugging context with the report, and the report alone (the control)
+
+
 def repair_failures(cfg: CetConfig, cet: CETModel, failed: Sequence[dict[str, Any]], views: dict[str, TaskView],
                     hits: dict[str, list[Any]], playbook: Playbook, path: Path, rounds: int,
-                    on_step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Repair each failed rollout in `failed` (rollout records with code and report) for up to `rounds` rounds;
-    returns the fix rates (see `fix_rates`)."""
-    done = read_jsonl(path)
-    state: dict[tuple[str, str], dict[str, Any]] = {}
+                    on_step: Callable[[str], None] = lambda _: None, arms: Sequence[str] = ARMS) -> dict[str, Any]:
+    """Repair each failed rollout in `failed` (rollout records with code and report) for up to `rounds` rounds,
+    once per arm: "cet" (the generator reads the CET's debugging context besides the bug report) and "report_only"
+    (the same retry with the bug report alone: what the context adds is the difference); returns the fix rates
+    (see `fix_rates`)."""
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown repair arm(s) {unknown}; choose from {ARMS}")
+    state: dict[tuple[str, str, str], dict[str, Any]] = {}
     for rec in failed:
         if rec.get("code") and rec.get("report") and rec["task_id"] in views:
-            state[(rec["task_id"], rec["generator"])] = {"code": rec["code"], "report": rec["report"],
-                                                         "class": rec["failure_class"], "pattern": rec["pattern"],
-                                                         "fixed": False}
-    for rec in done:  # a resumed run continues where the file stops
-        s = state.get((rec["task_id"], rec["generator"]))
+            for arm in arms:
+                state[(rec["task_id"], rec["generator"], arm)] = {
+                    "code": rec["code"], "report": rec["report"], "class": rec["failure_class"],
+                    "pattern": rec["pattern"], "fixed": False}
+    for rec in read_jsonl(path):  # a resumed run continues where the file stops
+        s = state.get((rec["task_id"], rec["generator"], rec.get("arm", "cet")))
         if s is not None:
             s.update(code=rec["code"] or s["code"], report=rec["report"] or s["report"], fixed=rec["passed"],
                      round=rec["round"])
@@ -59,37 +71,35 @@ def repair_failures(cfg: CetConfig, cet: CETModel, failed: Sequence[dict[str, An
         todo = [key for key, s in state.items() if not s["fixed"] and s.get("round", 0) == k - 1]
         if not todo:
             break
-        on_step(f"phase 3: repair round {k}: {len(todo)} failed attempts")
-        inputs = []
-        for key in todo:
-            inp = cet_input(views[key[0]], hits.get(key[0], []), code=state[key]["code"], error=state[key]["report"],
-                            budget=cfg.cet.input_tokens)
-            inputs.append(replace(inp, playbook=playbook.texts_for_view(views[key[0]])))
-        try:
-            replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in inputs])
-        finally:
-            cet.close_engine()
+        on_step(f"phase 3: repair round {k}: {len(todo)} failed attempts ({', '.join(arms)})")
+        contexts = debugging_contexts(cfg, cet, [key for key in todo if key[2] == "cet"], state, views, hits,
+                                      playbook)
+        todo.sort(key=lambda key: key[1])  # by generator: one model in memory at a time (unloaded in between)
         with Team(cfg) as team, sandbox_executor(cfg) as executor:
             params = team.params(max_tokens=cfg.cet.phase3.max_tokens, temperature=0.0)
             requests = []
-            for (task_id, generator), reply in zip(todo, replies, strict=True):
-                s, view = state[(task_id, generator)], views[task_id]
-                context = reply.parsed.context if reply.parsed is not None and reply.error is None \
-                    else EngineeredContext()
+            for key in todo:
+                s, view = state[key], views[key[0]]
+                context = contexts.get(key, EngineeredContext())
                 s["context"] = context.to_text()
                 prompt = render_prompt(view.raw_text(), context if not context.is_empty() else None, code=s["code"],
                                        error=s["report"], language=view.task.language)
                 requests.append(Request([Message("system", GENERATOR_SYSTEM), Message("user", prompt)], params,
-                                        model=generator))
-            answers = team.map("generator", requests)
-            for (task_id, generator), answer in zip(todo, answers, strict=True):
-                s, view = state[(task_id, generator)], views[task_id]
+                                        model=key[1]))
+            answers = []
+            for generator in dict.fromkeys(key[1] for key in todo):
+                if answers:
+                    team.unload()
+                answers += team.map("generator", [r for r, key in zip(requests, todo, strict=True)
+                                                  if key[1] == generator])
+            for (task_id, generator, arm), answer in zip(todo, answers, strict=True):
+                s, view = state[(task_id, generator, arm)], views[task_id]
                 code = extract_code(answer.text or "", view.task.entry_point, view.task.language)
                 result = executor.run(view.hidden, code) if code else None
                 passed = bool(result and result.passed)
                 report = failure_report(result)[:REPORT_CHARS] if result and not passed else None
                 append_jsonl(path, {
-                    "task_id": task_id, "generator": generator, "round": k, "original_class": s["class"],
+                    "task_id": task_id, "generator": generator, "arm": arm, "round": k, "original_class": s["class"],
                     "original_pattern": s["pattern"], "context": s["context"], "code": code, "passed": passed,
                     "failure_class": classify_failure(result, code, view.task.entry_point),
                     "pattern": failure_pattern(result, code, view.task.entry_point, view.interface),
@@ -98,17 +108,66 @@ def repair_failures(cfg: CetConfig, cet: CETModel, failed: Sequence[dict[str, An
     return fix_rates(read_jsonl(path), rounds)
 
 
+def debugging_contexts(cfg: CetConfig, cet: CETModel, keys: Sequence[tuple[str, str, str]],
+                       state: dict[tuple[str, str, str], dict[str, Any]], views: dict[str, TaskView],
+                       hits: dict[str, list[Any]], playbook: Playbook) -> dict[tuple[str, str, str], EngineeredContext]:
+    """The CET's debugging context for each attempt in `keys` (task, code, report, the matching playbook items); an
+    unreadable reply gives an empty context (the generator then reads the report alone)."""
+    if not keys:
+        return {}
+    inputs = []
+    for key in keys:
+        inp = cet_input(views[key[0]], hits.get(key[0], []), code=state[key]["code"], error=state[key]["report"],
+                        budget=cfg.cet.input_tokens)
+        inputs.append(replace(inp, playbook=playbook.texts_for_view(views[key[0]])))
+    try:
+        replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in inputs])
+    finally:
+        cet.close_engine()
+    return {key: reply.parsed.context if reply.parsed is not None and reply.error is None else EngineeredContext()
+            for key, reply in zip(keys, replies, strict=True)}
+
+
 def fix_rates(records: Sequence[dict[str, Any]], rounds: int) -> dict[str, Any]:
-    """Per original failure class (and pattern): attempts, and how many were fixed by round 1, 2, ..."""
-    attempts: dict[tuple[str, str], int] = {}
-    fixed_at: dict[tuple[str, str], int] = {}
+    """Per arm ("cet"; a record without one is the CET's), per original failure class and pattern: attempts, and
+    how many were fixed by round 1, 2, ...; the CET arm's figures are also the top level (attempts, fixed, rate,
+    by_class, by_pattern). With both arms, `paired`: the attempts both arms ran, fixed by each, and the exact
+    McNemar test of the CET's context against the report alone."""
+    arms = {arm: _arm_rates([r for r in records if r.get("arm", "cet") == arm], rounds)
+            for arm in dict.fromkeys(r.get("arm", "cet") for r in records)}
+    result: dict[str, Any] = {**(arms.get("cet") or _arm_rates([], rounds)), "arms": arms, "paired": None}
+    if {"cet", "report_only"} <= arms.keys():
+        fixed = {arm: set(_fixed_at(records, arm)) for arm in ("cet", "report_only")}
+        both = sorted(set(_attempts(records, "cet")) & set(_attempts(records, "report_only")))
+        if both:
+            cet_only = sum(key in fixed["cet"] and key not in fixed["report_only"] for key in both)
+            control_only = sum(key in fixed["report_only"] and key not in fixed["cet"] for key in both)
+            discordant = cet_only + control_only
+            result["paired"] = {  # exact McNemar: the discordant attempts split like a fair coin under no effect
+                "attempts": len(both), "cet_fixed": sum(key in fixed["cet"] for key in both),
+                "report_only_fixed": sum(key in fixed["report_only"] for key in both), "cet_only": cet_only,
+                "report_only_only": control_only, "difference": (cet_only - control_only) / len(both),
+                "p_value": float(binomtest(cet_only, discordant, 0.5).pvalue) if discordant else 1.0}
+    return result
+
+
+def _attempts(records: Sequence[dict[str, Any]], arm: str) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["task_id"], r["generator"]): r for r in records if r.get("arm", "cet") == arm and r["round"] == 1}
+
+
+def _fixed_at(records: Sequence[dict[str, Any]], arm: str) -> dict[tuple[str, str], int]:
+    fixed: dict[tuple[str, str], int] = {}
     for r in records:
-        key = (r["task_id"], r["generator"])
-        attempts[key] = 1
-        if r["passed"]:
-            fixed_at[key] = min(fixed_at.get(key, r["round"]), r["round"])
+        if r.get("arm", "cet") == arm and r["passed"]:
+            key = (r["task_id"], r["generator"])
+            fixed[key] = min(fixed.get(key, r["round"]), r["round"])
+    return fixed
+
+
+def _arm_rates(records: Sequence[dict[str, Any]], rounds: int) -> dict[str, Any]:
+    arm = records[0].get("arm", "cet") if records else "cet"
+    fixed_at, first = _fixed_at(records, arm), _attempts(records, arm)
     by: dict[str, dict[str, dict[str, Any]]] = {"class": defaultdict(dict), "pattern": defaultdict(dict)}
-    first = {(r["task_id"], r["generator"]): r for r in records if r["round"] == 1}
     for axis, field in (("class", "original_class"), ("pattern", "original_pattern")):
         for key, r in first.items():
             row = by[axis].setdefault(r[field], {"attempts": 0, **{f"fixed_by_round_{k}": 0

@@ -143,7 +143,8 @@ def roll_out(cfg: CetConfig, works: Sequence[Work], generators: Sequence[str], p
     stats = RolloutStats(skipped_lines=len(skipped))
     todo = [(w, c, g) for g in generators for w in works for c in w.candidates
             if (w.view.task.id, c.key, g) not in done]
-    parts = [todo[i:i + batch] for i in range(0, len(todo), batch)]
+    # batches never mix generators, so one generator's model is in memory at a time (the 1.5B is 1.8 GB)
+    parts = [part for g in generators for part in batched([t for t in todo if t[2] == g], batch)]
     started = time.perf_counter()
 
     def keep(records: list[dict[str, Any]], asked: int) -> None:
@@ -160,11 +161,18 @@ def roll_out(cfg: CetConfig, works: Sequence[Work], generators: Sequence[str], p
             keep(records, len(part))
     elif parts:
         with Team(cfg) as team, sandbox_executor(cfg) as executor:
-            for part in parts:
+            for i, part in enumerate(parts):
+                if i and part[0][2] != parts[i - 1][0][2]:
+                    team.unload()  # the previous generator's model is done with
                 keep(roll_part(team, executor, part, round_, max_tokens), len(part))
     stats.seconds = time.perf_counter() - started
     ids = {w.view.task.id for w in works}
     return [r for r in read_jsonl(path) if r["task_id"] in ids], stats
+
+
+def batched(items: Sequence[Any], size: int) -> list[list[Any]]:
+    """`items` in consecutive lists of at most `size`."""
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
 def roll_part(team: Team, executor: Any, part: Sequence[tuple[Work, Candidate, str]], round_: int,
