@@ -189,6 +189,15 @@ def load_real_corpus(db: str | Path = DEFAULT_DB, limit: int | None = None) -> C
     return documents, chunks, vectors
 
 
+def chunk_texts(db: str | Path = DEFAULT_DB) -> list[str]:
+    """Every chunk text of a store, in rowid order (no vectors needed; exits with status 2 without a store)."""
+    conn = _connect_read_only(db)
+    try:
+        return [row[0] for row in conn.execute("SELECT text FROM chunks ORDER BY rowid")]
+    finally:
+        conn.close()
+
+
 def corpus_size(corpus: Corpus) -> int:
     return len(corpus[2])
 

@@ -23,7 +23,7 @@ class EmbeddingConfig(BaseModel):
     # torch's import time and with ~20x lower single-query latency on this CPU (docs/benchmarks.md)
     backend: Literal["sentence-transformers", "onnx", "openai"] = "onnx"
     model: str = "all-MiniLM-L6-v2"  # a packaged name, a local path, or the endpoint's model name
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(16, ge=1)  # 1.24x the chunks/s of 64, same vectors (bench/embedding_throughput.py)
     # all-MiniLM-L6-v2 was trained on 128 word pieces; the text beyond that is still keyword-indexed
     max_tokens: int = Field(128, ge=8)
     threads: int | None = Field(None, ge=1)  # onnxruntime intra-op threads (None: the CPUs, at most 4)

@@ -110,7 +110,7 @@ def stats_command(db: str = DbOption, json_out: bool = JsonOption) -> None:
     from cet.knowledge.stores import open_store
 
     cfg = get_config(kb={"db": db})
-    store = open_store(cfg.kb.db, cfg.kb, must_exist=True)
+    store = open_store(cfg.kb.db, cfg.kb, must_exist=True, read_only=True)
     stats = store.stats()
     store.close()
     if json_out:

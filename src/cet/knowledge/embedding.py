@@ -80,7 +80,7 @@ class SentenceTransformerEmbedder:
 class OnnxEmbedder:
     """The int8 ONNX all-MiniLM-L6-v2 through onnxruntime: no torch needed; mean pooling, L2-normalised."""
 
-    def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64, max_tokens: int = 128,
+    def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 16, max_tokens: int = 128,
                  threads: int | None = None) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
