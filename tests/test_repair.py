@@ -70,6 +70,15 @@ def test_a_failed_attempt_is_repaired_for_at_most_two_rounds(tiny_base: Path, tm
     assert rates["paired"]["attempts"] == 1
     again = repair_failures(cfg, cet, failed, {task.id: view}, {}, Playbook(), path, rounds=2)
     assert len(path.read_text().splitlines()) == len(lines) and again == rates  # resumed: nothing redone
+    # a run stopped after round 1: the rerun goes on with round 2 for the attempts round 1 did not fix
+    stopped = tmp_path / "stopped.jsonl"
+    first = [line for line in path.read_text().splitlines() if json.loads(line)["round"] == 1]
+    stopped.write_text("\n".join(first) + "\n")
+    repair_failures(cfg, cet, failed, {task.id: view}, {}, Playbook(), stopped, rounds=2)
+    resumed = [json.loads(line) for line in stopped.read_text().splitlines()]
+    assert sorted((r["arm"], r["round"]) for r in resumed) == sorted((r["arm"], r["round"]) for r in lines)
+    assert rates["arms"]["cet"]["rounds_without_context"] == sum(1 for r in lines if r["arm"] == "cet"
+                                                                 and not r["context"])
 
 
 def test_fix_rates_count_each_attempt_once() -> None:

@@ -74,8 +74,8 @@ BUDGETS = {
     # 0.5B passed 2 (measured), at about the same cost per answer on 2 cores
     # make run with 3 questions (fresh cache, idle cores): 14:49 wall, Phase 1 135 s, evaluation 611 s, peak 3,983
     # MiB; it accepted 0 of 3 (Phase 2 then has no partial-code or bug pairs), so the default asks 8
-    # Phase 3's demonstration (1 rollout task, 1 dev task, both generators, the repair) costs ~5 minutes (an
-    # estimate from ~10 s a 0.5B and ~30 s a 1.5B generation): Phase 1 asks 4 questions instead of 8 and the
+    # Phase 3's demonstration (1 rollout task, 1 dev task, both generators, the repair with its control arm) took
+    # 420 s in make run (24:04 wall, idle cores, fresh cache): Phase 1 asks 4 questions instead of 8 and the
     # evaluation takes 4 tasks (8 conditions) instead of 6 to keep the 30 minutes
     "default": Budget(documents=250, reference_runs=None, phase1_rounds=1, phase1_questions=4, phase2_tasks=6,
                       eval_tasks=4, judges=("smollm2-135m-instruct",), phase2_epochs=1.0,
@@ -398,12 +398,23 @@ def repair_lines(repairs: dict[str, Any]) -> list[str]:
              "|---|---|---|---|---|"]
     lines += [f"| {arm} | {c} | {r['attempts']} | {r.get('fixed_by_round_1', 0)} | {r.get('fixed_by_round_2', '–')} |"
               for arm, rates in arms.items() for c, r in rates["by_class"].items()]
+    empty = (arms.get("cet") or {}).get("rounds_without_context")
+    if empty:
+        lines += ["", f"{empty} of the CET arm's {arms['cet'].get('rounds_run')} rounds had no context (the CET "
+                  "said nothing, or its reply could not be read): the control's prompt, answered alike."]
     paired = repairs.get("paired")
     if paired:
+        discordant = paired["cet_only"] + paired["report_only_only"]
+        verdict = f"exact McNemar p = {paired['p_value']:.3g}" if discordant >= MIN_DISCORDANT else \
+            f"{discordant} discordant attempts: too few for any test at the 5% level (it needs {MIN_DISCORDANT})"
         lines += ["", f"Paired over {paired['attempts']} attempts: the context fixed {paired['cet_only']} the report "
                   f"alone did not, the report alone {paired['report_only_only']} the context did not "
-                  f"(difference {paired['difference']:+.3f}, exact McNemar p = {paired['p_value']:.3g})."]
+                  f"(difference {paired['difference']:+.3f}; {verdict}). The context may quote retrieved chunks "
+                  "and the playbook items the CET read: the arm compares all of that against the report alone."]
     return lines
+
+
+MIN_DISCORDANT = 6  # an exact two-sided McNemar test cannot reach p < 0.05 with fewer discordant pairs
 
 
 def _loss(t: dict[str, Any]) -> str:

@@ -70,30 +70,38 @@ def repair_failures(cfg: CetConfig, cet: CETModel, failed: Sequence[dict[str, An
     for k in range(1, rounds + 1):
         todo = [key for key, s in state.items() if not s["fixed"] and s.get("round", 0) == k - 1]
         if not todo:
-            break
+            continue  # a resumed run may have every attempt past this round already
         on_step(f"phase 3: repair round {k}: {len(todo)} failed attempts ({', '.join(arms)})")
         contexts = debugging_contexts(cfg, cet, [key for key in todo if key[2] == "cet"], state, views, hits,
                                       playbook)
-        todo.sort(key=lambda key: key[1])  # by generator: one model in memory at a time (unloaded in between)
+        # one generator at a time (its model unloaded before the next), the control before the CET's arm: a CET
+        # reply with nothing in it leaves the very prompt of the control, which the response cache then answers
+        # with the control's reply (so an empty context can never differ from the control by chance)
+        todo.sort(key=lambda key: (key[1], key[2] != "report_only"))
         with Team(cfg) as team, sandbox_executor(cfg) as executor:
             params = team.params(max_tokens=cfg.cet.phase3.max_tokens, temperature=0.0)
-            requests = []
+            requests = {}
             for key in todo:
                 s, view = state[key], views[key[0]]
                 context = contexts.get(key, EngineeredContext())
                 s["context"] = context.to_text()
                 prompt = render_prompt(view.raw_text(), context if not context.is_empty() else None, code=s["code"],
                                        error=s["report"], language=view.task.language)
-                requests.append(Request([Message("system", GENERATOR_SYSTEM), Message("user", prompt)], params,
-                                        model=key[1]))
-            answers = []
-            for generator in dict.fromkeys(key[1] for key in todo):
-                if answers:
-                    team.unload()
-                answers += team.map("generator", [r for r, key in zip(requests, todo, strict=True)
-                                                  if key[1] == generator])
-            for (task_id, generator, arm), answer in zip(todo, answers, strict=True):
-                s, view = state[(task_id, generator, arm)], views[task_id]
+                requests[key] = Request([Message("system", GENERATOR_SYSTEM), Message("user", prompt)], params,
+                                        model=key[1])
+            answers: dict[tuple[str, str, str], Any] = {}
+            previous = None
+            for generator, arm in dict.fromkeys((key[1], key[2]) for key in todo):
+                if previous is not None and generator != previous:
+                    team.unload()  # the previous generator's model is done with
+                previous = generator
+                group = [key for key in todo if key[1] == generator and key[2] == arm]
+                answers.update(zip(group, team.map("generator", [requests[key] for key in group]), strict=True))
+            for key in todo:
+                answer, (task_id, generator, arm) = answers[key], key
+                if not answer.ok:
+                    continue  # the request itself failed (model, budget): no verdict; a rerun tries again
+                s, view = state[key], views[task_id]
                 code = extract_code(answer.text or "", view.task.entry_point, view.task.language)
                 result = executor.run(view.hidden, code) if code else None
                 passed = bool(result and result.passed)
@@ -167,6 +175,8 @@ def _fixed_at(records: Sequence[dict[str, Any]], arm: str) -> dict[tuple[str, st
 def _arm_rates(records: Sequence[dict[str, Any]], rounds: int) -> dict[str, Any]:
     arm = records[0].get("arm", "cet") if records else "cet"
     fixed_at, first = _fixed_at(records, arm), _attempts(records, arm)
+    # rounds whose context was empty (the CET said nothing, or its reply could not be read): the control's prompt
+    empty = sum(1 for r in records if not r.get("context")) if arm == "cet" else None
     by: dict[str, dict[str, dict[str, Any]]] = {"class": defaultdict(dict), "pattern": defaultdict(dict)}
     for axis, field in (("class", "original_class"), ("pattern", "original_pattern")):
         for key, r in first.items():
@@ -177,4 +187,5 @@ def _arm_rates(records: Sequence[dict[str, Any]], rounds: int) -> dict[str, Any]
                 row[f"fixed_by_round_{k}"] += int(key in fixed_at and fixed_at[key] <= k)
     total = len(first)
     return {"attempts": total, "fixed": len(fixed_at), "rate": round(len(fixed_at) / total, 3) if total else None,
-            "by_class": dict(by["class"]), "by_pattern": dict(by["pattern"])}
+            "by_class": dict(by["class"]), "by_pattern": dict(by["pattern"]), "rounds_run": len(records),
+            "rounds_without_context": empty}
