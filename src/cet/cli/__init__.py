@@ -8,6 +8,7 @@ from cet.cli.common import app_callback
 from cet.cli.context import context_command
 from cet.cli.eval import eval_app
 from cet.cli.exec import exec_app
+from cet.cli.experiment import experiment_app
 from cet.cli.kb import kb_app
 from cet.cli.llm import llm_app
 from cet.cli.models import models_app
@@ -27,6 +28,7 @@ app.add_typer(llm_app, name="llm")
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
+app.add_typer(experiment_app, name="experiment")
 app.command("run")(run_command)
 app.command("context")(context_command)
 
