@@ -260,6 +260,17 @@ class RunConfig(BaseModel):
     seed: int = 0
 
 
+class ServeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"  # loopback by default; any other address needs a bearer token
+    port: int = Field(8080, ge=1, le=65535)
+    token_env: str = "CET_SERVE_TOKEN"  # the bearer token is read from this variable, never stored
+    max_body_bytes: int = Field(1_000_000, ge=1024)  # a request body over this is refused (413)
+    feedback_db: str = "data/serve/feedback.sqlite"  # served contexts and their outcomes (SQLite, WAL)
+    arm: str = "cet"  # the context strategy this server serves (A/B arms arrive with the experiments)
+
+
 class CetConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CET_", env_nested_delimiter="__", extra="forbid")
 
@@ -268,6 +279,7 @@ class CetConfig(BaseSettings):
     exec: ExecConfig = ExecConfig()
     llm: LLMConfig = LLMConfig()
     cet: CETSettings = CETSettings()
+    serve: ServeConfig = ServeConfig()
     run: RunConfig = RunConfig()
 
     @classmethod

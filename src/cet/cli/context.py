@@ -34,41 +34,23 @@ def context_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Engineer the context a code-writing model needs for TASK (with retrieved knowledge)."""
-    from dataclasses import replace
-
-    from cet.data.gold_context import section_choices
-    from cet.data.playbook import Playbook
     from cet.llm.base import LLMError
-    from cet.model.cet import CETModel
-    from cet.model.context import render_prompt
-    from cet.model.prompts import build_input
+    from cet.serving.engine import ContextEngine
 
     if not task.strip():
         raise CetError("the task is empty")
     cfg = get_config()
     code_text, error_text = _read(code, "code"), _read(error, "error")
-    cet = CETModel.open(cfg, checkpoint, base=base)  # before retrieval: no checkpoint, no work done
-    hits = []
-    try:
-        if not no_retrieval:
-            from cet.knowledge.pipeline import open_retriever
-
-            hits = open_retriever(cfg).search(task if not error_text else f"{task}\n{error_text}", k=cfg.cet.top_k)
-        playbook = Playbook.load(cet.checkpoint / "playbook.json") if cet.checkpoint else Playbook()
-        inp = build_input(task, hits, code=code_text, error=error_text, budget=cfg.cet.input_tokens)
-        # a CET after Phase 3 reads the playbook items that match the task, as it did in training
-        inp = replace(inp, playbook=playbook.texts_for(task, "", ""))
-        reply, = cet.engineer([{"input": inp, "choices": section_choices(inp)}])
-    finally:
-        cet.close_engine()
-    parsed = reply.parsed
+    engine = ContextEngine(cfg, checkpoint, base=base, retrieval=not no_retrieval)
+    done = engine.engineer(task, code=code_text, error=error_text)
+    reply, hits, parsed = done.reply, done.hits, done.reply.parsed
     result = {"context": parsed.context.to_dict() if parsed else None, "valid": bool(parsed and parsed.valid),
               "issues": parsed.issues if parsed else [], "error": reply.error, "seconds": round(reply.seconds, 3),
               "truncated": reply.truncated, "constrained": cfg.cet.constrained, "raw": reply.raw,
               "retrieved": [{"id": h.id, "title": h.title, "score": round(h.score, 4)} for h in hits],
-              "checkpoint": cet.info.get("phase"),
-              "checkpoint_path": str(cet.checkpoint) if cet.checkpoint else None,
-              "prompt": render_prompt(task, parsed.context, code=code_text, error=error_text) if parsed else None}
+              "checkpoint": engine.cet.info.get("phase"),
+              "checkpoint_path": str(engine.cet.checkpoint) if engine.cet.checkpoint else None,
+              "prompt": done.prompt}
     if json_out:
         emit_json(result)
         if reply.error:

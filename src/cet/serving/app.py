@@ -1,0 +1,129 @@
+"""The context service (FastAPI): what a coding assistant calls to get the CET's context, and where it reports
+what came of it.
+
+    GET  /health                      status, the model version, request and feedback counts (no token needed)
+    POST /v1/context                  {"task", "code"?, "error"?, "tests"?} -> the engineered context, its sections
+                                      and cited chunk ids, the arm and model version that served it, a request id
+    POST /v1/feedback                 {"request_id", "passed"?, "tests"? {"passed", "total"}, "accepted"?}: the
+                                      outcome, recorded once (the same again: `duplicate`; different: 409)
+    GET  /v1/feedback/{request_id}    what was recorded for a request
+
+Every error is JSON `{"error": "..."}` with its status (401 no or wrong token, 404 unknown request, 409
+conflicting feedback, 413 body over `serve.max_body_bytes`, 422 malformed body, 502 the CET wrote no context). A
+request carries text only: nothing in it is ever read as a path. With a token (required by `cet serve` beyond
+loopback) every /v1 route needs `Authorization: Bearer <token>`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from cet.errors import CetError
+from cet.serving.engine import ContextEngine
+from cet.serving.feedback import FeedbackConflict, FeedbackStore, UnknownRequest
+
+MAX_TEXT = 200_000  # characters of any one field
+
+
+class ContextRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=MAX_TEXT)
+    code: str | None = Field(None, max_length=MAX_TEXT)
+    error: str | None = Field(None, max_length=MAX_TEXT)
+    tests: str | None = Field(None, max_length=MAX_TEXT)
+
+
+class Counts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    passed: int = Field(ge=0)
+    total: int = Field(ge=0)
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64)
+    passed: bool | None = None
+    tests: Counts | None = None
+    accepted: bool | None = None
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(engine: ContextEngine, store: FeedbackStore, *, arm: str = "cet", token: str | None = None,
+               max_body_bytes: int = 1_000_000) -> FastAPI:
+    app = FastAPI(title="cet context service", version="1")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            return _error(413, f"request body over {max_body_bytes} bytes")
+        if request.method == "POST" and length is None:
+            body = await request.body()  # chunked: read, then judge its size
+            if len(body) > max_body_bytes:
+                return _error(413, f"request body over {max_body_bytes} bytes")
+        if token is not None and request.url.path.startswith("/v1/"):
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return _error(401, "missing or wrong bearer token")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return _error(422, f"{where or 'body'}: {first.get('msg', 'invalid request')}")
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "arm": arm, "model_version": engine.version, **store.counts()}
+
+    @app.post("/v1/context")
+    async def context(body: ContextRequest) -> Any:
+        task = body.task if not body.tests else f"{body.task}\n\nTests:\n{body.tests}"
+        try:
+            done = await run_in_threadpool(engine.engineer, task, body.code, body.error)
+        except CetError as e:
+            return _error(422, str(e))
+        reply = done.reply
+        if reply.error or reply.parsed is None:
+            return _error(502, f"the CET wrote no context: {reply.error or 'unreadable reply'}")
+        context = reply.parsed.context
+        chunk_ids = context.cited_chunk_ids()
+        request_id = store.record_request(arm=arm, model_version=engine.version, task=task,
+                                          context=context.to_text(), sections=done.sections(), chunk_ids=chunk_ids)
+        return {"request_id": request_id, "context": context.to_text(), "sections": done.sections(),
+                "chunk_ids": chunk_ids, "retrieved": [h.id for h in done.hits], "arm": arm,
+                "model_version": engine.version, "valid": reply.parsed.valid, "issues": reply.parsed.issues,
+                "nothing_to_add": reply.parsed.nothing_to_add, "prompt": done.prompt}
+
+    @app.post("/v1/feedback")
+    def feedback(body: FeedbackRequest) -> Any:
+        try:
+            return store.record_feedback(body.request_id, body.passed,
+                                         body.tests.model_dump() if body.tests else None, body.accepted)
+        except UnknownRequest as e:
+            return _error(404, str(e))
+        except FeedbackConflict as e:
+            return _error(409, str(e))
+
+    @app.get("/v1/feedback/{request_id}")
+    def recorded(request_id: str) -> Any:
+        try:
+            return store.feedback(request_id)
+        except UnknownRequest as e:
+            return _error(404, str(e))
+
+    return app

@@ -1,0 +1,79 @@
+"""The CET behind `cet context` and the service: loaded once, it engineers one context per request from the task,
+the code so far and the error, with what the knowledge base retrieves and the playbook items that match."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from cet.config import CetConfig
+from cet.errors import CetError
+
+
+@dataclass
+class Engineered:
+    """One request's context: the CET's reply (parsed), what was retrieved, the generator prompt it renders."""
+
+    reply: Any
+    hits: list[Any]
+    prompt: str | None
+
+    @property
+    def context(self) -> Any:
+        return self.reply.parsed.context if self.reply.parsed is not None else None
+
+    def sections(self) -> list[str]:
+        from cet.model.context import FIELDS
+
+        context = self.context
+        return [name for name in FIELDS if context is not None and getattr(context, name)]
+
+
+class ContextEngine:
+    """A CET checkpoint (or the untrained base, when asked for), a retriever unless `retrieval` is off, and the
+    checkpoint's playbook. One request at a time (the engine's model is not shared across threads)."""
+
+    def __init__(self, cfg: CetConfig, checkpoint: str | Path | None = None, base: bool = False,
+                 retrieval: bool = True) -> None:
+        from cet.data.playbook import Playbook
+        from cet.model.cet import CETModel
+
+        self.cfg = cfg
+        self.cet = CETModel.open(cfg, checkpoint, base=base)  # before retrieval: no checkpoint, no work done
+        self.retriever = None
+        if retrieval:
+            from cet.knowledge.pipeline import open_retriever
+
+            self.retriever = open_retriever(cfg)
+        self.playbook = Playbook.load(self.cet.checkpoint / "playbook.json") if self.cet.checkpoint else Playbook()
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        """What served a context: the checkpoint's phase and path, or the untrained base."""
+        if self.cet.checkpoint is None:
+            return "base"
+        return f"{self.cet.info.get('phase', 'cet')}@{self.cet.checkpoint}"
+
+    def engineer(self, task: str, code: str | None = None, error: str | None = None) -> Engineered:
+        from cet.data.gold_context import section_choices
+        from cet.model.context import render_prompt
+        from cet.model.prompts import build_input
+
+        if not task.strip():
+            raise CetError("the task is empty")
+        with self._lock:
+            hits = self.retriever.search(task if not error else f"{task}\n{error}", k=self.cfg.cet.top_k) \
+                if self.retriever is not None else []
+            inp = build_input(task, hits, code=code, error=error, budget=self.cfg.cet.input_tokens)
+            # a CET after Phase 3 reads the playbook items that match the task, as it did in training
+            inp = replace(inp, playbook=self.playbook.texts_for(task, "", ""))
+            try:
+                reply, = self.cet.engineer([{"input": inp, "choices": section_choices(inp)}])
+            finally:
+                self.cet.close_engine()
+        parsed = reply.parsed
+        prompt = render_prompt(task, parsed.context, code=code, error=error) if parsed else None
+        return Engineered(reply, list(hits), prompt)

@@ -1,0 +1,100 @@
+"""What the service served and what came back: every context request and its outcome, durably (SQLite in WAL
+mode; one file, safe for several threads and processes), idempotent on the request id.
+
+    requests   request_id (primary key), when, the arm and model version that served it, the task, the context,
+               its sections and cited chunk ids
+    feedback   request_id (primary key, one outcome per request), when, passed, the tests' counts, accepted
+
+Recording the same feedback twice is a no-op that says so (`duplicate`); different feedback for a request that
+already has some is refused (`FeedbackConflict`), never overwritten; feedback for an unknown request is refused
+(`UnknownRequest`). These records are what Phase 4's experiments and retraining read.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY, at REAL NOT NULL, arm TEXT NOT NULL, model_version TEXT NOT NULL,
+    task TEXT NOT NULL, context TEXT NOT NULL, sections TEXT NOT NULL, chunk_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feedback (
+    request_id TEXT PRIMARY KEY REFERENCES requests(request_id), at REAL NOT NULL, passed INTEGER,
+    tests TEXT NOT NULL, accepted INTEGER);
+"""
+
+
+class UnknownRequest(LookupError):
+    """Feedback, or a lookup, for a request id the store never served."""
+
+
+class FeedbackConflict(ValueError):
+    """Feedback for a request that already has different feedback."""
+
+
+class FeedbackStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")  # an acknowledged outcome survives a power cut
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def record_request(self, *, arm: str, model_version: str, task: str, context: str, sections: list[str],
+                       chunk_ids: list[str]) -> str:
+        """Store a served context; returns its new request id."""
+        request_id = uuid.uuid4().hex
+        with self._lock:
+            self._conn.execute("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?)",
+                               (request_id, time.time(), arm, model_version, task, context, json.dumps(sections),
+                                json.dumps(chunk_ids)))
+        return request_id
+
+    def record_feedback(self, request_id: str, passed: bool | None, tests: dict[str, Any] | None,
+                        accepted: bool | None) -> dict[str, Any]:
+        """Store a request's outcome once; returns it with `duplicate` (True when it was already there, alike)."""
+        row = (None if passed is None else int(passed), json.dumps(tests or {}, sort_keys=True),
+               None if accepted is None else int(accepted))
+        with self._lock:
+            if self._conn.execute("SELECT 1 FROM requests WHERE request_id=?", (request_id,)).fetchone() is None:
+                raise UnknownRequest(f"no request {request_id!r} was served")
+            inserted = self._conn.execute("INSERT OR IGNORE INTO feedback VALUES (?,?,?,?,?)",
+                                          (request_id, time.time(), *row)).rowcount
+            stored = self._conn.execute("SELECT passed, tests, accepted FROM feedback WHERE request_id=?",
+                                        (request_id,)).fetchone()
+        if not inserted and tuple(stored) != row:
+            raise FeedbackConflict(f"request {request_id!r} already has different feedback")
+        return {**self.feedback(request_id), "duplicate": not inserted}
+
+    def feedback(self, request_id: str) -> dict[str, Any]:
+        """What was recorded for a request: the request and its feedback (None when none came yet)."""
+        with self._lock:
+            request = self._conn.execute("SELECT request_id, at, arm, model_version, sections, chunk_ids "
+                                         "FROM requests WHERE request_id=?", (request_id,)).fetchone()
+            outcome = self._conn.execute("SELECT at, passed, tests, accepted FROM feedback WHERE request_id=?",
+                                         (request_id,)).fetchone()
+        if request is None:
+            raise UnknownRequest(f"no request {request_id!r} was served")
+        return {"request_id": request[0], "served_at": request[1], "arm": request[2], "model_version": request[3],
+                "sections": json.loads(request[4]), "chunk_ids": json.loads(request[5]),
+                "feedback": None if outcome is None else {
+                    "at": outcome[0], "passed": None if outcome[1] is None else bool(outcome[1]),
+                    "tests": json.loads(outcome[2]), "accepted": None if outcome[3] is None else bool(outcome[3])}}
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            requests = self._conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+            feedback = self._conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
+        return {"requests": requests, "feedback": feedback}

@@ -1,0 +1,100 @@
+"""The context service with real parts: the tiny CET base behind it (llama.cpp engine or transformers, as
+configured), a real SQLite feedback store, FastAPI's test client; errors as JSON; feedback idempotent; auth."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cet.config import load_config
+from cet.serving.app import create_app
+from cet.serving.engine import ContextEngine
+from cet.serving.feedback import FeedbackConflict, FeedbackStore, UnknownRequest
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_base: Path) -> ContextEngine:
+    cfg = load_config(cet={"base_model": str(tiny_base), "device": "cpu", "max_new_tokens": 24})
+    return ContextEngine(cfg, base=True, retrieval=False)
+
+
+@pytest.fixture
+def client(engine: ContextEngine, tmp_path: Path) -> Iterator[TestClient]:
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    with TestClient(create_app(engine, store, max_body_bytes=4096)) as c:
+        yield c
+    store.close()
+
+
+def test_a_context_is_served_and_its_outcome_recorded_once(client: TestClient) -> None:
+    served = client.post("/v1/context", json={"task": "Write add(a, b) returning the sum.", "tests": "add(1, 2) == 3"})
+    assert served.status_code == 200, served.text  # constrained decoding: even the untrained base writes sections
+    body = served.json()
+    assert body["arm"] == "cet" and body["model_version"] == "base" and len(body["request_id"]) == 32
+    assert isinstance(body["sections"], list) and isinstance(body["chunk_ids"], list)
+    outcome = {"request_id": body["request_id"], "passed": True, "tests": {"passed": 3, "total": 3}}
+    first = client.post("/v1/feedback", json=outcome)
+    again = client.post("/v1/feedback", json=outcome)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["duplicate"] is False and again.json()["duplicate"] is True
+    conflict = client.post("/v1/feedback", json={**outcome, "passed": False})
+    assert conflict.status_code == 409 and "different feedback" in conflict.json()["error"]
+    recorded = client.get(f"/v1/feedback/{body['request_id']}").json()
+    assert recorded["feedback"]["passed"] is True and recorded["feedback"]["tests"] == {"passed": 3, "total": 3}
+    assert client.get("/health").json()["feedback"] == 1
+
+
+def test_bad_requests_get_one_json_error(client: TestClient) -> None:
+    assert client.post("/v1/context", json={"task": ""}).status_code == 422
+    wrong = client.post("/v1/context", json={"task": "x", "path": "/etc/passwd"})  # unknown fields are refused
+    assert wrong.status_code == 422 and "path" in wrong.json()["error"]
+    big = client.post("/v1/context", json={"task": "x" * 5000})
+    assert big.status_code == 413 and "over 4096 bytes" in big.json()["error"]
+    unknown = client.post("/v1/feedback", json={"request_id": "nope", "passed": True})
+    assert unknown.status_code == 404 and client.get("/v1/feedback/nope").status_code == 404
+    assert client.post("/v1/feedback", json={"request_id": "x", "tests": {"passed": -1, "total": 1}}).status_code == 422
+
+
+def test_a_token_guards_every_v1_route(engine: ContextEngine, tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    try:
+        with TestClient(create_app(engine, store, token="s3cret")) as c:
+            assert c.get("/health").status_code == 200
+            assert c.get("/v1/feedback/x").status_code == 401
+            assert c.get("/v1/feedback/x", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert c.get("/v1/feedback/x", headers={"Authorization": "Bearer s3cret"}).status_code == 404
+    finally:
+        store.close()
+
+
+def test_feedback_from_many_threads_is_neither_lost_nor_doubled(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    ids = [store.record_request(arm="cet", model_version="v", task=f"t{i}", context="", sections=[], chunk_ids=[])
+           for i in range(40)]
+    errors: list[Exception] = []
+
+    def send(offset: int) -> None:
+        for request_id in ids[offset:] + ids[:offset]:  # every thread sends every outcome, in its own order
+            try:
+                store.record_feedback(request_id, True, {"passed": 1, "total": 1}, None)
+            except Exception as e:  # noqa: BLE001 - collected and asserted below
+                errors.append(e)
+
+    threads = [threading.Thread(target=send, args=(n * 5,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and store.counts() == {"requests": 40, "feedback": 40}
+    store.close()
+    reopened = FeedbackStore(tmp_path / "feedback.sqlite")  # durable: a new process sees all of it
+    assert reopened.counts() == {"requests": 40, "feedback": 40}
+    with pytest.raises(FeedbackConflict):
+        reopened.record_feedback(ids[0], False, None, None)
+    with pytest.raises(UnknownRequest):
+        reopened.feedback("missing")
+    reopened.close()
