@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from cet.config import load_config
 from cet.serving.app import create_app
 from cet.serving.engine import ContextEngine
+from cet.serving.experiment import Experiment
 from cet.serving.feedback import FeedbackConflict, FeedbackStore, UnknownRequest
+from cet.serving.strategies import CETStrategy, NoContextStrategy, TemplateStrategy
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def engine(tiny_base: Path) -> ContextEngine:
 @pytest.fixture
 def client(engine: ContextEngine, tmp_path: Path) -> Iterator[TestClient]:
     store = FeedbackStore(tmp_path / "feedback.sqlite")
-    with TestClient(create_app(engine, store, max_body_bytes=4096)) as c:
+    with TestClient(create_app({"cet": CETStrategy(engine)}, store, max_body_bytes=4096)) as c:
         yield c
     store.close()
 
@@ -62,7 +64,7 @@ def test_bad_requests_get_one_json_error(client: TestClient) -> None:
 def test_a_token_guards_every_v1_route(engine: ContextEngine, tmp_path: Path) -> None:
     store = FeedbackStore(tmp_path / "feedback.sqlite")
     try:
-        with TestClient(create_app(engine, store, token="s3cret")) as c:
+        with TestClient(create_app({"cet": CETStrategy(engine)}, store, token="s3cret")) as c:
             assert c.get("/health").status_code == 200
             assert c.get("/v1/feedback/x").status_code == 401
             assert c.get("/v1/feedback/x", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -98,3 +100,35 @@ def test_feedback_from_many_threads_is_neither_lost_nor_doubled(tmp_path: Path) 
     with pytest.raises(UnknownRequest):
         reopened.feedback("missing")
     reopened.close()
+
+
+def test_an_experiment_assigns_users_stickily_and_reads_its_standing(engine: ContextEngine, tmp_path: Path) -> None:
+    cfg = load_config()
+    experiment = Experiment("t", control="none", treatment="template", min_per_arm=5)
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    app = create_app({"template": TemplateStrategy(cfg, None), "none": NoContextStrategy()}, store,
+                     experiment=experiment)
+    try:
+        with TestClient(app) as c:
+            arms: dict[str, set[str]] = {}
+            for n in range(40):
+                user = f"user-{n % 10}"
+                body = c.post("/v1/context", json={"task": "Write `add(a, b)` returning a + b.", "user": user}).json()
+                arms.setdefault(user, set()).add(body["arm"])
+                assert body["arm"] == experiment.assign(user)
+                if body["arm"] == "template":
+                    assert "add" in body["context"] and body["sections"]
+                else:
+                    assert body["context"] == "" and body["nothing_to_add"]
+                # the template's users pass, the raw task's fail: a difference the test must find
+                c.post("/v1/feedback", json={"request_id": body["request_id"], "passed": body["arm"] == "template"})
+            assert all(len(seen) == 1 for seen in arms.values())  # sticky: one arm per user
+            assert {a for seen in arms.values() for a in seen} == {"template", "none"}  # both arms get users
+            standing = c.get("/v1/experiment").json()
+            assert standing["n_a"] + standing["n_b"] == 40 and standing["difference"] == 1.0
+            assert standing["decided"] and standing["winner"] == "template" and standing["p_value"] <= 0.05
+            assert c.get("/health").json()["arms"] == {"template": "rule-based", "none": "raw task"}
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="two different arms"):
+        Experiment("x", control="cet", treatment="cet")

@@ -29,24 +29,40 @@ def serve_command(
     checkpoint: Path = typer.Option(None, "--checkpoint", help="A CET checkpoint (default: the latest phase)."),
     base: bool = typer.Option(False, "--base", help="Serve the untrained base model (no checkpoint needed)."),
     no_retrieval: bool = typer.Option(False, "--no-retrieval", help="Do not search the knowledge base."),
+    against: str = typer.Option(None, "--ab", help="Run an A/B experiment of the CET against this strategy "
+                                                   "(template, naive_rag or none); users are assigned stickily."),
+    experiment_name: str = typer.Option("cet-ab", "--experiment", help="The experiment's name (its hash seed)."),
 ) -> None:
-    """Serve the CET's contexts (POST /v1/context) and record outcomes (POST /v1/feedback)."""
+    """Serve the CET's contexts (POST /v1/context) and record outcomes (POST /v1/feedback); with --ab, compare
+    the CET with another strategy on live traffic (GET /v1/experiment)."""
     cfg = get_config()
     host, port = host or cfg.serve.host, port or cfg.serve.port
     token = os.environ.get(cfg.serve.token_env) or None
     if not is_loopback(host) and token is None:
         raise CetError(f"binding {host} (beyond loopback) needs a bearer token: set {cfg.serve.token_env}")
+    from cet.serving.strategies import STRATEGIES
+
+    if against is not None and (against not in STRATEGIES or against == "cet"):
+        raise CetError(f"--ab takes another strategy: {', '.join(s for s in STRATEGIES if s != 'cet')}")
     import uvicorn
 
     from cet.serving.app import create_app
-    from cet.serving.engine import ContextEngine
+    from cet.serving.experiment import Experiment
     from cet.serving.feedback import FeedbackStore
+    from cet.serving.strategies import CETStrategy, make_strategy
 
-    engine = ContextEngine(cfg, checkpoint, base=base, retrieval=not no_retrieval)
+    cet = make_strategy("cet", cfg, checkpoint=str(checkpoint) if checkpoint else None, base=base,
+                        retrieval=not no_retrieval)
+    strategies = {"cet": cet}
+    experiment = None
+    if against is not None:
+        retriever = cet.engine.retriever if isinstance(cet, CETStrategy) else None
+        strategies[against] = make_strategy(against, cfg, retriever=retriever)
+        experiment = Experiment(experiment_name, control=against, treatment="cet")
     store = FeedbackStore(cfg.serve.feedback_db)
-    app = create_app(engine, store, arm=cfg.serve.arm, token=token, max_body_bytes=cfg.serve.max_body_bytes)
-    console.print(f"serving {engine.version} on http://{host}:{port} (feedback in {cfg.serve.feedback_db})",
-                  highlight=False)
+    app = create_app(strategies, store, experiment=experiment, token=token, max_body_bytes=cfg.serve.max_body_bytes)
+    arms = ", ".join(f"{name}: {s.version}" for name, s in strategies.items())
+    console.print(f"serving {arms} on http://{host}:{port} (feedback in {cfg.serve.feedback_db})", highlight=False)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

@@ -1,9 +1,11 @@
 """The context service (FastAPI): what a coding assistant calls to get the CET's context, and where it reports
 what came of it.
 
-    GET  /health                      status, the model version, request and feedback counts (no token needed)
-    POST /v1/context                  {"task", "code"?, "error"?, "tests"?} -> the engineered context, its sections
-                                      and cited chunk ids, the arm and model version that served it, a request id
+    GET  /health                      status, the arms and their versions, request and feedback counts (no token)
+    POST /v1/context                  {"task", "code"?, "error"?, "tests"?, "user"?} -> the engineered context, its
+                                      sections and cited chunk ids, the arm and version that served it, a request
+                                      id; in an experiment the user (or session) id picks the arm, stickily
+    GET  /v1/experiment               the running experiment's standing: always-valid p-value and interval
     POST /v1/feedback                 {"request_id", "passed"?, "tests"? {"passed", "total"}, "accepted"?}: the
                                       outcome, recorded once (the same again: `duplicate`; different: 409)
     GET  /v1/feedback/{request_id}    what was recorded for a request
@@ -17,6 +19,7 @@ loopback) every /v1 route needs `Authorization: Bearer <token>`.
 from __future__ import annotations
 
 import hmac
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,8 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cet.errors import CetError
-from cet.serving.engine import ContextEngine
+from cet.serving.experiment import Experiment
 from cet.serving.feedback import FeedbackConflict, FeedbackStore, UnknownRequest
+from cet.serving.strategies import Strategy
 
 MAX_TEXT = 200_000  # characters of any one field
 
@@ -39,6 +43,7 @@ class ContextRequest(BaseModel):
     code: str | None = Field(None, max_length=MAX_TEXT)
     error: str | None = Field(None, max_length=MAX_TEXT)
     tests: str | None = Field(None, max_length=MAX_TEXT)
+    user: str | None = Field(None, min_length=1, max_length=200)  # a user or session id: sticky arm assignment
 
 
 class Counts(BaseModel):
@@ -61,8 +66,18 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(engine: ContextEngine, store: FeedbackStore, *, arm: str = "cet", token: str | None = None,
+def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default_arm: str | None = None,
+               experiment: Experiment | None = None, token: str | None = None,
                max_body_bytes: int = 1_000_000) -> FastAPI:
+    """The service over `strategies` (arm name -> strategy): every request goes to `default_arm` (the first arm
+    when not given), or, while `experiment` runs, to the arm it assigns."""
+    if not strategies:
+        raise ValueError("the service needs at least one context strategy")
+    default_arm = default_arm or next(iter(strategies))
+    missing = [a for a in ([default_arm] + ([experiment.control, experiment.treatment] if experiment else []))
+               if a not in strategies]
+    if missing:
+        raise ValueError(f"arm(s) {missing} have no strategy")
     app = FastAPI(title="cet context service", version="1")
 
     @app.middleware("http")
@@ -88,26 +103,36 @@ def create_app(engine: ContextEngine, store: FeedbackStore, *, arm: str = "cet",
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "arm": arm, "model_version": engine.version, **store.counts()}
+        return {"status": "ok", "default_arm": default_arm,
+                "arms": {name: strategy.version for name, strategy in strategies.items()},
+                "experiment": experiment.name if experiment else None, **store.counts()}
 
     @app.post("/v1/context")
     async def context(body: ContextRequest) -> Any:
         task = body.task if not body.tests else f"{body.task}\n\nTests:\n{body.tests}"
+        request_id = uuid.uuid4().hex
+        arm = experiment.assign(body.user or request_id) if experiment else default_arm
+        strategy = strategies[arm]
         try:
-            done = await run_in_threadpool(engine.engineer, task, body.code, body.error)
+            served = await run_in_threadpool(strategy.serve, task, body.code, body.error)
         except CetError as e:
             return _error(422, str(e))
-        reply = done.reply
-        if reply.error or reply.parsed is None:
-            return _error(502, f"the CET wrote no context: {reply.error or 'unreadable reply'}")
-        context = reply.parsed.context
-        chunk_ids = context.cited_chunk_ids()
-        request_id = store.record_request(arm=arm, model_version=engine.version, task=task,
-                                          context=context.to_text(), sections=done.sections(), chunk_ids=chunk_ids)
-        return {"request_id": request_id, "context": context.to_text(), "sections": done.sections(),
-                "chunk_ids": chunk_ids, "retrieved": [h.id for h in done.hits], "arm": arm,
-                "model_version": engine.version, "valid": reply.parsed.valid, "issues": reply.parsed.issues,
-                "nothing_to_add": reply.parsed.nothing_to_add, "prompt": done.prompt}
+        if served.error:
+            return _error(502, f"the {arm} arm wrote no context: {served.error}")
+        text, chunk_ids = served.context.to_text(), served.context.cited_chunk_ids()
+        store.record_request(arm=arm, model_version=strategy.version, task=task, context=text,
+                             sections=served.sections(), chunk_ids=chunk_ids, unit=body.user or "",
+                             request_id=request_id)
+        return {"request_id": request_id, "context": text, "sections": served.sections(), "chunk_ids": chunk_ids,
+                "retrieved": [h.id for h in served.hits], "arm": arm, "model_version": strategy.version,
+                "valid": served.valid, "issues": served.issues, "nothing_to_add": served.nothing_to_add,
+                "prompt": served.prompt}
+
+    @app.get("/v1/experiment")
+    def standing() -> Any:
+        if experiment is None:
+            return _error(404, "no experiment is running")
+        return experiment.status(store.outcomes())
 
     @app.post("/v1/feedback")
     def feedback(body: FeedbackRequest) -> Any:

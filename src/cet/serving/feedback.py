@@ -2,7 +2,7 @@
 mode; one file, safe for several threads and processes), idempotent on the request id.
 
     requests   request_id (primary key), when, the arm and model version that served it, the task, the context,
-               its sections and cited chunk ids
+               its sections and cited chunk ids, the user or session it was served to (when given)
     feedback   request_id (primary key, one outcome per request), when, passed, the tests' counts, accepted
 
 Recording the same feedback twice is a no-op that says so (`duplicate`); different feedback for a request that
@@ -23,7 +23,8 @@ from typing import Any
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY, at REAL NOT NULL, arm TEXT NOT NULL, model_version TEXT NOT NULL,
-    task TEXT NOT NULL, context TEXT NOT NULL, sections TEXT NOT NULL, chunk_ids TEXT NOT NULL);
+    task TEXT NOT NULL, context TEXT NOT NULL, sections TEXT NOT NULL, chunk_ids TEXT NOT NULL,
+    unit TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS feedback (
     request_id TEXT PRIMARY KEY REFERENCES requests(request_id), at REAL NOT NULL, passed INTEGER,
     tests TEXT NOT NULL, accepted INTEGER);
@@ -53,14 +54,21 @@ class FeedbackStore:
         self._conn.close()
 
     def record_request(self, *, arm: str, model_version: str, task: str, context: str, sections: list[str],
-                       chunk_ids: list[str]) -> str:
-        """Store a served context; returns its new request id."""
-        request_id = uuid.uuid4().hex
+                       chunk_ids: list[str], unit: str = "", request_id: str | None = None) -> str:
+        """Store a served context; returns its request id (a new one unless given)."""
+        request_id = request_id or uuid.uuid4().hex
         with self._lock:
-            self._conn.execute("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?)",
+            self._conn.execute("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?)",
                                (request_id, time.time(), arm, model_version, task, context, json.dumps(sections),
-                                json.dumps(chunk_ids)))
+                                json.dumps(chunk_ids), unit))
         return request_id
+
+    def outcomes(self) -> list[tuple[str, bool]]:
+        """(arm, passed) of every recorded outcome with a verdict, in the order they were recorded."""
+        with self._lock:
+            rows = self._conn.execute("SELECT r.arm, f.passed FROM feedback f JOIN requests r USING (request_id) "
+                                      "WHERE f.passed IS NOT NULL ORDER BY f.rowid").fetchall()
+        return [(arm, bool(passed)) for arm, passed in rows]
 
     def record_feedback(self, request_id: str, passed: bool | None, tests: dict[str, Any] | None,
                         accepted: bool | None) -> dict[str, Any]:
