@@ -132,3 +132,37 @@ def test_an_experiment_assigns_users_stickily_and_reads_its_standing(engine: Con
         store.close()
     with pytest.raises(ValueError, match="two different arms"):
         Experiment("x", control="cet", treatment="cet")
+
+
+def test_the_proxy_engineers_context_forwards_and_records_the_pair(tmp_path: Path) -> None:
+    import json
+
+    from cet.llm.team import Team
+
+    cfg = load_config(llm={"cache_path": str(tmp_path / "cache.sqlite"), "max_tokens": 24, "n_threads": 1,
+                           "roles": {"generator": ["smollm2-135m-instruct"]}})
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    with Team(cfg) as team, TestClient(create_app({"template": TemplateStrategy(cfg, None)}, store,
+                                                  team=team)) as c:
+        ask = {"model": "anything", "messages": [{"role": "system", "content": "Be brief."},
+                                                 {"role": "user", "content": "Write `add(a, b)` returning a + b."}]}
+        done = c.post("/v1/chat/completions", json=ask)
+        assert done.status_code == 200, done.text
+        body = done.json()
+        assert body["object"] == "chat.completion" and body["model"] == "smollm2-135m-instruct"
+        assert body["choices"][0]["message"]["role"] == "assistant" and body["choices"][0]["message"]["content"]
+        assert body["usage"]["completion_tokens"] >= 1 and done.headers["x-cet-request-id"] == body["cet"]["request_id"]
+        recorded = store._conn.execute("SELECT task, context, reply FROM requests WHERE request_id=?",
+                                       (body["cet"]["request_id"],)).fetchone()
+        assert recorded[0] == "Write `add(a, b)` returning a + b." and "add" in recorded[1]  # the template's context
+        assert recorded[2] == body["choices"][0]["message"]["content"]  # the pair is kept
+        streamed = c.post("/v1/chat/completions", json={**ask, "stream": True})
+        events = [line.removeprefix("data: ") for line in streamed.text.splitlines() if line.startswith("data: ")]
+        assert streamed.headers["content-type"].startswith("text/event-stream") and events[-1] == "[DONE]"
+        chunks = [json.loads(e) for e in events[:-1]]
+        assert "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks) == \
+            body["choices"][0]["message"]["content"]  # greedy and cached: the same reply, as events
+        assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+        no_user = c.post("/v1/chat/completions", json={"messages": [{"role": "system", "content": "x"}]})
+        assert no_user.status_code == 422 and "no user message" in no_user.json()["error"]
+    store.close()

@@ -59,11 +59,17 @@ def serve_command(
         retriever = cet.engine.retriever if isinstance(cet, CETStrategy) else None
         strategies[against] = make_strategy(against, cfg, retriever=retriever)
         experiment = Experiment(experiment_name, control=against, treatment="cet")
+    from cet.llm.team import Team
+
     store = FeedbackStore(cfg.serve.feedback_db)
-    app = create_app(strategies, store, experiment=experiment, token=token, max_body_bytes=cfg.serve.max_body_bytes)
+    team = Team(cfg)  # the proxy's upstream: llm.roles.generator (a local GGUF or an OpenAI-compatible endpoint)
+    app = create_app(strategies, store, experiment=experiment, token=token, max_body_bytes=cfg.serve.max_body_bytes,
+                     team=team)
     arms = ", ".join(f"{name}: {s.version}" for name, s in strategies.items())
-    console.print(f"serving {arms} on http://{host}:{port} (feedback in {cfg.serve.feedback_db})", highlight=False)
+    console.print(f"serving {arms} on http://{host}:{port} (feedback in {cfg.serve.feedback_db}; proxy upstream "
+                  f"{', '.join(cfg.llm.roles.generator)})", highlight=False)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
+        team.close()
         store.close()

@@ -6,6 +6,13 @@ what came of it.
                                       sections and cited chunk ids, the arm and version that served it, a request
                                       id; in an experiment the user (or session) id picks the arm, stickily
     GET  /v1/experiment               the running experiment's standing: always-valid p-value and interval
+    POST /v1/chat/completions         OpenAI-compatible proxy: the last user message is the task; its context is
+                                      engineered (the arm as above, by the body's "user"), appended to that
+                                      message, and the request answered by the team's generator (the local
+                                      llama.cpp model by default, any OpenAI-compatible endpoint the LLM catalog
+                                      names otherwise); `stream: true` answers as server-sent events (the reply in
+                                      one content chunk); the pair is recorded, its id in "cet" and the
+                                      x-cet-request-id header
     POST /v1/feedback                 {"request_id", "passed"?, "tests"? {"passed", "total"}, "accepted"?}: the
                                       outcome, recorded once (the same again: `duplicate`; different: 409)
     GET  /v1/feedback/{request_id}    what was recorded for a request
@@ -46,6 +53,31 @@ class ContextRequest(BaseModel):
     user: str | None = Field(None, min_length=1, max_length=200)  # a user or session id: sticky arm assignment
 
 
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str = Field(min_length=1, max_length=32)
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # OpenAI's other fields are accepted and not used
+
+    model: str | None = Field(None, max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=32_768)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    user: str | None = Field(None, min_length=1, max_length=200)
+
+
+def _text(content: str | list[dict[str, Any]] | None) -> str:
+    """A message's text (OpenAI's content parts: the text ones, joined)."""
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if part.get("type") == "text")
+    return content or ""
+
+
 class Counts(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,9 +100,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default_arm: str | None = None,
                experiment: Experiment | None = None, token: str | None = None,
-               max_body_bytes: int = 1_000_000) -> FastAPI:
+               max_body_bytes: int = 1_000_000, team: Any | None = None) -> FastAPI:
     """The service over `strategies` (arm name -> strategy): every request goes to `default_arm` (the first arm
-    when not given), or, while `experiment` runs, to the arm it assigns."""
+    when not given), or, while `experiment` runs, to the arm it assigns. `team` (an LLM `Team`) answers the
+    proxy; without one, /v1/chat/completions says it is not configured."""
     if not strategies:
         raise ValueError("the service needs at least one context strategy")
     default_arm = default_arm or next(iter(strategies))
@@ -128,6 +161,43 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
                 "valid": served.valid, "issues": served.issues, "nothing_to_add": served.nothing_to_add,
                 "prompt": served.prompt}
 
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatRequest) -> Any:
+        from cet.llm.base import LLMError, Message
+
+        if team is None:
+            return _error(503, "the proxy has no upstream model configured")
+        last = next((i for i in range(len(body.messages) - 1, -1, -1) if body.messages[i].role == "user"), None)
+        if last is None or not _text(body.messages[last].content).strip():
+            return _error(422, "messages: no user message with text to engineer context for")
+        task = _text(body.messages[last].content)
+        request_id = uuid.uuid4().hex
+        arm = experiment.assign(body.user or request_id) if experiment else default_arm
+        strategy = strategies[arm]
+        try:
+            served = await run_in_threadpool(strategy.serve, task, None, None)
+        except CetError as e:
+            return _error(422, str(e))
+        if served.error:
+            return _error(502, f"the {arm} arm wrote no context: {served.error}")
+        context = served.context.to_text()
+        rewritten = task if not context else \
+            f"{task}\n\nEngineered context (use it; it was prepared for this task):\n{context}"
+        messages = [Message(m.role if m.role in ("system", "user", "assistant") else "user",  # type: ignore[arg-type]
+                            rewritten if i == last else _text(m.content)) for i, m in enumerate(body.messages)]
+        # the client may pick one of the team's generators by name; anything else gets the rotation's next
+        model = body.model if body.model in team.models_for("generator") else team.next_model("generator")
+        changes = {k: v for k, v in (("max_tokens", body.max_tokens), ("temperature", body.temperature))
+                   if v is not None}
+        try:
+            reply = await run_in_threadpool(team.ask_model, model, messages, team.params(**changes))
+        except LLMError as e:
+            return _error(502, f"the upstream model failed: {e}")
+        store.record_request(arm=arm, model_version=strategy.version, task=task, context=context,
+                             sections=served.sections(), chunk_ids=served.context.cited_chunk_ids(),
+                             unit=body.user or "", request_id=request_id, reply=reply.text)
+        return _completion(body.stream, request_id, arm, model, reply, served.sections())
+
     @app.get("/v1/experiment")
     def standing() -> Any:
         if experiment is None:
@@ -152,3 +222,30 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
             return _error(404, str(e))
 
     return app
+
+
+def _completion(stream: bool, request_id: str, arm: str, model: str, reply: Any, sections: list[str]) -> Any:
+    """An OpenAI chat.completion (or its server-sent-event stream) for the upstream's reply."""
+    import json
+    import time
+
+    from fastapi.responses import StreamingResponse
+
+    created, finish = int(time.time()), "length" if reply.finish_reason == "length" else "stop"
+    cet = {"request_id": request_id, "arm": arm, "sections": sections}
+    headers = {"x-cet-request-id": request_id}
+    base = {"id": f"chatcmpl-{request_id}", "created": created, "model": model}
+    if not stream:
+        return JSONResponse({**base, "object": "chat.completion", "choices": [{
+            "index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                      "total_tokens": reply.prompt_tokens + reply.completion_tokens}, "cet": cet}, headers=headers)
+
+    def events() -> Any:
+        chunk = {**base, "object": "chat.completion.chunk"}
+        for delta, reason in (({"role": "assistant"}, None), ({"content": reply.text}, None), ({}, finish)):
+            choice = {"index": 0, "delta": delta, "finish_reason": reason}
+            yield f"data: {json.dumps({**chunk, 'choices': [choice], 'cet': cet})}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

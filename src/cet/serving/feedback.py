@@ -2,7 +2,8 @@
 mode; one file, safe for several threads and processes), idempotent on the request id.
 
     requests   request_id (primary key), when, the arm and model version that served it, the task, the context,
-               its sections and cited chunk ids, the user or session it was served to (when given)
+               its sections and cited chunk ids, the user or session it was served to (when given), the
+               upstream's reply (proxy requests)
     feedback   request_id (primary key, one outcome per request), when, passed, the tests' counts, accepted
 
 Recording the same feedback twice is a no-op that says so (`duplicate`); different feedback for a request that
@@ -24,7 +25,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY, at REAL NOT NULL, arm TEXT NOT NULL, model_version TEXT NOT NULL,
     task TEXT NOT NULL, context TEXT NOT NULL, sections TEXT NOT NULL, chunk_ids TEXT NOT NULL,
-    unit TEXT NOT NULL DEFAULT '');
+    unit TEXT NOT NULL DEFAULT '', reply TEXT);
 CREATE TABLE IF NOT EXISTS feedback (
     request_id TEXT PRIMARY KEY REFERENCES requests(request_id), at REAL NOT NULL, passed INTEGER,
     tests TEXT NOT NULL, accepted INTEGER);
@@ -54,13 +55,15 @@ class FeedbackStore:
         self._conn.close()
 
     def record_request(self, *, arm: str, model_version: str, task: str, context: str, sections: list[str],
-                       chunk_ids: list[str], unit: str = "", request_id: str | None = None) -> str:
-        """Store a served context; returns its request id (a new one unless given)."""
+                       chunk_ids: list[str], unit: str = "", request_id: str | None = None,
+                       reply: str | None = None) -> str:
+        """Store a served context (and, through the proxy, the upstream's reply); returns its request id (a new one
+        unless given)."""
         request_id = request_id or uuid.uuid4().hex
         with self._lock:
-            self._conn.execute("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?)",
+            self._conn.execute("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?)",
                                (request_id, time.time(), arm, model_version, task, context, json.dumps(sections),
-                                json.dumps(chunk_ids), unit))
+                                json.dumps(chunk_ids), unit, reply))
         return request_id
 
     def outcomes(self) -> list[tuple[str, bool]]:
