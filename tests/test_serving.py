@@ -166,3 +166,82 @@ def test_the_proxy_engineers_context_forwards_and_records_the_pair(tmp_path: Pat
         no_user = c.post("/v1/chat/completions", json={"messages": [{"role": "system", "content": "x"}]})
         assert no_user.status_code == 422 and "no user message" in no_user.json()["error"]
     store.close()
+
+
+def test_the_mcp_tools_engineer_run_tests_and_record(engine: ContextEngine, tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.sandbox_helpers import bwrap_or_skip
+
+    from cet.serving.mcp_server import build_mcp
+
+    bwrap_or_skip()
+    cfg = load_config(exec={"isolation": "bubblewrap"})
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    server = build_mcp(cfg, TemplateStrategy(cfg, None), store, arm="template")
+
+    async def call(name: str, **args: object) -> dict:
+        result = await server.call_tool(name, args)
+        assert not result.is_error, result
+        return result.structured_content
+
+    tools = {t.name for t in asyncio.run(server.list_tools())}
+    assert tools == {"engineer_context", "search_knowledge", "run_tests", "report_outcome"}
+    made = asyncio.run(call("engineer_context", task="Write `add(a, b)` returning a + b."))
+    assert made["request_id"] and "add" in made["context"]
+    tests = "from solution import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    good = asyncio.run(call("run_tests", code="def add(a, b):\n    return a + b\n", tests=tests))
+    bad = asyncio.run(call("run_tests", code="def add(a, b):\n    return a - b\n", tests=tests))
+    assert good["passed"] is True and bad["passed"] is False and good["tests"]["passed"] == 1
+    recorded = asyncio.run(call("report_outcome", request_id=made["request_id"], passed=True, tests_passed=1,
+                                tests_total=1))
+    assert recorded["feedback"]["passed"] is True and recorded["duplicate"] is False
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    with pytest.raises(ToolError, match="no request 'nope'"):  # the client is told; nothing is stored
+        asyncio.run(server.call_tool("report_outcome", {"request_id": "nope", "passed": True}))
+    with pytest.raises(ToolError, match="no knowledge base"):
+        asyncio.run(server.call_tool("search_knowledge", {"query": "x"}))
+    with pytest.raises(ToolError, match="do not parse"):
+        asyncio.run(server.call_tool("run_tests", {"code": "x = 1", "tests": "def test_(:"}))
+    assert store.counts() == {"requests": 1, "feedback": 1}
+    store.close()
+
+
+def test_mcp_is_served_over_http_and_stdio(engine: ContextEngine, tmp_path: Path, cet_bin: Path) -> None:
+    import asyncio
+    import os
+
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    from cet.serving.mcp_server import build_mcp
+
+    cfg = load_config()
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    mcp = build_mcp(cfg, TemplateStrategy(cfg, None), store, arm="template")
+    app = create_app({"template": TemplateStrategy(cfg, None)}, store, mcp=mcp, token="t0k")
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+    headers = {"accept": "application/json, text/event-stream", "authorization": "Bearer t0k"}
+    with TestClient(app, base_url="http://127.0.0.1:8080") as c:  # the host MCP's rebinding guard expects
+        assert c.post("/mcp/", json=init, headers={"accept": headers["accept"]}).status_code == 401
+        done = c.post("/mcp/", json=init, headers=headers)
+        assert done.status_code == 200 and '"serverInfo"' in done.text and '"name":"cet"' in done.text
+    store.close()
+
+    env = {**os.environ, "CET_SERVE__FEEDBACK_DB": str(tmp_path / "stdio.sqlite"),
+           "CET_CET__BASE_MODEL": str(engine.cfg.cet.base_model), "CET_CET__DEVICE": "cpu",
+           "CET_CET__MAX_NEW_TOKENS": "24"}
+    params = StdioServerParameters(command=str(cet_bin), args=["mcp", "--base", "--no-retrieval"], env=env)
+
+    async def session() -> tuple[set[str], dict]:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            tools = {t.name for t in (await client.list_tools()).tools}
+            made = await client.call_tool("engineer_context", {"task": "Write `add(a, b)` returning a + b."})
+            return tools, made.structured_content
+
+    tools, made = asyncio.run(session())
+    assert tools == {"engineer_context", "search_knowledge", "run_tests", "report_outcome"}
+    assert made["request_id"] and isinstance(made["sections"], list)

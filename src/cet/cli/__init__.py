@@ -13,7 +13,7 @@ from cet.cli.kb import kb_app
 from cet.cli.llm import llm_app
 from cet.cli.models import models_app
 from cet.cli.run import run_command
-from cet.cli.serve import serve_command
+from cet.cli.serve import mcp_command, serve_command
 from cet.cli.tasks import tasks_app
 from cet.cli.train import train_app
 
@@ -33,6 +33,7 @@ app.add_typer(experiment_app, name="experiment")
 app.command("run")(run_command)
 app.command("context")(context_command)
 app.command("serve")(serve_command)
+app.command("mcp")(mcp_command)
 
 
 def main() -> None:

@@ -56,15 +56,18 @@ def serve_command(
     strategies = {"cet": cet}
     experiment = None
     if against is not None:
-        retriever = cet.engine.retriever if isinstance(cet, CETStrategy) else None
-        strategies[against] = make_strategy(against, cfg, retriever=retriever)
+        strategies[against] = make_strategy(
+            against, cfg, retriever=cet.engine.retriever if isinstance(cet, CETStrategy) else None)
         experiment = Experiment(experiment_name, control=against, treatment="cet")
     from cet.llm.team import Team
 
     store = FeedbackStore(cfg.serve.feedback_db)
     team = Team(cfg)  # the proxy's upstream: llm.roles.generator (a local GGUF or an OpenAI-compatible endpoint)
+    from cet.serving.mcp_server import build_mcp
+
+    mcp = build_mcp(cfg, cet, store, cet.engine.retriever if isinstance(cet, CETStrategy) else None)
     app = create_app(strategies, store, experiment=experiment, token=token, max_body_bytes=cfg.serve.max_body_bytes,
-                     team=team)
+                     team=team, mcp=mcp, host=host)  # the MCP tools over streamable HTTP at /mcp (same token)
     arms = ", ".join(f"{name}: {s.version}" for name, s in strategies.items())
     console.print(f"serving {arms} on http://{host}:{port} (feedback in {cfg.serve.feedback_db}; proxy upstream "
                   f"{', '.join(cfg.llm.roles.generator)})", highlight=False)
@@ -72,4 +75,26 @@ def serve_command(
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         team.close()
+        store.close()
+
+
+@user_errors
+def mcp_command(
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="A CET checkpoint (default: the latest phase)."),
+    base: bool = typer.Option(False, "--base", help="Serve the untrained base model (no checkpoint needed)."),
+    no_retrieval: bool = typer.Option(False, "--no-retrieval", help="Do not search the knowledge base."),
+) -> None:
+    """The CET as an MCP server over stdio (tools: engineer_context, search_knowledge, run_tests,
+    report_outcome). Client configuration: {"command": "cet", "args": ["mcp"]}."""
+    cfg = get_config()
+    from cet.serving.feedback import FeedbackStore
+    from cet.serving.mcp_server import build_mcp
+    from cet.serving.strategies import CETStrategy, make_strategy
+
+    cet = make_strategy("cet", cfg, checkpoint=str(checkpoint) if checkpoint else None, base=base,
+                        retrieval=not no_retrieval)
+    store = FeedbackStore(cfg.serve.feedback_db)
+    try:
+        build_mcp(cfg, cet, store, cet.engine.retriever if isinstance(cet, CETStrategy) else None).run()
+    finally:
         store.close()

@@ -20,7 +20,7 @@ what came of it.
 Every error is JSON `{"error": "..."}` with its status (401 no or wrong token, 404 unknown request, 409
 conflicting feedback, 413 body over `serve.max_body_bytes`, 422 malformed body, 502 the CET wrote no context). A
 request carries text only: nothing in it is ever read as a path. With a token (required by `cet serve` beyond
-loopback) every /v1 route needs `Authorization: Bearer <token>`.
+loopback) every /v1 route and /mcp need `Authorization: Bearer <token>`.
 """
 
 from __future__ import annotations
@@ -100,10 +100,12 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default_arm: str | None = None,
                experiment: Experiment | None = None, token: str | None = None,
-               max_body_bytes: int = 1_000_000, team: Any | None = None) -> FastAPI:
+               max_body_bytes: int = 1_000_000, team: Any | None = None, mcp: Any | None = None,
+               host: str = "127.0.0.1") -> FastAPI:
     """The service over `strategies` (arm name -> strategy): every request goes to `default_arm` (the first arm
     when not given), or, while `experiment` runs, to the arm it assigns. `team` (an LLM `Team`) answers the
-    proxy; without one, /v1/chat/completions says it is not configured."""
+    proxy; without one, /v1/chat/completions says it is not configured. `mcp` (an MCP server, see mcp_server.py)
+    is mounted at /mcp over streamable HTTP, its session manager running with the app."""
     if not strategies:
         raise ValueError("the service needs at least one context strategy")
     default_arm = default_arm or next(iter(strategies))
@@ -111,7 +113,20 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
                if a not in strategies]
     if missing:
         raise ValueError(f"arm(s) {missing} have no strategy")
-    app = FastAPI(title="cet context service", version="1")
+    lifespan = None
+    if mcp is not None:
+        from contextlib import asynccontextmanager
+
+        mcp_app = mcp.streamable_http_app(streamable_http_path="/", host=host)
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> Any:
+            async with mcp.session_manager.run():
+                yield
+
+    app = FastAPI(title="cet context service", version="1", lifespan=lifespan)
+    if mcp is not None:
+        app.mount("/mcp", mcp_app)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
@@ -122,7 +137,7 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
             body = await request.body()  # chunked: read, then judge its size
             if len(body) > max_body_bytes:
                 return _error(413, f"request body over {max_body_bytes} bytes")
-        if token is not None and request.url.path.startswith("/v1/"):
+        if token is not None and request.url.path.startswith(("/v1/", "/mcp")):
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 return _error(401, "missing or wrong bearer token")
