@@ -12,6 +12,7 @@ from cet.cli.experiment import experiment_app
 from cet.cli.kb import kb_app
 from cet.cli.llm import llm_app
 from cet.cli.models import models_app
+from cet.cli.registry import registry_app
 from cet.cli.run import run_command
 from cet.cli.serve import mcp_command, serve_command
 from cet.cli.tasks import tasks_app
@@ -30,6 +31,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(registry_app, name="registry")
 app.command("run")(run_command)
 app.command("context")(context_command)
 app.command("serve")(serve_command)

@@ -1,0 +1,77 @@
+"""`cet registry`: the versioned CET checkpoints and the champion the service serves (Phase 4)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from cet.cli.common import JsonOption, console, emit_json, user_errors
+from cet.errors import CetError
+
+registry_app = typer.Typer(help="CET checkpoint versions, the champion, promotion and rollback.",
+                           no_args_is_help=True)
+RootOption = typer.Option(Path("data/registry"), "--root", help="The registry folder.")
+
+
+def _show(data: dict, json_out: bool) -> None:
+    if json_out:
+        emit_json(data)
+        return
+    for v in data["versions"]:
+        mark = "*" if v["id"] == data["champion"] else " "
+        console.print(f"{mark} {v['id']}  {v['phase']}  offline {v['offline_pass_rate']}  {v['source']}",
+                      highlight=False)
+
+
+@registry_app.command("add")
+@user_errors
+def add_command(checkpoint: Path = typer.Argument(..., help="A CET checkpoint folder."),
+                offline_pass_rate: float = typer.Option(None, "--offline-pass-rate",
+                                                        help="Its pass@1 on the held-out evaluation."),
+                root: Path = RootOption, json_out: bool = JsonOption) -> None:
+    """Register a checkpoint as the next version (the first becomes the champion)."""
+    from cet.serving.registry import Registry
+
+    registry = Registry(root)
+    registry.register(checkpoint, offline_pass_rate)
+    _show(registry.read(), json_out)
+
+
+@registry_app.command("list")
+@user_errors
+def list_command(root: Path = RootOption, json_out: bool = JsonOption) -> None:
+    """The versions (* the champion) and the history of swaps."""
+    from cet.serving.registry import Registry
+
+    _show(Registry(root).read(), json_out)
+
+
+@registry_app.command("promote")
+@user_errors
+def promote_command(version: str = typer.Argument(..., help="The version to make the champion."),
+                    evidence: Path = typer.Option(..., "--evidence", help="JSON with the experiment's standing "
+                                                  "(GET /v1/experiment) as 'experiment' and 'guardrails'."),
+                    root: Path = RootOption, json_out: bool = JsonOption) -> None:
+    """Promote a version when the experiment decided for it, no guardrail is breached and its offline pass rate is
+    not below the champion's; otherwise say what blocks it (non-zero exit)."""
+    from cet.serving.registry import Registry
+
+    try:
+        facts = json.loads(evidence.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CetError(f"cannot read the evidence file {evidence}: {e}") from None
+    if not isinstance(facts, dict):
+        raise CetError("the evidence file must hold a JSON object with 'experiment' and 'guardrails'")
+    _show(Registry(root).promote(version, facts.get("experiment"), facts.get("guardrails")), json_out)
+
+
+@registry_app.command("rollback")
+@user_errors
+def rollback_command(reason: str = typer.Option(..., "--reason", help="Why (recorded in the history)."),
+                     root: Path = RootOption, json_out: bool = JsonOption) -> None:
+    """Return to the previous champion."""
+    from cet.serving.registry import Registry
+
+    _show(Registry(root).rollback(reason), json_out)

@@ -1,0 +1,128 @@
+"""A versioned registry of CET checkpoints with a champion pointer (Phase 4): what the service serves, what may
+replace it, and the history of every swap.
+
+    <root>/registry.json   versions (id, source path, phase, when, offline evaluation), the champion, the history
+    <root>/versions/<id>/  a copy of each registered checkpoint (so a later training run cannot change it)
+
+Every write goes to a temporary file renamed over registry.json (atomic on POSIX: a reader sees the old or the new
+registry, never half of one). `promote` swaps the champion only with the evidence a serious rollout needs: the
+experiment decided for the candidate, no guardrail breached, and its offline held-out pass rate not below the
+champion's; otherwise it refuses and says why. `rollback` returns to the previous champion, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from cet.errors import CetError
+from cet.model.cet import MANIFEST
+
+
+class Registry:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.file = self.root / "registry.json"
+
+    def read(self) -> dict[str, Any]:
+        if not self.file.is_file():
+            return {"versions": [], "champion": None, "history": []}
+        try:
+            data = json.loads(self.file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise CetError(f"the registry {self.file} cannot be read: {e}") from None
+        return data
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_name(f"registry.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        os.replace(tmp, self.file)
+
+    def register(self, checkpoint: str | Path, offline_pass_rate: float | None = None) -> str:
+        """Copy a CET checkpoint in as the next version (v1, v2, ...); the first one becomes the champion."""
+        source = Path(checkpoint)
+        if not (source / MANIFEST).is_file():
+            raise CetError(f"not a CET checkpoint (no {MANIFEST}): {source}")
+        data = self.read()
+        version = f"v{len(data['versions']) + 1}"
+        target = self.root / "versions" / version
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
+        phase = json.loads((source / MANIFEST).read_text(encoding="utf-8")).get("phase")
+        data["versions"].append({"id": version, "source": str(source), "path": str(target), "phase": phase,
+                                 "registered_at": time.time(), "offline_pass_rate": offline_pass_rate})
+        if data["champion"] is None:
+            data["champion"] = version
+            data["history"].append({"at": time.time(), "from": None, "to": version, "action": "first version"})
+        self._write(data)
+        return version
+
+    def champion(self) -> dict[str, Any] | None:
+        data = self.read()
+        return next((v for v in data["versions"] if v["id"] == data["champion"]), None)
+
+    def _version(self, data: dict[str, Any], version: str) -> dict[str, Any]:
+        found = next((v for v in data["versions"] if v["id"] == version), None)
+        if found is None:
+            raise CetError(f"no version {version!r} in the registry (known: "
+                           f"{', '.join(v['id'] for v in data['versions']) or 'none'})")
+        return found
+
+    def promotion_blockers(self, candidate: str, experiment: dict[str, Any] | None,
+                           guardrails: dict[str, Any] | None) -> list[str]:
+        """Why `candidate` may not replace the champion yet ([] when it may)."""
+        data = self.read()
+        new, old = self._version(data, candidate), self.champion()
+        reasons = []
+        if old is not None and old["id"] == candidate:
+            reasons.append(f"{candidate} is already the champion")
+        if not experiment or not experiment.get("decided"):
+            reasons.append("the experiment has not decided (its always-valid p-value is above alpha)")
+        elif experiment.get("winner") != candidate:
+            reasons.append(f"the experiment decided for {experiment.get('winner')}, not {candidate}")
+        breached = [name for name, g in (guardrails or {}).items() if g.get("breached")]
+        if breached:
+            reasons.append(f"guardrail(s) breached: {', '.join(breached)}")
+        if old is not None and old.get("offline_pass_rate") is not None:
+            if new.get("offline_pass_rate") is None:
+                reasons.append("no offline held-out pass rate for the candidate")
+            elif new["offline_pass_rate"] < old["offline_pass_rate"]:
+                reasons.append(f"offline held-out pass rate {new['offline_pass_rate']:.3f} below the champion's "
+                               f"{old['offline_pass_rate']:.3f}")
+        return reasons
+
+    def promote(self, candidate: str, experiment: dict[str, Any] | None,
+                guardrails: dict[str, Any] | None) -> dict[str, Any]:
+        """Make `candidate` the champion when nothing blocks it; raises CetError listing what does."""
+        blockers = self.promotion_blockers(candidate, experiment, guardrails)
+        if blockers:
+            raise CetError(f"{candidate} not promoted: " + "; ".join(blockers))
+        data = self.read()
+        data["history"].append({"at": time.time(), "from": data["champion"], "to": candidate, "action": "promote",
+                                "p_value": (experiment or {}).get("p_value")})
+        data["champion"] = candidate
+        self._write(data)
+        return data
+
+    def rollback(self, reason: str) -> dict[str, Any]:
+        """Return to the champion before the current one (a guardrail's breach, a drop)."""
+        data = self.read()
+        chain: list[str] = []  # the champions in force, oldest first: a promotion pushes, a rollback pops
+        for h in data["history"]:
+            if h["action"] == "rollback":
+                chain.pop()
+            else:
+                chain.append(h["to"])
+        if len(chain) < 2:
+            raise CetError("nothing to roll back to: the champion has no predecessor")
+        previous = chain[-2]
+        data["history"].append({"at": time.time(), "from": data["champion"], "to": previous, "action": "rollback",
+                                "reason": reason})
+        data["champion"] = previous
+        self._write(data)
+        return data

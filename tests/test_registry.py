@@ -1,0 +1,76 @@
+"""The checkpoint registry: versions copied in, the champion swapped only with the evidence, rolled back with a
+reason, the file replaced whole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cet.errors import CetError
+from cet.model.cet import MANIFEST
+from cet.serving.registry import Registry
+
+
+def checkpoint(where: Path, phase: str) -> Path:
+    where.mkdir(parents=True)
+    (where / MANIFEST).write_text(json.dumps({"phase": phase}))
+    (where / "adapter_model.safetensors").write_bytes(b"weights")
+    return where
+
+
+def test_promotion_needs_a_decided_experiment_no_breach_and_no_offline_loss(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry")
+    first = registry.register(checkpoint(tmp_path / "p2", "phase2"), offline_pass_rate=0.347)
+    second = registry.register(checkpoint(tmp_path / "p3", "phase3"), offline_pass_rate=0.360)
+    assert (first, second) == ("v1", "v2") and registry.champion()["id"] == "v1"  # the first is the champion
+    assert Path(registry.champion()["path"], "adapter_model.safetensors").read_bytes() == b"weights"  # a copy
+    undecided = {"decided": False, "winner": None}
+    won = {"decided": True, "winner": "v2", "p_value": 0.01}
+    breach = {"compile_failure_rate": {"breached": True}, "p95_latency": {"breached": False}}
+    assert "has not decided" in registry.promotion_blockers("v2", undecided, {})[0]
+    assert registry.promotion_blockers("v2", won, breach) == ["guardrail(s) breached: compile_failure_rate"]
+    with pytest.raises(CetError, match="not promoted"):
+        registry.promote("v2", {"decided": True, "winner": "v1"}, {})
+    assert registry.read()["champion"] == "v1"  # refused: nothing changed
+    registry.promote("v2", won, {"p95_latency": {"breached": False}})
+    assert registry.champion()["id"] == "v2"
+    worse = registry.register(checkpoint(tmp_path / "p3b", "phase3"), offline_pass_rate=0.30)
+    assert registry.promotion_blockers(worse, {"decided": True, "winner": worse}, {}) == [
+        "offline held-out pass rate 0.300 below the champion's 0.360"]
+    data = registry.rollback("compile failures rose to 12%")
+    assert data["champion"] == "v1" and data["history"][-1]["reason"] == "compile failures rose to 12%"
+    with pytest.raises(CetError, match="nothing to roll back"):
+        registry.rollback("again")
+    assert not list((tmp_path / "registry").glob("*.tmp"))  # every write renamed into place
+
+
+def test_bad_input_is_refused_with_one_clear_error(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry")
+    with pytest.raises(CetError, match="not a CET checkpoint"):
+        registry.register(tmp_path)
+    with pytest.raises(CetError, match="no version 'v9'"):
+        registry.promotion_blockers("v9", None, None)
+    (tmp_path / "registry").mkdir(exist_ok=True)
+    (tmp_path / "registry" / "registry.json").write_text("{broken")
+    with pytest.raises(CetError, match="cannot be read"):
+        registry.read()
+
+
+def test_the_registry_command(run_cet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = str(tmp_path / "registry")
+    one = run_cet("registry", "add", str(checkpoint(tmp_path / "a", "phase2")), "--root", root,
+                  "--offline-pass-rate", "0.35", "--json")
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout)["champion"] == "v1"
+    run_cet("registry", "add", str(checkpoint(tmp_path / "b", "phase3")), "--root", root, "--offline-pass-rate", "0.4")
+    evidence = tmp_path / "evidence.json"
+    evidence.write_text(json.dumps({"experiment": {"decided": False}, "guardrails": {}}))
+    refused = run_cet("registry", "promote", "v2", "--evidence", str(evidence), "--root", root)
+    assert refused.returncode != 0 and "has not decided" in refused.stderr and "Traceback" not in refused.stderr
+    evidence.write_text(json.dumps({"experiment": {"decided": True, "winner": "v2"}, "guardrails": {}}))
+    promoted = run_cet("registry", "promote", "v2", "--evidence", str(evidence), "--root", root, "--json")
+    assert promoted.returncode == 0 and json.loads(promoted.stdout)["champion"] == "v2"
+    back = run_cet("registry", "rollback", "--reason", "p95 latency", "--root", root, "--json")
+    assert json.loads(back.stdout)["champion"] == "v1"
