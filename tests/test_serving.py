@@ -245,3 +245,36 @@ def test_mcp_is_served_over_http_and_stdio(engine: ContextEngine, tmp_path: Path
     tools, made = asyncio.run(session())
     assert tools == {"engineer_context", "search_knowledge", "run_tests", "report_outcome"}
     assert made["request_id"] and isinstance(made["sections"], list)
+
+
+def test_a_breached_guardrail_takes_the_treatment_out_of_service(tmp_path: Path) -> None:
+    from cet.serving.guardrails import Limits, evaluate
+
+    limits = Limits(compile_failure_rate=0.2, min_samples=10)
+    assert not evaluate({"compiled": [False] * 9, "security_findings": [], "latency_ms": [1.0]}, limits)[
+        "compile_failure_rate"]["breached"]  # nine failures: not yet the evidence the limit needs
+    judged = evaluate({"compiled": [False] * 10, "security_findings": [0, 2] * 10, "latency_ms": [5.0] * 30}, limits)
+    assert judged["compile_failure_rate"]["breached"] and judged["security_rate"]["value"] == 0.5
+    assert not judged["p95_latency_ms"]["breached"]
+
+    cfg = load_config()
+    experiment = Experiment("g", control="none", treatment="template", min_per_arm=5)
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    app = create_app({"template": TemplateStrategy(cfg, None), "none": NoContextStrategy()}, store,
+                     experiment=experiment, limits=limits)
+    try:
+        with TestClient(app) as c:
+            served = []
+            for n in range(60):
+                body = c.post("/v1/context", json={"task": "Write `f(x)` returning x.", "user": f"u{n}"}).json()
+                served.append(body["arm"])
+                c.post("/v1/feedback", json={"request_id": body["request_id"], "passed": False,
+                                             "compiled": body["arm"] != "template"})  # the template's code fails
+            first_stop = next(i for i, arm in enumerate(served) if i >= 1 and arm == "none" and
+                              all(a == "none" for a in served[i:]))
+            assert served.count("template") >= 10 and all(a == "none" for a in served[first_stop:])
+            standing = c.get("/v1/experiment").json()
+            assert standing["stopped"] == "guardrail(s) breached: compile_failure_rate"
+            assert c.get("/v1/guardrails").json()["arms"]["template"]["compile_failure_rate"]["breached"]
+    finally:
+        store.close()

@@ -5,7 +5,10 @@ what came of it.
     POST /v1/context                  {"task", "code"?, "error"?, "tests"?, "user"?} -> the engineered context, its
                                       sections and cited chunk ids, the arm and version that served it, a request
                                       id; in an experiment the user (or session) id picks the arm, stickily
-    GET  /v1/experiment               the running experiment's standing: always-valid p-value and interval
+    GET  /v1/experiment               the running experiment's standing: always-valid p-value and interval; a
+                                      treatment arm whose guardrail is breached is stopped (every user then gets
+                                      the control) and the reason shown
+    GET  /v1/guardrails               each arm's guardrails (compile failures, security findings, p95 latency)
     POST /v1/chat/completions         OpenAI-compatible proxy: the last user message is the task; its context is
                                       engineered (the arm as above, by the body's "user"), appended to that
                                       message, and the request answered by the team's generator (the local
@@ -26,6 +29,7 @@ loopback) every /v1 route and /mcp need `Authorization: Bearer <token>`.
 from __future__ import annotations
 
 import hmac
+import time
 import uuid
 from typing import Any
 
@@ -38,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from cet.errors import CetError
 from cet.serving.experiment import Experiment
 from cet.serving.feedback import FeedbackConflict, FeedbackStore, UnknownRequest
+from cet.serving.guardrails import Limits, evaluate
 from cet.serving.strategies import Strategy
 
 MAX_TEXT = 200_000  # characters of any one field
@@ -92,6 +97,8 @@ class FeedbackRequest(BaseModel):
     passed: bool | None = None
     tests: Counts | None = None
     accepted: bool | None = None
+    compiled: bool | None = None
+    security_findings: int | None = Field(None, ge=0)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -101,7 +108,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default_arm: str | None = None,
                experiment: Experiment | None = None, token: str | None = None,
                max_body_bytes: int = 1_000_000, team: Any | None = None, mcp: Any | None = None,
-               host: str = "127.0.0.1") -> FastAPI:
+               host: str = "127.0.0.1", limits: Limits = Limits()) -> FastAPI:
     """The service over `strategies` (arm name -> strategy): every request goes to `default_arm` (the first arm
     when not given), or, while `experiment` runs, to the arm it assigns. `team` (an LLM `Team`) answers the
     proxy; without one, /v1/chat/completions says it is not configured. `mcp` (an MCP server, see mcp_server.py)
@@ -125,6 +132,19 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
                 yield
 
     app = FastAPI(title="cet context service", version="1", lifespan=lifespan)
+    stopped: dict[str, str] = {}  # a treatment taken out of service -> why
+
+    def guardrails() -> dict[str, dict[str, Any]]:
+        return {arm: evaluate(store.arm_signals(arm, limits.window), limits) for arm in strategies}
+
+    def assign(unit: str) -> str:
+        if experiment is None:
+            return default_arm
+        if experiment.treatment not in stopped:
+            breached = [name for name, g in guardrails()[experiment.treatment].items() if g["breached"]]
+            if breached:  # rolled back: the control serves everyone from now on
+                stopped[experiment.treatment] = f"guardrail(s) breached: {', '.join(breached)}"
+        return experiment.control if experiment.treatment in stopped else experiment.assign(unit)
     if mcp is not None:
         app.mount("/mcp", mcp_app)
 
@@ -159,8 +179,9 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
     async def context(body: ContextRequest) -> Any:
         task = body.task if not body.tests else f"{body.task}\n\nTests:\n{body.tests}"
         request_id = uuid.uuid4().hex
-        arm = experiment.assign(body.user or request_id) if experiment else default_arm
+        arm = assign(body.user or request_id)
         strategy = strategies[arm]
+        started = time.perf_counter()
         try:
             served = await run_in_threadpool(strategy.serve, task, body.code, body.error)
         except CetError as e:
@@ -170,7 +191,7 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         text, chunk_ids = served.context.to_text(), served.context.cited_chunk_ids()
         store.record_request(arm=arm, model_version=strategy.version, task=task, context=text,
                              sections=served.sections(), chunk_ids=chunk_ids, unit=body.user or "",
-                             request_id=request_id)
+                             request_id=request_id, latency_ms=(time.perf_counter() - started) * 1000)
         return {"request_id": request_id, "context": text, "sections": served.sections(), "chunk_ids": chunk_ids,
                 "retrieved": [h.id for h in served.hits], "arm": arm, "model_version": strategy.version,
                 "valid": served.valid, "issues": served.issues, "nothing_to_add": served.nothing_to_add,
@@ -187,8 +208,9 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
             return _error(422, "messages: no user message with text to engineer context for")
         task = _text(body.messages[last].content)
         request_id = uuid.uuid4().hex
-        arm = experiment.assign(body.user or request_id) if experiment else default_arm
+        arm = assign(body.user or request_id)
         strategy = strategies[arm]
+        started = time.perf_counter()
         try:
             served = await run_in_threadpool(strategy.serve, task, None, None)
         except CetError as e:
@@ -210,20 +232,26 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
             return _error(502, f"the upstream model failed: {e}")
         store.record_request(arm=arm, model_version=strategy.version, task=task, context=context,
                              sections=served.sections(), chunk_ids=served.context.cited_chunk_ids(),
-                             unit=body.user or "", request_id=request_id, reply=reply.text)
+                             unit=body.user or "", request_id=request_id, reply=reply.text,
+                             latency_ms=(time.perf_counter() - started) * 1000)
         return _completion(body.stream, request_id, arm, model, reply, served.sections())
 
     @app.get("/v1/experiment")
     def standing() -> Any:
         if experiment is None:
             return _error(404, "no experiment is running")
-        return experiment.status(store.outcomes())
+        return {**experiment.status(store.outcomes()), "stopped": stopped.get(experiment.treatment)}
+
+    @app.get("/v1/guardrails")
+    def guards() -> Any:
+        return {"limits": limits.__dict__, "arms": guardrails(), "stopped": stopped}
 
     @app.post("/v1/feedback")
     def feedback(body: FeedbackRequest) -> Any:
         try:
             return store.record_feedback(body.request_id, body.passed,
-                                         body.tests.model_dump() if body.tests else None, body.accepted)
+                                         body.tests.model_dump() if body.tests else None, body.accepted,
+                                         body.compiled, body.security_findings)
         except UnknownRequest as e:
             return _error(404, str(e))
         except FeedbackConflict as e:

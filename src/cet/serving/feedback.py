@@ -25,10 +25,10 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY, at REAL NOT NULL, arm TEXT NOT NULL, model_version TEXT NOT NULL,
     task TEXT NOT NULL, context TEXT NOT NULL, sections TEXT NOT NULL, chunk_ids TEXT NOT NULL,
-    unit TEXT NOT NULL DEFAULT '', reply TEXT);
+    unit TEXT NOT NULL DEFAULT '', reply TEXT, latency_ms REAL);
 CREATE TABLE IF NOT EXISTS feedback (
     request_id TEXT PRIMARY KEY REFERENCES requests(request_id), at REAL NOT NULL, passed INTEGER,
-    tests TEXT NOT NULL, accepted INTEGER);
+    tests TEXT NOT NULL, accepted INTEGER, compiled INTEGER, security_findings INTEGER);
 """
 
 
@@ -56,14 +56,14 @@ class FeedbackStore:
 
     def record_request(self, *, arm: str, model_version: str, task: str, context: str, sections: list[str],
                        chunk_ids: list[str], unit: str = "", request_id: str | None = None,
-                       reply: str | None = None) -> str:
+                       reply: str | None = None, latency_ms: float | None = None) -> str:
         """Store a served context (and, through the proxy, the upstream's reply); returns its request id (a new one
         unless given)."""
         request_id = request_id or uuid.uuid4().hex
         with self._lock:
-            self._conn.execute("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?)",
+            self._conn.execute("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                                (request_id, time.time(), arm, model_version, task, context, json.dumps(sections),
-                                json.dumps(chunk_ids), unit, reply))
+                                json.dumps(chunk_ids), unit, reply, latency_ms))
         return request_id
 
     def outcomes(self) -> list[tuple[str, bool]]:
@@ -74,17 +74,19 @@ class FeedbackStore:
         return [(arm, bool(passed)) for arm, passed in rows]
 
     def record_feedback(self, request_id: str, passed: bool | None, tests: dict[str, Any] | None,
-                        accepted: bool | None) -> dict[str, Any]:
+                        accepted: bool | None, compiled: bool | None = None,
+                        security_findings: int | None = None) -> dict[str, Any]:
         """Store a request's outcome once; returns it with `duplicate` (True when it was already there, alike)."""
         row = (None if passed is None else int(passed), json.dumps(tests or {}, sort_keys=True),
-               None if accepted is None else int(accepted))
+               None if accepted is None else int(accepted), None if compiled is None else int(compiled),
+               security_findings)
         with self._lock:
             if self._conn.execute("SELECT 1 FROM requests WHERE request_id=?", (request_id,)).fetchone() is None:
                 raise UnknownRequest(f"no request {request_id!r} was served")
-            inserted = self._conn.execute("INSERT OR IGNORE INTO feedback VALUES (?,?,?,?,?)",
+            inserted = self._conn.execute("INSERT OR IGNORE INTO feedback VALUES (?,?,?,?,?,?,?)",
                                           (request_id, time.time(), *row)).rowcount
-            stored = self._conn.execute("SELECT passed, tests, accepted FROM feedback WHERE request_id=?",
-                                        (request_id,)).fetchone()
+            stored = self._conn.execute("SELECT passed, tests, accepted, compiled, security_findings FROM feedback "
+                                        "WHERE request_id=?", (request_id,)).fetchone()
         if not inserted and tuple(stored) != row:
             raise FeedbackConflict(f"request {request_id!r} already has different feedback")
         return {**self.feedback(request_id), "duplicate": not inserted}
@@ -94,15 +96,27 @@ class FeedbackStore:
         with self._lock:
             request = self._conn.execute("SELECT request_id, at, arm, model_version, sections, chunk_ids "
                                          "FROM requests WHERE request_id=?", (request_id,)).fetchone()
-            outcome = self._conn.execute("SELECT at, passed, tests, accepted FROM feedback WHERE request_id=?",
-                                         (request_id,)).fetchone()
+            outcome = self._conn.execute("SELECT at, passed, tests, accepted, compiled, security_findings "
+                                         "FROM feedback WHERE request_id=?", (request_id,)).fetchone()
         if request is None:
             raise UnknownRequest(f"no request {request_id!r} was served")
         return {"request_id": request[0], "served_at": request[1], "arm": request[2], "model_version": request[3],
                 "sections": json.loads(request[4]), "chunk_ids": json.loads(request[5]),
                 "feedback": None if outcome is None else {
                     "at": outcome[0], "passed": None if outcome[1] is None else bool(outcome[1]),
-                    "tests": json.loads(outcome[2]), "accepted": None if outcome[3] is None else bool(outcome[3])}}
+                    "tests": json.loads(outcome[2]), "accepted": None if outcome[3] is None else bool(outcome[3]),
+                    "compiled": None if outcome[4] is None else bool(outcome[4]), "security_findings": outcome[5]}}
+
+    def arm_signals(self, arm: str, last: int) -> dict[str, list[Any]]:
+        """The guardrails' inputs for an arm's `last` requests: latencies, and of their outcomes whether the code
+        compiled and how many security findings it had (None where not reported)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT r.latency_ms, f.compiled, f.security_findings FROM requests r LEFT JOIN feedback f "
+                "USING (request_id) WHERE r.arm=? ORDER BY r.rowid DESC LIMIT ?", (arm, last)).fetchall()
+        return {"latency_ms": [r[0] for r in rows if r[0] is not None],
+                "compiled": [bool(r[1]) for r in rows if r[1] is not None],
+                "security_findings": [int(r[2]) for r in rows if r[2] is not None]}
 
     def counts(self) -> dict[str, int]:
         with self._lock:
