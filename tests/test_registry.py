@@ -29,6 +29,10 @@ def test_promotion_needs_a_decided_experiment_no_breach_and_no_offline_loss(tmp_
     undecided = {"decided": False, "winner": None}
     won = {"decided": True, "winner": "v2", "p_value": 0.01}
     breach = {"compile_failure_rate": {"breached": True}, "p95_latency": {"breached": False}}
+    served = {"limits": {}, "stopped": {}, "arms": {"cet": {"p95_latency_ms": {"breached": True}}}}  # the service's
+    assert registry.promotion_blockers("v2", won, served) == ["guardrail(s) breached: p95_latency_ms"]
+    assert registry.promotion_blockers("v2", won, {"x": "?"}) == ["guardrail evidence without a verdict: x"]
+    assert registry.promotion_blockers("v2", {**won, "winner": "cet"}, {}, arm="cet") == []
     assert "has not decided" in registry.promotion_blockers("v2", undecided, {})[0]
     assert registry.promotion_blockers("v2", won, breach) == ["guardrail(s) breached: compile_failure_rate"]
     with pytest.raises(CetError, match="not promoted"):

@@ -28,14 +28,17 @@ def test_the_incremental_test_decides_where_the_simulation_does() -> None:
     test = SequentialTest()
     decided_at = None
     p_values = []
+    bounds = []
     for i in range(3000):
         test.add("a", bool(a[i]))
         result = test.add("b", bool(b[i]))
         p_values.append(result.p_value)
-        assert result.lower <= result.difference <= result.upper
+        bounds.append((result.lower, result.upper))
         if result.decided and decided_at is None:
             decided_at = i + 1
-            assert result.winner == "b"
+            assert result.winner == "b" and result.lower > 0  # decided: the interval has left zero behind
+    assert all(lo2 >= lo1 and up2 <= up1 for (lo1, up1), (lo2, up2) in zip(bounds, bounds[1:], strict=False))
+    assert result.winner == "b"  # fixed at the crossing, whatever the difference does later
     assert decided_at is not None and all(x >= y for x, y in zip(p_values, p_values[1:], strict=False))
     # the same outcomes through the vectorised path stop at the same step
     from cet.serving.sequential import ALPHA, TAU, _variance, log_likelihood_ratio
@@ -72,3 +75,12 @@ def test_the_simulate_command_writes_a_run_and_refuses_bad_rates(run_cet) -> Non
     assert Path(result["run_dir"], "summary.json").is_file() and Path(result["report"]).is_file()
     bad = run_cet("experiment", "simulate", "--rate-b", "1.5")
     assert bad.returncode != 0 and "between 0 and 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_interval_is_the_set_the_test_would_not_reject() -> None:
+    from cet.serving.sequential import ALPHA, TAU, half_width, log_likelihood_ratio
+
+    for variance in (1e-4, 5e-4, 2e-3, 1e-2):
+        edge = half_width(variance)  # a difference exactly this far from zero sits on the test's boundary
+        llr = float(log_likelihood_ratio(np.array(edge), np.array(variance), TAU))
+        assert abs(llr - np.log(1 / ALPHA)) < 1e-9

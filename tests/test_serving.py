@@ -59,6 +59,12 @@ def test_bad_requests_get_one_json_error(client: TestClient) -> None:
     unknown = client.post("/v1/feedback", json={"request_id": "nope", "passed": True})
     assert unknown.status_code == 404 and client.get("/v1/feedback/nope").status_code == 404
     assert client.post("/v1/feedback", json={"request_id": "x", "tests": {"passed": -1, "total": 1}}).status_code == 422
+    empty = client.post("/v1/feedback", json={"request_id": "x"})  # no outcome at all: it would lock the request
+    assert empty.status_code == 422 and "needs an outcome" in empty.json()["error"]
+    assert client.get("/nowhere").json() == {"error": "Not Found"}  # JSON for every error
+    chunked = client.post("/v1/context", content=iter([b'{"task": "x"}']),
+                          headers={"content-type": "application/json"})
+    assert chunked.status_code == 411
 
 
 def test_a_token_guards_every_v1_route(engine: ContextEngine, tmp_path: Path) -> None:
@@ -69,6 +75,10 @@ def test_a_token_guards_every_v1_route(engine: ContextEngine, tmp_path: Path) ->
             assert c.get("/v1/feedback/x").status_code == 401
             assert c.get("/v1/feedback/x", headers={"Authorization": "Bearer wrong"}).status_code == 401
             assert c.get("/v1/feedback/x", headers={"Authorization": "Bearer s3cret"}).status_code == 404
+            assert c.get("/v1/feedback/x", headers={"Authorization": "bearer s3cret"}).status_code == 404
+            post = c.post("/v1/context", json={"task": "x"})  # refused before the body is read
+            assert post.status_code == 401 and post.json() == {"error": "missing or wrong bearer token"}
+            assert c.get("/docs").status_code == 404 and c.get("/openapi.json").status_code == 404
     finally:
         store.close()
 
@@ -270,11 +280,31 @@ def test_a_breached_guardrail_takes_the_treatment_out_of_service(tmp_path: Path)
                 served.append(body["arm"])
                 c.post("/v1/feedback", json={"request_id": body["request_id"], "passed": False,
                                              "compiled": body["arm"] != "template"})  # the template's code fails
-            first_stop = next(i for i, arm in enumerate(served) if i >= 1 and arm == "none" and
-                              all(a == "none" for a in served[i:]))
-            assert served.count("template") >= 10 and all(a == "none" for a in served[first_stop:])
+            # the guardrail has its evidence once the template has served min_samples failing outcomes
+            tenth = [i for i, arm in enumerate(served) if arm == "template"][limits.min_samples - 1]
+            assert served.count("template") == limits.min_samples and all(a == "none" for a in served[tenth + 1:])
             standing = c.get("/v1/experiment").json()
             assert standing["stopped"] == "guardrail(s) breached: compile_failure_rate"
             assert c.get("/v1/guardrails").json()["arms"]["template"]["compile_failure_rate"]["breached"]
+    finally:
+        store.close()
+
+
+def test_serving_with_the_knowledge_base_from_worker_threads(tmp_path: Path, embedder, core_exercism: Path) -> None:  # type: ignore[no-untyped-def]
+    from cet.knowledge.pipeline import ingest_source, open_retriever
+    from cet.serving.strategies import NaiveRagStrategy
+
+    cfg = load_config(kb={"db": str(tmp_path / "kb.sqlite")})
+    ingest_source(cfg, "exercism", str(core_exercism), embedder=embedder)
+    retriever = open_retriever(cfg)  # opened here, searched from the app's worker threads
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    app = create_app({"template": TemplateStrategy(cfg, retriever), "naive_rag": NaiveRagStrategy(cfg, retriever)},
+                     store, experiment=Experiment("kb", control="template", treatment="naive_rag"))
+    try:
+        with TestClient(app) as c:
+            for n in range(4):
+                body = c.post("/v1/context", json={"task": "relay a lantern signal", "user": f"u{n}"})
+                assert body.status_code == 200, body.text
+                assert body.json()["retrieved"]  # the knowledge base answered from a worker thread
     finally:
         store.close()

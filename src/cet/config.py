@@ -268,6 +268,7 @@ class ServeConfig(BaseModel):
     token_env: str = "CET_SERVE_TOKEN"  # the bearer token is read from this variable, never stored
     max_body_bytes: int = Field(1_000_000, ge=1024)  # a request body over this is refused (413)
     feedback_db: str = "data/serve/feedback.sqlite"  # served contexts and their outcomes (SQLite, WAL)
+    registry_dir: str = "data/registry"  # versioned CET checkpoints; `cet serve` serves the champion by default
 
 
 class CetConfig(BaseSettings):

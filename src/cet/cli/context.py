@@ -42,7 +42,10 @@ def context_command(
     cfg = get_config()
     code_text, error_text = _read(code, "code"), _read(error, "error")
     engine = ContextEngine(cfg, checkpoint, base=base, retrieval=not no_retrieval)
-    done = engine.engineer(task, code=code_text, error=error_text)
+    try:
+        done = engine.engineer(task, code=code_text, error=error_text)
+    finally:
+        engine.close()
     reply, hits, parsed = done.reply, done.hits, done.reply.parsed
     result = {"context": parsed.context.to_dict() if parsed else None, "valid": bool(parsed and parsed.valid),
               "issues": parsed.issues if parsed else [], "error": reply.error, "seconds": round(reply.seconds, 3),

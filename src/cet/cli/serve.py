@@ -51,6 +51,11 @@ def serve_command(
     from cet.serving.feedback import FeedbackStore
     from cet.serving.strategies import CETStrategy, make_strategy
 
+    if checkpoint is None and not base:  # the registry's champion, when there is one
+        from cet.serving.registry import Registry
+
+        champion = Registry(cfg.serve.registry_dir).champion()
+        checkpoint = Path(champion["path"]) if champion else None
     cet = make_strategy("cet", cfg, checkpoint=str(checkpoint) if checkpoint else None, base=base,
                         retrieval=not no_retrieval)
     strategies = {"cet": cet}
@@ -74,6 +79,8 @@ def serve_command(
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
+        if isinstance(cet, CETStrategy):
+            cet.engine.close()
         team.close()
         store.close()
 

@@ -20,8 +20,10 @@ what came of it.
                                       outcome, recorded once (the same again: `duplicate`; different: 409)
     GET  /v1/feedback/{request_id}    what was recorded for a request
 
-Every error is JSON `{"error": "..."}` with its status (401 no or wrong token, 404 unknown request, 409
-conflicting feedback, 413 body over `serve.max_body_bytes`, 422 malformed body, 502 the CET wrote no context). A
+Every error is JSON `{"error": "..."}` with its status (401 no or wrong token, 404 unknown request or route,
+409 conflicting feedback, 411 no Content-Length, 413 body over `serve.max_body_bytes`, 422 malformed body, 502
+the CET wrote no context, 500 anything unexpected, named but not detailed). The token is checked before a body
+is read; /health is open (status and counts only). A
 request carries text only: nothing in it is ever read as a path. With a token (required by `cet serve` beyond
 loopback) every /v1 route and /mcp need `Authorization: Bearer <token>`.
 """
@@ -36,8 +38,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cet.errors import CetError
 from cet.serving.experiment import Experiment
@@ -100,6 +103,12 @@ class FeedbackRequest(BaseModel):
     compiled: bool | None = None
     security_findings: int | None = Field(None, ge=0)
 
+    @model_validator(mode="after")
+    def _says_something(self) -> FeedbackRequest:
+        if all(v is None for v in (self.passed, self.tests, self.accepted, self.compiled, self.security_findings)):
+            raise ValueError("feedback needs an outcome: passed, tests, accepted, compiled or security_findings")
+        return self
+
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
@@ -131,7 +140,8 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
             async with mcp.session_manager.run():
                 yield
 
-    app = FastAPI(title="cet context service", version="1", lifespan=lifespan)
+    app = FastAPI(title="cet context service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
     stopped: dict[str, str] = {}  # a treatment taken out of service -> why
 
     def guardrails() -> dict[str, dict[str, Any]]:
@@ -150,18 +160,25 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
+        path = request.scope["path"]
+        if token is not None and path.startswith(("/v1", "/mcp")):  # before anything is read
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+                return _error(401, "missing or wrong bearer token")
         length = request.headers.get("content-length")
+        if request.method == "POST" and length is None:
+            return _error(411, "a Content-Length header is required (no chunked bodies)")
         if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
             return _error(413, f"request body over {max_body_bytes} bytes")
-        if request.method == "POST" and length is None:
-            body = await request.body()  # chunked: read, then judge its size
-            if len(body) > max_body_bytes:
-                return _error(413, f"request body over {max_body_bytes} bytes")
-        if token is not None and request.url.path.startswith(("/v1/", "/mcp")):
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return _error(401, "missing or wrong bearer token")
         return await call_next(request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return _error(500, f"internal error: {type(exc).__name__}")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -191,7 +208,8 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         text, chunk_ids = served.context.to_text(), served.context.cited_chunk_ids()
         store.record_request(arm=arm, model_version=strategy.version, task=task, context=text,
                              sections=served.sections(), chunk_ids=chunk_ids, unit=body.user or "",
-                             request_id=request_id, latency_ms=(time.perf_counter() - started) * 1000)
+                             request_id=request_id, latency_ms=(time.perf_counter() - started) * 1000,
+                             experiment=experiment.name if experiment else None)
         return {"request_id": request_id, "context": text, "sections": served.sections(), "chunk_ids": chunk_ids,
                 "retrieved": [h.id for h in served.hits], "arm": arm, "model_version": strategy.version,
                 "valid": served.valid, "issues": served.issues, "nothing_to_add": served.nothing_to_add,
@@ -220,8 +238,10 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         context = served.context.to_text()
         rewritten = task if not context else \
             f"{task}\n\nEngineered context (use it; it was prepared for this task):\n{context}"
-        messages = [Message(m.role if m.role in ("system", "user", "assistant") else "user",  # type: ignore[arg-type]
+        roles = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+        messages = [Message(roles.get(m.role, "user"),  # type: ignore[arg-type]
                             rewritten if i == last else _text(m.content)) for i, m in enumerate(body.messages)]
+        context_ms = (time.perf_counter() - started) * 1000  # the guardrail's latency: serving the context
         # the client may pick one of the team's generators by name; anything else gets the rotation's next
         model = body.model if body.model in team.models_for("generator") else team.next_model("generator")
         changes = {k: v for k, v in (("max_tokens", body.max_tokens), ("temperature", body.temperature))
@@ -232,15 +252,15 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
             return _error(502, f"the upstream model failed: {e}")
         store.record_request(arm=arm, model_version=strategy.version, task=task, context=context,
                              sections=served.sections(), chunk_ids=served.context.cited_chunk_ids(),
-                             unit=body.user or "", request_id=request_id, reply=reply.text,
-                             latency_ms=(time.perf_counter() - started) * 1000)
+                             unit=body.user or "", request_id=request_id, reply=reply.text, latency_ms=context_ms,
+                             experiment=experiment.name if experiment else None)
         return _completion(body.stream, request_id, arm, model, reply, served.sections())
 
     @app.get("/v1/experiment")
     def standing() -> Any:
         if experiment is None:
             return _error(404, "no experiment is running")
-        return {**experiment.status(store.outcomes()), "stopped": stopped.get(experiment.treatment)}
+        return {**experiment.status(store.outcomes(experiment.name)), "stopped": stopped.get(experiment.treatment)}
 
     @app.get("/v1/guardrails")
     def guards() -> Any:

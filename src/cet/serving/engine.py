@@ -31,9 +31,13 @@ class Engineered:
         return [name for name in FIELDS if context is not None and getattr(context, name)]
 
 
+SERIAL = threading.Lock()  # the service's models and its knowledge base's connection: one request at a time
+
+
 class ContextEngine:
     """A CET checkpoint (or the untrained base, when asked for), a retriever unless `retrieval` is off, and the
-    checkpoint's playbook. One request at a time (the engine's model is not shared across threads)."""
+    checkpoint's playbook; its generation engine stays loaded between requests until `close`. One request at a
+    time (`SERIAL`: the model and the store's connection are not shared across threads)."""
 
     def __init__(self, cfg: CetConfig, checkpoint: str | Path | None = None, base: bool = False,
                  retrieval: bool = True) -> None:
@@ -48,14 +52,13 @@ class ContextEngine:
 
             self.retriever = open_retriever(cfg)
         self.playbook = Playbook.load(self.cet.checkpoint / "playbook.json") if self.cet.checkpoint else Playbook()
-        self._lock = threading.Lock()
 
     @property
     def version(self) -> str:
         """What served a context: the checkpoint's phase and path, or the untrained base."""
         if self.cet.checkpoint is None:
             return "base"
-        return f"{self.cet.info.get('phase', 'cet')}@{self.cet.checkpoint}"
+        return f"{self.cet.info.get('phase', 'cet')}@{Path(self.cet.checkpoint).name}"  # no filesystem path
 
     def engineer(self, task: str, code: str | None = None, error: str | None = None) -> Engineered:
         from cet.data.gold_context import section_choices
@@ -64,16 +67,17 @@ class ContextEngine:
 
         if not task.strip():
             raise CetError("the task is empty")
-        with self._lock:
+        with SERIAL:
             hits = self.retriever.search(task if not error else f"{task}\n{error}", k=self.cfg.cet.top_k) \
                 if self.retriever is not None else []
             inp = build_input(task, hits, code=code, error=error, budget=self.cfg.cet.input_tokens)
             # a CET after Phase 3 reads the playbook items that match the task, as it did in training
             inp = replace(inp, playbook=self.playbook.texts_for(task, "", ""))
-            try:
-                reply, = self.cet.engineer([{"input": inp, "choices": section_choices(inp)}])
-            finally:
-                self.cet.close_engine()
+            reply, = self.cet.engineer([{"input": inp, "choices": section_choices(inp)}])
         parsed = reply.parsed
         prompt = render_prompt(task, parsed.context, code=code, error=error) if parsed else None
         return Engineered(reply, list(hits), prompt)
+
+    def close(self) -> None:
+        """Free the generation engine (the next request loads it again)."""
+        self.cet.close_engine()

@@ -3,7 +3,7 @@ mode; one file, safe for several threads and processes), idempotent on the reque
 
     requests   request_id (primary key), when, the arm and model version that served it, the task, the context,
                its sections and cited chunk ids, the user or session it was served to (when given), the
-               upstream's reply (proxy requests)
+               upstream's reply (proxy requests), the time to serve the context, the experiment that assigned it
     feedback   request_id (primary key, one outcome per request), when, passed, the tests' counts, accepted
 
 Recording the same feedback twice is a no-op that says so (`duplicate`); different feedback for a request that
@@ -25,7 +25,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY, at REAL NOT NULL, arm TEXT NOT NULL, model_version TEXT NOT NULL,
     task TEXT NOT NULL, context TEXT NOT NULL, sections TEXT NOT NULL, chunk_ids TEXT NOT NULL,
-    unit TEXT NOT NULL DEFAULT '', reply TEXT, latency_ms REAL);
+    unit TEXT NOT NULL DEFAULT '', reply TEXT, latency_ms REAL, experiment TEXT);
 CREATE TABLE IF NOT EXISTS feedback (
     request_id TEXT PRIMARY KEY REFERENCES requests(request_id), at REAL NOT NULL, passed INTEGER,
     tests TEXT NOT NULL, accepted INTEGER, compiled INTEGER, security_findings INTEGER);
@@ -56,21 +56,24 @@ class FeedbackStore:
 
     def record_request(self, *, arm: str, model_version: str, task: str, context: str, sections: list[str],
                        chunk_ids: list[str], unit: str = "", request_id: str | None = None,
-                       reply: str | None = None, latency_ms: float | None = None) -> str:
+                       reply: str | None = None, latency_ms: float | None = None,
+                       experiment: str | None = None) -> str:
         """Store a served context (and, through the proxy, the upstream's reply); returns its request id (a new one
         unless given)."""
         request_id = request_id or uuid.uuid4().hex
         with self._lock:
-            self._conn.execute("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            self._conn.execute("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                                (request_id, time.time(), arm, model_version, task, context, json.dumps(sections),
-                                json.dumps(chunk_ids), unit, reply, latency_ms))
+                                json.dumps(chunk_ids), unit, reply, latency_ms, experiment))
         return request_id
 
-    def outcomes(self) -> list[tuple[str, bool]]:
-        """(arm, passed) of every recorded outcome with a verdict, in the order they were recorded."""
+    def outcomes(self, experiment: str) -> list[tuple[str, bool]]:
+        """(arm, passed) of every outcome with a verdict for a request the experiment assigned, in the order they
+        were recorded (traffic outside the experiment, MCP calls included, is not part of it)."""
         with self._lock:
             rows = self._conn.execute("SELECT r.arm, f.passed FROM feedback f JOIN requests r USING (request_id) "
-                                      "WHERE f.passed IS NOT NULL ORDER BY f.rowid").fetchall()
+                                      "WHERE f.passed IS NOT NULL AND r.experiment=? ORDER BY f.rowid",
+                                      (experiment,)).fetchall()
         return [(arm, bool(passed)) for arm, passed in rows]
 
     def record_feedback(self, request_id: str, passed: bool | None, tests: dict[str, Any] | None,

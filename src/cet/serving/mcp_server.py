@@ -47,11 +47,20 @@ def build_mcp(cfg: CetConfig, strategy: Strategy, store: FeedbackStore, retrieve
         "error) before writing code; use the context it returns; report_outcome when you know whether the code "
         "passed."))
 
+    # code from a client runs only fully isolated (no network, its own namespaces): never in the weak fallback
+    from cet.execution.executor import Executor
+
+    sandbox, why_not = None, ""
+    try:
+        sandbox = Executor(cfg.exec.model_copy(update={"isolation": "bubblewrap"}))
+    except CetError as e:  # bubblewrap cannot run here: the tool says so when called
+        why_not = str(e).splitlines()[0][:200]
+
     @server.tool()
     def engineer_context(task: str, code: str | None = None, error: str | None = None) -> dict[str, Any]:
         """Engineer the context a code-writing model needs for this task: interface, examples, constraints,
         knowledge from the knowledge base, pitfalls; for a bug report, the failure, suspects and what to check."""
-        served = strategy.serve(task, code, error)
+        served = strategy.serve(task, code, error)  # its own lock (engine.SERIAL)
         if served.error:
             raise ToolError(f"the {arm} arm wrote no context: {served.error}")
         text = served.context.to_text()
@@ -67,7 +76,10 @@ def build_mcp(cfg: CetConfig, strategy: Strategy, store: FeedbackStore, retrieve
             raise ToolError("this server has no knowledge base (it was started without retrieval)")
         if not query.strip():
             raise ToolError("the query is empty")
-        hits = retriever.search(query, k=max(1, min(k, MAX_HITS)))
+        from cet.serving.engine import SERIAL
+
+        with SERIAL:
+            hits = retriever.search(query, k=max(1, min(k, MAX_HITS)))
         return [{"id": h.id, "title": h.title, "source": h.source, "score": round(h.score, 4),
                  "text": h.text[:HIT_CHARS]} for h in hits]
 
@@ -75,11 +87,12 @@ def build_mcp(cfg: CetConfig, strategy: Strategy, store: FeedbackStore, retrieve
     def run_tests(code: str, tests: str, language: str = "python", module: str = "solution") -> dict[str, Any]:
         """Run the code against the tests in the sandbox (pytest for Python, node:test for JavaScript; the tests
         import the code as `module`): passed or not, the test counts, why it ended, stderr's tail."""
-        from cet.execution.executor import Executor
         from cet.execution.tasks import CodingTask, TaskMetadata
 
         if language not in ("python", "javascript"):
             raise ToolError("language must be python or javascript")
+        if sandbox is None:
+            raise ToolError(f"run_tests needs the bubblewrap sandbox, which is not available here ({why_not})")
         try:
             names = python_test_names(tests) if language == "python" else []
             task = CodingTask(id="mcp/run", language=language, statement="", module=module, tests=tests,
@@ -88,7 +101,7 @@ def build_mcp(cfg: CetConfig, strategy: Strategy, store: FeedbackStore, retrieve
             raise ToolError(str(e)) from None
         except ValueError as e:
             raise ToolError(f"bad run_tests input: {str(e).splitlines()[0]}") from None
-        result = Executor(cfg.exec).run(task, code)
+        result = sandbox.run(task, code)
         return {"passed": result.passed, "exit_reason": str(result.exit_reason), "tests": result.tests.model_dump(),
                 "detail": result.detail, "stderr_tail": result.stderr_tail[-2000:]}
 
@@ -96,6 +109,10 @@ def build_mcp(cfg: CetConfig, strategy: Strategy, store: FeedbackStore, retrieve
     def report_outcome(request_id: str, passed: bool | None = None, tests_passed: int | None = None,
                        tests_total: int | None = None, accepted: bool | None = None) -> dict[str, Any]:
         """Record what came of a context engineer_context returned (once; the same report again is a no-op)."""
+        if any(v is not None and v < 0 for v in (tests_passed, tests_total)):
+            raise ToolError("test counts cannot be negative")
+        if passed is None and tests_total is None and accepted is None:
+            raise ToolError("report an outcome: passed, tests_passed/tests_total or accepted")
         counts = {"passed": tests_passed, "total": tests_total} if tests_total is not None else None
         try:
             return store.record_feedback(request_id, passed, counts, accepted)

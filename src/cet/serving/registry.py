@@ -1,5 +1,5 @@
-"""A versioned registry of CET checkpoints with a champion pointer (Phase 4): what the service serves, what may
-replace it, and the history of every swap.
+"""A versioned registry of CET checkpoints with a champion pointer (Phase 4): what `cet serve` serves when no
+checkpoint is named, what may replace it, and the history of every swap.
 
     <root>/registry.json   versions (id, source path, phase, when, offline evaluation), the champion, the history
     <root>/versions/<id>/  a copy of each registered checkpoint (so a later training run cannot change it)
@@ -12,10 +12,13 @@ champion's; otherwise it refuses and says why. `rollback` returns to the previou
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,29 +40,48 @@ class Registry:
             raise CetError(f"the registry {self.file} cannot be read: {e}") from None
         return data
 
-    def _write(self, data: dict[str, Any]) -> None:
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time across threads and processes (read, change, write happen under it)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_name(f"registry.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        with open(self.root / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _write(self, data: dict[str, Any]) -> None:
+        tmp = self.file.with_name(f"registry.{os.getpid()}.{time.monotonic_ns()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2))
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, self.file)
+        directory = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power cut
+        finally:
+            os.close(directory)
 
     def register(self, checkpoint: str | Path, offline_pass_rate: float | None = None) -> str:
         """Copy a CET checkpoint in as the next version (v1, v2, ...); the first one becomes the champion."""
         source = Path(checkpoint)
         if not (source / MANIFEST).is_file():
             raise CetError(f"not a CET checkpoint (no {MANIFEST}): {source}")
-        data = self.read()
-        version = f"v{len(data['versions']) + 1}"
-        target = self.root / "versions" / version
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(source, target)
-        phase = json.loads((source / MANIFEST).read_text(encoding="utf-8")).get("phase")
-        data["versions"].append({"id": version, "source": str(source), "path": str(target), "phase": phase,
-                                 "registered_at": time.time(), "offline_pass_rate": offline_pass_rate})
-        if data["champion"] is None:
-            data["champion"] = version
-            data["history"].append({"at": time.time(), "from": None, "to": version, "action": "first version"})
-        self._write(data)
+        with self._locked():
+            data = self.read()
+            version = f"v{len(data['versions']) + 1}"
+            target = self.root / "versions" / version
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+            phase = json.loads((source / MANIFEST).read_text(encoding="utf-8")).get("phase")
+            data["versions"].append({"id": version, "source": str(source), "path": str(target), "phase": phase,
+                                     "registered_at": time.time(), "offline_pass_rate": offline_pass_rate})
+            if data["champion"] is None:
+                data["champion"] = version
+                data["history"].append({"at": time.time(), "from": None, "to": version, "action": "first version"})
+            self._write(data)
         return version
 
     def champion(self) -> dict[str, Any] | None:
@@ -74,20 +96,34 @@ class Registry:
         return found
 
     def promotion_blockers(self, candidate: str, experiment: dict[str, Any] | None,
-                           guardrails: dict[str, Any] | None) -> list[str]:
-        """Why `candidate` may not replace the champion yet ([] when it may)."""
+                           guardrails: dict[str, Any] | None, arm: str | None = None) -> list[str]:
+        """Why `candidate` may not replace the champion yet ([] when it may). `experiment` is the service's
+        standing (GET /v1/experiment), in which the candidate served as `arm` (default: its version id);
+        `guardrails` is GET /v1/guardrails (every arm's) or one arm's table. Evidence it cannot read blocks."""
         data = self.read()
         new, old = self._version(data, candidate), self.champion()
+        arm = arm or candidate
         reasons = []
         if old is not None and old["id"] == candidate:
             reasons.append(f"{candidate} is already the champion")
-        if not experiment or not experiment.get("decided"):
+        if not isinstance(experiment, dict) or not experiment.get("decided"):
             reasons.append("the experiment has not decided (its always-valid p-value is above alpha)")
-        elif experiment.get("winner") != candidate:
-            reasons.append(f"the experiment decided for {experiment.get('winner')}, not {candidate}")
-        breached = [name for name, g in (guardrails or {}).items() if g.get("breached")]
-        if breached:
-            reasons.append(f"guardrail(s) breached: {', '.join(breached)}")
+        elif experiment.get("winner") != arm:
+            reasons.append(f"the experiment decided for {experiment.get('winner')}, not {arm}")
+        elif experiment.get("stopped"):
+            reasons.append(f"the experiment was stopped: {experiment['stopped']}")
+        tables = (guardrails or {}).get("arms", {"": guardrails or {}}) if isinstance(guardrails, dict) else None
+        if tables is None or not all(isinstance(t, dict) for t in tables.values()):
+            reasons.append("the guardrail evidence cannot be read")
+        else:
+            unreadable = [name for t in tables.values() for name, g in t.items()
+                          if not isinstance(g, dict) or not isinstance(g.get("breached"), bool)]
+            breached = sorted({name for t in tables.values() for name, g in t.items()
+                               if isinstance(g, dict) and g.get("breached") is True})
+            if unreadable:
+                reasons.append(f"guardrail evidence without a verdict: {', '.join(sorted(set(unreadable)))}")
+            if breached:
+                reasons.append(f"guardrail(s) breached: {', '.join(breached)}")
         if old is not None and old.get("offline_pass_rate") is not None:
             if new.get("offline_pass_rate") is None:
                 reasons.append("no offline held-out pass rate for the candidate")
@@ -96,33 +132,35 @@ class Registry:
                                f"{old['offline_pass_rate']:.3f}")
         return reasons
 
-    def promote(self, candidate: str, experiment: dict[str, Any] | None,
-                guardrails: dict[str, Any] | None) -> dict[str, Any]:
+    def promote(self, candidate: str, experiment: dict[str, Any] | None, guardrails: dict[str, Any] | None,
+                arm: str | None = None) -> dict[str, Any]:
         """Make `candidate` the champion when nothing blocks it; raises CetError listing what does."""
-        blockers = self.promotion_blockers(candidate, experiment, guardrails)
-        if blockers:
-            raise CetError(f"{candidate} not promoted: " + "; ".join(blockers))
-        data = self.read()
-        data["history"].append({"at": time.time(), "from": data["champion"], "to": candidate, "action": "promote",
-                                "p_value": (experiment or {}).get("p_value")})
-        data["champion"] = candidate
-        self._write(data)
+        with self._locked():
+            blockers = self.promotion_blockers(candidate, experiment, guardrails, arm)
+            if blockers:
+                raise CetError(f"{candidate} not promoted: " + "; ".join(blockers))
+            data = self.read()
+            data["history"].append({"at": time.time(), "from": data["champion"], "to": candidate,
+                                    "action": "promote", "p_value": (experiment or {}).get("p_value")})
+            data["champion"] = candidate
+            self._write(data)
         return data
 
     def rollback(self, reason: str) -> dict[str, Any]:
-        """Return to the champion before the current one (a guardrail's breach, a drop)."""
-        data = self.read()
-        chain: list[str] = []  # the champions in force, oldest first: a promotion pushes, a rollback pops
-        for h in data["history"]:
-            if h["action"] == "rollback":
-                chain.pop()
-            else:
-                chain.append(h["to"])
-        if len(chain) < 2:
-            raise CetError("nothing to roll back to: the champion has no predecessor")
-        previous = chain[-2]
-        data["history"].append({"at": time.time(), "from": data["champion"], "to": previous, "action": "rollback",
-                                "reason": reason})
-        data["champion"] = previous
-        self._write(data)
+        """Return to the previous champion (a guardrail's breach, a drop), along the promotion chain."""
+        with self._locked():
+            data = self.read()
+            chain: list[str] = []  # the champions in force, oldest first: a promotion pushes, a rollback pops
+            for h in data["history"]:
+                if h["action"] == "rollback":
+                    chain.pop()
+                else:
+                    chain.append(h["to"])
+            if len(chain) < 2:
+                raise CetError("nothing to roll back to: the champion has no predecessor")
+            previous = chain[-2]
+            data["history"].append({"at": time.time(), "from": data["champion"], "to": previous,
+                                    "action": "rollback", "reason": reason})
+            data["champion"] = previous
+            self._write(data)
         return data

@@ -81,6 +81,8 @@ class SequentialTest:
         self.n = {"a": 0, "b": 0}
         self.passed = {"a": 0, "b": 0}
         self.p_value = 1.0
+        self.lower, self.upper = -1.0, 1.0  # the confidence sequence, intersected over time (it only narrows)
+        self.winner: str | None = None  # fixed at the first crossing
 
     def add(self, arm: str, passed: bool) -> SequentialResult:
         if arm not in self.n:
@@ -98,11 +100,14 @@ class SequentialTest:
         if ready:
             llr = float(log_likelihood_ratio(np.array(difference), np.array(variance), self.tau))
             self.p_value = min(self.p_value, math.exp(-llr) if llr > 0 else 1.0)
-        width = half_width(variance, self.alpha, self.tau) if ready else math.inf
+        if ready:
+            width = half_width(variance, self.alpha, self.tau)
+            self.lower, self.upper = max(self.lower, difference - width), min(self.upper, difference + width)
         decided = ready and self.p_value <= self.alpha
-        return SequentialResult(n_a, n_b, rate_a, rate_b, difference, max(-1.0, difference - width),
-                                min(1.0, difference + width), self.p_value, decided,
-                                ("b" if difference > 0 else "a") if decided else None)
+        if decided and self.winner is None:
+            self.winner = "b" if difference > 0 else "a"
+        return SequentialResult(n_a, n_b, rate_a, rate_b, difference, self.lower, self.upper, self.p_value,
+                                decided, self.winner)
 
 
 def simulate(rate_a: float, rate_b: float, per_arm: int, experiments: int, seed: int = 0, alpha: float = ALPHA,

@@ -66,9 +66,12 @@ class _Retrieving:
         self.cfg, self.retriever = cfg, retriever
 
     def hits(self, task: str, error: str | None) -> list[Any]:
+        from cet.serving.engine import SERIAL
+
         if self.retriever is None:
             return []
-        return list(self.retriever.search(task if not error else f"{task}\n{error}", k=self.cfg.cet.top_k))
+        with SERIAL:  # the retriever may be the CET engine's: one thread at a time on its connection
+            return list(self.retriever.search(task if not error else f"{task}\n{error}", k=self.cfg.cet.top_k))
 
 
 class TemplateStrategy(_Retrieving):

@@ -88,7 +88,9 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     # a WAL database cannot get the -shm file mode=ro needs) only when mode=ro cannot read it
     for mode in ("mode=ro", "mode=ro&immutable=1"):
         try:
-            conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30.0, isolation_level=None)
+            # a service's worker threads use it one at a time (serving's lock): not tied to the opening thread
+            conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.Error as e:
             last = e
