@@ -147,21 +147,30 @@ def apply_limits(limits: SandboxLimits, memory_mb: int, uid: int | None, cpu: bo
     _drop_privileges(uid)
 
 
+PROBES = 3
+
+
 @functools.lru_cache(maxsize=8)
 def bubblewrap_status(uid: int | None) -> tuple[bool, str]:
     """Whether bubblewrap can start a fully unshared sandbox here, as this uid; and why not."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return False, "bwrap not found (Debian package bubblewrap)"
-    try:
-        done = subprocess.run([bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"],
-                              capture_output=True, text=True, timeout=20,
-                              preexec_fn=lambda: _drop_privileges(uid))  # noqa: PLW1509
-    except (OSError, subprocess.SubprocessError) as e:
-        return False, f"bwrap failed to start: {e}"
-    if done.returncode != 0:
-        return False, f"bwrap cannot create namespaces here: {(done.stderr.strip().splitlines() or ['?'])[0]}"
-    return True, ""
+    why = ""
+    for attempt in range(PROBES):  # a busy machine can fail one probe silently (seen in Ray workers): try again
+        try:
+            done = subprocess.run([bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"],
+                                  capture_output=True, text=True, timeout=20,
+                                  preexec_fn=lambda: _drop_privileges(uid))  # noqa: PLW1509
+        except (OSError, subprocess.SubprocessError) as e:
+            why = f"bwrap failed to start: {e}"
+        else:
+            if done.returncode == 0:
+                return True, ""
+            first = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}, nothing on stderr"])[0]
+            why = f"bwrap cannot create namespaces here: {first}"
+        time.sleep(0.2 * (attempt + 1))
+    return False, why
 
 
 def memfd(name: str, data: bytes) -> int:
