@@ -308,3 +308,21 @@ def test_serving_with_the_knowledge_base_from_worker_threads(tmp_path: Path, emb
                 assert body.json()["retrieved"]  # the knowledge base answered from a worker thread
     finally:
         store.close()
+
+
+def test_drift_is_read_from_the_served_traffic(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    app = create_app({"none": NoContextStrategy()}, store)
+    try:
+        with TestClient(app) as c:
+            assert c.get("/v1/drift?window=10").status_code == 409  # not yet two windows of traffic
+            for n in range(40):  # short tasks that pass, then long ones that fail: both signals
+                task = "Write f(x)." + (" detail" * 200 if n >= 20 else "")
+                body = c.post("/v1/context", json={"task": task}).json()
+                c.post("/v1/feedback", json={"request_id": body["request_id"], "passed": n < 20})
+            report = c.get("/v1/drift?window=20").json()
+            assert report["reference_pass_rate"] == 1.0 and report["shifted"] == ["length"]
+            assert report["retrain"] and report["cusum"]["alarm"]
+            assert c.get("/v1/drift?window=3").status_code == 422
+    finally:
+        store.close()

@@ -9,6 +9,9 @@ what came of it.
                                       treatment arm whose guardrail is breached is stopped (every user then gets
                                       the control) and the reason shown
     GET  /v1/guardrails               each arm's guardrails (compile failures, security findings, p95 latency)
+    GET  /v1/drift?window=N           input drift (PSI of task features) between the first N requests and the
+                                      last N, and a CUSUM of the recent pass rate against the first window's;
+                                      "retrain" says whether either calls for it
     POST /v1/chat/completions         OpenAI-compatible proxy: the last user message is the task; its context is
                                       engineered (the arm as above, by the body's "user"), appended to that
                                       message, and the request answered by the team's generator (the local
@@ -261,6 +264,20 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         if experiment is None:
             return _error(404, "no experiment is running")
         return {**experiment.status(store.outcomes(experiment.name)), "stopped": stopped.get(experiment.treatment)}
+
+    @app.get("/v1/drift")
+    def drift(window: int = 200) -> Any:
+        from cet.serving.drift import drift_report
+
+        if not 10 <= window <= 100_000:
+            return _error(422, "window: between 10 and 100000 requests")
+        first, last = store.window(window, newest=False), store.window(window, newest=True)
+        if len(first) < window or store.counts()["requests"] < 2 * window:
+            return _error(409, f"drift needs at least {2 * window} requests (two windows of {window})")
+        verdicts = [p for _, p in first if p is not None]
+        target = sum(verdicts) / len(verdicts) if verdicts else 0.0
+        return {"window": window, "reference_pass_rate": target, **drift_report(
+            [t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target)}
 
     @app.get("/v1/guardrails")
     def guards() -> Any:

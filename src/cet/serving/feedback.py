@@ -121,6 +121,16 @@ class FeedbackStore:
                 "compiled": [bool(r[1]) for r in rows if r[1] is not None],
                 "security_findings": [int(r[2]) for r in rows if r[2] is not None]}
 
+    def window(self, n: int, newest: bool) -> list[tuple[str, bool | None]]:
+        """(task, passed) of the first or the last `n` requests served, oldest first (passed: None with no
+        verdict)."""
+        order = "DESC" if newest else "ASC"
+        with self._lock:
+            rows = self._conn.execute(f"SELECT r.task, f.passed FROM requests r LEFT JOIN feedback f USING "
+                                      f"(request_id) ORDER BY r.rowid {order} LIMIT ?", (n,)).fetchall()
+        rows = rows[::-1] if newest else rows
+        return [(task, None if passed is None else bool(passed)) for task, passed in rows]
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             requests = self._conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
