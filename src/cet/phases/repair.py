@@ -141,9 +141,8 @@ def fix_rates(records: Sequence[dict[str, Any]], rounds: int) -> dict[str, Any]:
     how many were fixed by round 1, 2, ...; the CET arm's figures are also the top level (attempts, fixed, rate,
     by_class, by_pattern). With both arms, `paired`: the attempts both arms ran, fixed by each, and the exact
     McNemar test of the CET's context against the report alone."""
-    arms = {arm: _arm_rates([r for r in records if r.get("arm", "cet") == arm], rounds)
-            for arm in dict.fromkeys(r.get("arm", "cet") for r in records)}
-    result: dict[str, Any] = {**(arms.get("cet") or _arm_rates([], rounds)), "arms": arms, "paired": None}
+    arms = {arm: _arm_rates(records, arm, rounds) for arm in dict.fromkeys(r.get("arm", "cet") for r in records)}
+    result: dict[str, Any] = {**(arms.get("cet") or _arm_rates([], "cet", rounds)), "arms": arms, "paired": None}
     if {"cet", "report_only"} <= arms.keys():
         fixed = {arm: set(_fixed_at(records, arm)) for arm in ("cet", "report_only")}
         both = sorted(set(_attempts(records, "cet")) & set(_attempts(records, "report_only")))
@@ -172,11 +171,11 @@ def _fixed_at(records: Sequence[dict[str, Any]], arm: str) -> dict[tuple[str, st
     return fixed
 
 
-def _arm_rates(records: Sequence[dict[str, Any]], rounds: int) -> dict[str, Any]:
-    arm = records[0].get("arm", "cet") if records else "cet"
+def _arm_rates(records: Sequence[dict[str, Any]], arm: str, rounds: int) -> dict[str, Any]:
     fixed_at, first = _fixed_at(records, arm), _attempts(records, arm)
+    mine = [r for r in records if r.get("arm", "cet") == arm]
     # rounds whose context was empty (the CET said nothing, or its reply could not be read): the control's prompt
-    empty = sum(1 for r in records if not r.get("context")) if arm == "cet" else None
+    empty = sum(1 for r in mine if not r.get("context")) if arm == "cet" else None
     by: dict[str, dict[str, dict[str, Any]]] = {"class": defaultdict(dict), "pattern": defaultdict(dict)}
     for axis, field in (("class", "original_class"), ("pattern", "original_pattern")):
         for key, r in first.items():
@@ -187,5 +186,5 @@ def _arm_rates(records: Sequence[dict[str, Any]], rounds: int) -> dict[str, Any]
                 row[f"fixed_by_round_{k}"] += int(key in fixed_at and fixed_at[key] <= k)
     total = len(first)
     return {"attempts": total, "fixed": len(fixed_at), "rate": round(len(fixed_at) / total, 3) if total else None,
-            "by_class": dict(by["class"]), "by_pattern": dict(by["pattern"]), "rounds_run": len(records),
+            "by_class": dict(by["class"]), "by_pattern": dict(by["pattern"]), "rounds_run": len(mine),
             "rounds_without_context": empty}

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -49,7 +50,7 @@ from cet.errors import CetError
 from cet.serving.experiment import Experiment
 from cet.serving.feedback import FeedbackConflict, FeedbackStore, UnknownRequest
 from cet.serving.guardrails import Limits, evaluate
-from cet.serving.strategies import Strategy
+from cet.serving.strategies import Served, Strategy
 
 MAX_TEXT = 200_000  # characters of any one field
 
@@ -111,6 +112,21 @@ class FeedbackRequest(BaseModel):
         if all(v is None for v in (self.passed, self.tests, self.accepted, self.compiled, self.security_findings)):
             raise ValueError("feedback needs an outcome: passed, tests, accepted, compiled or security_findings")
         return self
+
+
+@dataclass(frozen=True)
+class _Engineered:
+    """One request's context from its assigned arm, before it is recorded."""
+
+    request_id: str
+    arm: str
+    version: str
+    served: Served
+    latency_ms: float  # the time to serve the context (the guardrail's latency)
+
+    @property
+    def text(self) -> str:
+        return self.served.context.to_text()
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -195,28 +211,37 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
                 "arms": {name: strategy.version for name, strategy in strategies.items()},
                 "experiment": experiment.name if experiment else None, **store.counts()}
 
-    @app.post("/v1/context")
-    async def context(body: ContextRequest) -> Any:
-        task = body.task if not body.tests else f"{body.task}\n\nTests:\n{body.tests}"
+    async def engineer(task: str, code: str | None, error: str | None, user: str | None) -> Any:
+        """The assigned arm's context for a request: an `_Engineered`, or the JSON error to answer with."""
         request_id = uuid.uuid4().hex
-        arm = assign(body.user or request_id)
-        strategy = strategies[arm]
+        arm = assign(user or request_id)
         started = time.perf_counter()
         try:
-            served = await run_in_threadpool(strategy.serve, task, body.code, body.error)
+            served = await run_in_threadpool(strategies[arm].serve, task, code, error)
         except CetError as e:
             return _error(422, str(e))
         if served.error:
             return _error(502, f"the {arm} arm wrote no context: {served.error}")
-        text, chunk_ids = served.context.to_text(), served.context.cited_chunk_ids()
-        store.record_request(arm=arm, model_version=strategy.version, task=task, context=text,
-                             sections=served.sections(), chunk_ids=chunk_ids, unit=body.user or "",
-                             request_id=request_id, latency_ms=(time.perf_counter() - started) * 1000,
+        return _Engineered(request_id, arm, strategies[arm].version, served, (time.perf_counter() - started) * 1000)
+
+    def record(done: _Engineered, task: str, user: str | None, reply: str | None = None) -> None:
+        store.record_request(arm=done.arm, model_version=done.version, task=task, context=done.text,
+                             sections=done.served.sections(), chunk_ids=done.served.context.cited_chunk_ids(),
+                             unit=user or "", request_id=done.request_id, reply=reply, latency_ms=done.latency_ms,
                              experiment=experiment.name if experiment else None)
-        return {"request_id": request_id, "context": text, "sections": served.sections(), "chunk_ids": chunk_ids,
-                "retrieved": [h.id for h in served.hits], "arm": arm, "model_version": strategy.version,
-                "valid": served.valid, "issues": served.issues, "nothing_to_add": served.nothing_to_add,
-                "prompt": served.prompt}
+
+    @app.post("/v1/context")
+    async def context(body: ContextRequest) -> Any:
+        task = body.task if not body.tests else f"{body.task}\n\nTests:\n{body.tests}"
+        done = await engineer(task, body.code, body.error, body.user)
+        if isinstance(done, JSONResponse):
+            return done
+        record(done, task, body.user)
+        served = done.served
+        return {"request_id": done.request_id, "context": done.text, "sections": served.sections(),
+                "chunk_ids": served.context.cited_chunk_ids(), "retrieved": [h.id for h in served.hits],
+                "arm": done.arm, "model_version": done.version, "valid": served.valid, "issues": served.issues,
+                "nothing_to_add": served.nothing_to_add, "prompt": served.prompt}
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatRequest) -> Any:
@@ -228,23 +253,14 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         if last is None or not _text(body.messages[last].content).strip():
             return _error(422, "messages: no user message with text to engineer context for")
         task = _text(body.messages[last].content)
-        request_id = uuid.uuid4().hex
-        arm = assign(body.user or request_id)
-        strategy = strategies[arm]
-        started = time.perf_counter()
-        try:
-            served = await run_in_threadpool(strategy.serve, task, None, None)
-        except CetError as e:
-            return _error(422, str(e))
-        if served.error:
-            return _error(502, f"the {arm} arm wrote no context: {served.error}")
-        context = served.context.to_text()
-        rewritten = task if not context else \
-            f"{task}\n\nEngineered context (use it; it was prepared for this task):\n{context}"
+        done = await engineer(task, None, None, body.user)  # its latency: serving the context (the guardrail's)
+        if isinstance(done, JSONResponse):
+            return done
+        rewritten = task if not done.text else \
+            f"{task}\n\nEngineered context (use it; it was prepared for this task):\n{done.text}"
         roles = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
         messages = [Message(roles.get(m.role, "user"),  # type: ignore[arg-type]
                             rewritten if i == last else _text(m.content)) for i, m in enumerate(body.messages)]
-        context_ms = (time.perf_counter() - started) * 1000  # the guardrail's latency: serving the context
         # the client may pick one of the team's generators by name; anything else gets the rotation's next
         model = body.model if body.model in team.models_for("generator") else team.next_model("generator")
         changes = {k: v for k, v in (("max_tokens", body.max_tokens), ("temperature", body.temperature))
@@ -253,11 +269,8 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
             reply = await run_in_threadpool(team.ask_model, model, messages, team.params(**changes))
         except LLMError as e:
             return _error(502, f"the upstream model failed: {e}")
-        store.record_request(arm=arm, model_version=strategy.version, task=task, context=context,
-                             sections=served.sections(), chunk_ids=served.context.cited_chunk_ids(),
-                             unit=body.user or "", request_id=request_id, reply=reply.text, latency_ms=context_ms,
-                             experiment=experiment.name if experiment else None)
-        return _completion(body.stream, request_id, arm, model, reply, served.sections())
+        record(done, task, body.user, reply=reply.text)
+        return _completion(body.stream, done.request_id, done.arm, model, reply, done.served.sections())
 
     @app.get("/v1/experiment")
     def standing() -> Any:

@@ -100,7 +100,6 @@ class SequentialTest:
         if ready:
             llr = float(log_likelihood_ratio(np.array(difference), np.array(variance), self.tau))
             self.p_value = min(self.p_value, math.exp(-llr) if llr > 0 else 1.0)
-        if ready:
             width = half_width(variance, self.alpha, self.tau)
             self.lower, self.upper = max(self.lower, difference - width), min(self.upper, difference + width)
         decided = ready and self.p_value <= self.alpha

@@ -320,8 +320,9 @@ class SQLiteStore:
         )
         return [(cid, float(s)) for cid, s in self.conn.execute(sql, (match, *params, k))]
 
-    def _indexed_keyword_search(self, words: list[str], k: int,
-                                filters: Filters) -> list[tuple[str, float]] | None:
+    def _keyword_index(self) -> KeywordIndex | None:
+        """The Tantivy index, brought up to date, for a store at or above ``keyword_index_threshold`` chunks; None
+        below it, or when the index cannot be used (its writer held by another process, or damaged)."""
         generation = self._generation()
         if self._chunk_count is None or self._chunk_count[0] != generation:
             self._chunk_count = (generation, self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
@@ -333,10 +334,16 @@ class SQLiteStore:
                                               persist=not self.read_only)
             self._keywords.sync(self.conn, generation)
         except (ValueError, OSError, RuntimeError):
-            self._keywords = None  # its writer held by another process, or damaged: FTS5 answers this query
+            self._keywords = None  # FTS5 answers meanwhile
+        return self._keywords
+
+    def _indexed_keyword_search(self, words: list[str], k: int,
+                                filters: Filters) -> list[tuple[str, float]] | None:
+        index = self._keyword_index()
+        if index is None:
             return None
         try:
-            ranked = self._keywords.search(words, k, filters)
+            ranked = index.search(words, k, filters)
         except ValueError:
             return None  # a query Tantivy cannot parse: FTS5 answers it; the index stays
         if not ranked:
@@ -366,7 +373,7 @@ class SQLiteStore:
         cache = self._vectors()
         if cache.size >= self.ann_threshold:
             self._hnsw(cache)
-        self._indexed_keyword_search(["refresh"], 1, Filters())
+        self._keyword_index()
 
     def _vectors(self) -> _VectorCache:
         generation = self._generation()
