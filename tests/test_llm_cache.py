@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,30 @@ def test_a_writer_killed_mid_run_loses_nothing_it_had_cached(tmp_path: Path) -> 
     cache = ResponseCache(path)
     assert all(cache.get(key) is not None for key in written)
     assert cache.stats()["corrupt"] == 0
+
+
+def test_processes_opening_one_fresh_cache_at_the_same_moment_all_open_it(tmp_path: Path) -> None:
+    """Ray workers open the same fresh cache at once: SQLite answers the WAL switch with 'database is
+    locked' without waiting, and every worker must still open it (this failed one run in four)."""
+    path = tmp_path / "fresh.sqlite"
+    code = textwrap.dedent(f"""
+        import sys, time
+        from cet.llm.cache import ResponseCache, request_key
+        from cet.llm.base import Completion, GenerationParams
+        start = float(sys.argv[1])
+        while time.time() < start:
+            pass
+        c = ResponseCache({str(path)!r})
+        key = request_key("m", "p", GenerationParams(), sys.argv[2])
+        c.put(key, Completion(text=sys.argv[2], model="m", provider="p", prompt_tokens=1, completion_tokens=1,
+                              latency_s=0.0))
+    """)
+    for round_ in range(5):
+        start = time.time() + 2.0
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(start), f"r{round_}-{i}"],
+                                  stderr=subprocess.PIPE, text=True) for i in range(6)]
+        errors = [p.communicate()[1] for p in procs]
+        assert all(p.returncode == 0 for p in procs), [e for e in errors if e][:1]
+        path.unlink()
+        for extra in ("-wal", "-shm"):
+            Path(str(path) + extra).unlink(missing_ok=True)

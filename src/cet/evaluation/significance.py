@@ -113,20 +113,16 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values, in the order given.
+    """Holm's step-down adjusted p-values, in the order given (statsmodels' `multipletests(p, method="holm")`).
 
-    With the m p-values sorted ascending, p(1) <= ... <= p(m), the adjusted value of the i-th is
-    max over j <= i of min(1, (m - j + 1) * p(j)); rejecting where the adjusted value is <= alpha is Holm's
-    procedure at family-wise level alpha. The same numbers as statsmodels' `multipletests(p, method="holm")`
-    (statsmodels is not a dependency for six lines). Never smaller than the unadjusted p-value.
+    Rejecting where the adjusted value is <= alpha is Holm's procedure at family-wise level alpha. Never
+    smaller than the unadjusted p-value.
     """
-    m = len(p_values)
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(sorted(range(m), key=lambda k: p_values[k])):
-        running = max(running, min(1.0, (m - rank) * float(p_values[i])))
-        adjusted[i] = running
-    return adjusted
+    if not p_values:
+        return []
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(x) for x in multipletests([float(p) for p in p_values], method="holm")[1]]
 
 
 def _rate(count: int, base: int) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cet.llm.base import Completion, GenerationParams, LLMError, Message
+from cet.sqlite_wal import connect_wal
 
 SCHEMA_VERSION = 1
 _FIELDS = {f.name for f in dataclasses.fields(Completion)}
@@ -52,13 +53,9 @@ class ResponseCache:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
+            conn = connect_wal(self.path, check_same_thread=False, schema=(
                 "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, provider TEXT "
-                "NOT NULL, created REAL NOT NULL, completion TEXT NOT NULL)"
-            )
+                "NOT NULL, created REAL NOT NULL, completion TEXT NOT NULL)"))
         except (sqlite3.DatabaseError, OSError) as e:
             raise LLMError(
                 f"cannot open the LLM response cache {self.path}: {e} (delete the file, or set llm.cache_path "

@@ -215,7 +215,9 @@ def ray_parts(cfg: CetConfig, parts: Sequence[Sequence[tuple[Work, Candidate, st
             ready, _ = ray.wait(list(pending), num_returns=1)
             yield pending.pop(ready[0]), ray.get(ready[0])
     except (RayError, ConnectionError) as e:
-        raise CetError(f"rollouts on the Ray cluster {address!r} failed: {str(e).splitlines()[0]}") from None
+        cause = getattr(e, "cause", None) or e  # a task's own exception, not Ray's "ray::_ray_part() (pid=…)" banner
+        reason = next((line for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+        raise CetError(f"rollouts on the Ray cluster {address!r} failed: {type(cause).__name__}: {reason}") from None
     finally:
         if started:
             ray.shutdown()  # a cluster this run started (or joined) is left as it was found

@@ -14,12 +14,13 @@ already has some is refused (`FeedbackConflict`), never overwritten; feedback fo
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from cet.sqlite_wal import connect_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -44,11 +45,9 @@ class FeedbackStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")  # an acknowledged outcome survives a power cut
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(SCHEMA)
+        # synchronous FULL: an acknowledged outcome survives a power cut
+        self._conn = connect_wal(self.path, synchronous="FULL", foreign_keys=True, schema=SCHEMA,
+                                 check_same_thread=False)
         self._lock = threading.Lock()
 
     def close(self) -> None:

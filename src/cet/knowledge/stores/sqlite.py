@@ -27,6 +27,7 @@ from cet.errors import CetError, StoreUnavailable
 from cet.knowledge.records import Chunk, Filters
 from cet.knowledge.stores.base import DocumentBatch
 from cet.knowledge.stores.keyword_index import KeywordIndex
+from cet.sqlite_wal import connect_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -138,11 +139,7 @@ class SQLiteStore:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(SCHEMA)
+            self.conn = connect_wal(self.path, foreign_keys=True, schema=SCHEMA)
             # a random id for this database file: a derived index left by an earlier file at the same
             # path is recognised as foreign and rebuilt, never trusted
             if self.conn.execute("SELECT 1 FROM meta WHERE key='store_id'").fetchone() is None:
