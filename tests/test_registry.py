@@ -27,12 +27,16 @@ def test_promotion_needs_a_decided_experiment_no_breach_and_no_offline_loss(tmp_
     assert (first, second) == ("v1", "v2") and registry.champion()["id"] == "v1"  # the first is the champion
     assert Path(registry.champion()["path"], "adapter_model.safetensors").read_bytes() == b"weights"  # a copy
     undecided = {"decided": False, "winner": None}
-    won = {"decided": True, "winner": "v2", "p_value": 0.01}
+    won = {"decided": True, "winner": "v2", "treatment": "v2", "p_value": 0.01, "clustered": {"ci": [0.01, 0.06]}}
     breach = {"compile_failure_rate": {"breached": True}, "p95_latency": {"breached": False}}
     served = {"limits": {}, "stopped": {}, "arms": {"cet": {"p95_latency_ms": {"breached": True}}}}  # the service's
     assert registry.promotion_blockers("v2", won, served) == ["guardrail(s) breached: p95_latency_ms"]
     assert registry.promotion_blockers("v2", won, {"x": "?"}) == ["guardrail evidence without a verdict: x"]
-    assert registry.promotion_blockers("v2", {**won, "winner": "cet"}, {}, arm="cet") == []
+    assert registry.promotion_blockers("v2", {**won, "winner": "cet", "treatment": "cet"}, {}, arm="cet") == []
+    assert registry.promotion_blockers("v2", {**won, "clustered": None}, {}) == [
+        "the experiment has no per-user (clustered) interval"]
+    assert "may rest on a few users" in registry.promotion_blockers(
+        "v2", {**won, "clustered": {"ci": [-0.02, 0.08]}}, {})[0]
     assert "has not decided" in registry.promotion_blockers("v2", undecided, {})[0]
     assert registry.promotion_blockers("v2", won, breach) == ["guardrail(s) breached: compile_failure_rate"]
     with pytest.raises(CetError, match="not promoted"):
@@ -41,7 +45,7 @@ def test_promotion_needs_a_decided_experiment_no_breach_and_no_offline_loss(tmp_
     registry.promote("v2", won, {"p95_latency": {"breached": False}})
     assert registry.champion()["id"] == "v2"
     worse = registry.register(checkpoint(tmp_path / "p3b", "phase3"), offline_pass_rate=0.30)
-    assert registry.promotion_blockers(worse, {"decided": True, "winner": worse}, {}) == [
+    assert registry.promotion_blockers(worse, {**won, "winner": worse, "treatment": worse}, {}) == [
         "offline held-out pass rate 0.300 below the champion's 0.360"]
     data = registry.rollback("compile failures rose to 12%")
     assert data["champion"] == "v1" and data["history"][-1]["reason"] == "compile failures rose to 12%"
@@ -73,7 +77,8 @@ def test_the_registry_command(run_cet, tmp_path: Path) -> None:  # type: ignore[
     evidence.write_text(json.dumps({"experiment": {"decided": False}, "guardrails": {}}))
     refused = run_cet("registry", "promote", "v2", "--evidence", str(evidence), "--root", root)
     assert refused.returncode != 0 and "has not decided" in refused.stderr and "Traceback" not in refused.stderr
-    evidence.write_text(json.dumps({"experiment": {"decided": True, "winner": "v2"}, "guardrails": {}}))
+    evidence.write_text(json.dumps({"experiment": {"decided": True, "winner": "v2", "treatment": "v2",
+                                                   "clustered": {"ci": [0.02, 0.09]}}, "guardrails": {}}))
     promoted = run_cet("registry", "promote", "v2", "--evidence", str(evidence), "--root", root, "--json")
     assert promoted.returncode == 0 and json.loads(promoted.stdout)["champion"] == "v2"
     back = run_cet("registry", "rollback", "--reason", "p95 latency", "--root", root, "--json")

@@ -6,8 +6,8 @@ checkpoint is named, what may replace it, and the history of every swap.
 
 Every write goes to a temporary file renamed over registry.json (atomic on POSIX: a reader sees the old or the new
 registry, never half of one). `promote` swaps the champion only with the evidence a serious rollout needs: the
-experiment decided for the candidate, no guardrail breached, and its offline held-out pass rate not below the
-champion's; otherwise it refuses and says why. `rollback` returns to the previous champion, with the reason.
+experiment decided for the candidate (and its per-user, clustered interval agrees), no guardrail breached, and its
+offline held-out pass rate not below the champion's; otherwise it refuses and says why. `rollback` returns to the previous champion, with the reason.
 """
 
 from __future__ import annotations
@@ -112,6 +112,15 @@ class Registry:
             reasons.append(f"the experiment decided for {experiment.get('winner')}, not {arm}")
         elif experiment.get("stopped"):
             reasons.append(f"the experiment was stopped: {experiment['stopped']}")
+        else:
+            clustered = experiment.get("clustered")
+            ci = clustered.get("ci") if isinstance(clustered, dict) else None
+            treatment_won = experiment.get("treatment") == arm
+            if not (isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci)):
+                reasons.append("the experiment has no per-user (clustered) interval")
+            elif (ci[0] <= 0) if treatment_won else (ci[1] >= 0):
+                reasons.append(f"the per-user (clustered) interval [{ci[0]:+.3f}, {ci[1]:+.3f}] still holds no "
+                               "difference: the win may rest on a few users")
         tables = (guardrails or {}).get("arms", {"": guardrails or {}}) if isinstance(guardrails, dict) else None
         if tables is None or not all(isinstance(t, dict) for t in tables.values()):
             reasons.append("the guardrail evidence cannot be read")
