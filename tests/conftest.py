@@ -103,3 +103,28 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory, smollm2_torch: Path) -> 
     LlamaForCausalLM(config).save_pretrained(where)
     tokenizer.save_pretrained(where)
     return where
+
+
+ARTIFACTS: list[Path] = []  # files tests leave for a person to look at (listed at the end of the run)
+
+
+@pytest.fixture
+def artifact() -> Callable[[str], Path]:
+    """A path under build/test-artifacts/ that is kept after the run and named in its summary."""
+
+    def where(name: str) -> Path:
+        path = Path(__file__).resolve().parent.parent / "build" / "test-artifacts" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        ARTIFACTS.append(path)
+        return path
+
+    return where
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    kept = [p for p in ARTIFACTS if p.is_file()]
+    if kept:
+        terminalreporter.section("test artifacts")
+        for path in kept:
+            terminalreporter.write_line(f"{path} ({path.stat().st_size} bytes)")

@@ -83,3 +83,47 @@ def test_the_registry_command(run_cet, tmp_path: Path) -> None:  # type: ignore[
     assert promoted.returncode == 0 and json.loads(promoted.stdout)["champion"] == "v2"
     back = run_cet("registry", "rollback", "--reason", "p95 latency", "--root", root, "--json")
     assert json.loads(back.stdout)["champion"] == "v1"
+
+
+def test_a_champion_that_breaches_a_guardrail_is_rolled_back_and_its_predecessor_served(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from cet.config import load_config
+    from cet.serving.app import create_app
+    from cet.serving.feedback import FeedbackStore
+    from cet.serving.guardrails import Limits
+    from cet.serving.registry import rollback_on_breach
+    from cet.serving.strategies import NoContextStrategy, TemplateStrategy
+
+    registry = Registry(tmp_path / "registry")
+    registry.register(checkpoint(tmp_path / "p2", "phase2"))
+    registry.register(checkpoint(tmp_path / "p3", "phase3"))
+    registry.promote("v2", {"decided": True, "winner": "v2", "treatment": "v2", "clustered": {"ci": [0.01, 0.1]}}, {})
+    loaded = []
+
+    def load(version: dict) -> NoContextStrategy:
+        loaded.append(version["id"])
+        return NoContextStrategy()
+
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    limits = Limits(compile_failure_rate=0.2, min_samples=5)
+    app = create_app({"v2": TemplateStrategy(load_config(), None)}, store, limits=limits, registry=registry,
+                     on_breach=rollback_on_breach(registry, load))
+    try:
+        with TestClient(app) as c:
+            arms = []
+            for n in range(12):
+                body = c.post("/v1/context", json={"task": "Write `f(x)` returning x."}).json()
+                arms.append(body["arm"])
+                c.post("/v1/feedback", json={"request_id": body["request_id"], "passed": False,
+                                             "compiled": body["arm"] != "v2"})
+            assert arms == ["v2"] * 5 + ["v1"] * 7  # the sixth request finds five failed compiles and rolls back
+            assert loaded == ["v1"] and registry.champion()["id"] == "v1"
+            assert "compile_failure_rate" in registry.read()["history"][-1]["reason"]
+            guards = c.get("/v1/guardrails").json()
+            assert guards["rollbacks"][0]["from"] == "v2" and guards["rollbacks"][0]["to"] == "v1"
+            assert c.get("/health").json()["default_arm"] == "v1"
+            page = c.get("/dashboard")
+            assert page.status_code == 200 and "rollback" in page.text and "BREACHED" in page.text
+    finally:
+        store.close()

@@ -8,7 +8,10 @@ what came of it.
     GET  /v1/experiment               the running experiment's standing: always-valid p-value and interval; a
                                       treatment arm whose guardrail is breached is stopped (every user then gets
                                       the control) and the reason shown
-    GET  /v1/guardrails               each arm's guardrails (compile failures, security findings, p95 latency)
+    GET  /v1/guardrails               each arm's guardrails (compile failures, security findings, p95 latency),
+                                      the arms stopped and the rollbacks done
+    GET  /dashboard                   an HTML page of the above: arms with intervals, the cumulative pass rate,
+                                      the experiment, guardrails, drift and the registry's champion history
     GET  /v1/drift?window=N           input drift (PSI of task features) between the first N requests and the
                                       last N, and a CUSUM of the recent pass rate against the first window's;
                                       "retrain" says whether either calls for it
@@ -28,20 +31,22 @@ Every error is JSON `{"error": "..."}` with its status (401 no or wrong token, 4
 the CET wrote no context, 500 anything unexpected, named but not detailed). The token is checked before a body
 is read; /health is open (status and counts only). A
 request carries text only: nothing in it is ever read as a path. With a token (required by `cet serve` beyond
-loopback) every /v1 route and /mcp need `Authorization: Bearer <token>`.
+loopback) every /v1 route, /dashboard and /mcp need `Authorization: Bearer <token>`.
 """
 
 from __future__ import annotations
 
 import hmac
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -136,11 +141,14 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default_arm: str | None = None,
                experiment: Experiment | None = None, token: str | None = None,
                max_body_bytes: int = 1_000_000, team: Any | None = None, mcp: Any | None = None,
-               host: str = "127.0.0.1", limits: Limits = Limits()) -> FastAPI:
+               host: str = "127.0.0.1", limits: Limits = Limits(), registry: Any | None = None,
+               on_breach: Callable[[str, str], tuple[str, Strategy] | None] | None = None) -> FastAPI:
     """The service over `strategies` (arm name -> strategy): every request goes to `default_arm` (the first arm
     when not given), or, while `experiment` runs, to the arm it assigns. `team` (an LLM `Team`) answers the
     proxy; without one, /v1/chat/completions says it is not configured. `mcp` (an MCP server, see mcp_server.py)
-    is mounted at /mcp over streamable HTTP, its session manager running with the app."""
+    is mounted at /mcp over streamable HTTP, its session manager running with the app. `registry` (a `Registry`)
+    shows its champion history on the dashboard. When the default arm breaches a guardrail outside an experiment,
+    `on_breach(arm, reason)` is called once and may return the arm to serve instead (the registry's rollback)."""
     if not strategies:
         raise ValueError("the service needs at least one context strategy")
     default_arm = default_arm or next(iter(strategies))
@@ -161,26 +169,43 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
 
     app = FastAPI(title="cet context service", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
-    stopped: dict[str, str] = {}  # a treatment taken out of service -> why
+    stopped: dict[str, str] = {}  # an arm taken out of service -> why
+    rollbacks: list[dict[str, Any]] = []  # what on_breach did, in order
+    swap = threading.Lock()  # one breach check-and-rollback at a time
 
     def guardrails() -> dict[str, dict[str, Any]]:
         return {arm: evaluate(store.arm_signals(arm, limits.window), limits) for arm in strategies}
 
+    def breach_of(arm: str) -> str | None:
+        breached = [name for name, g in evaluate(store.arm_signals(arm, limits.window), limits).items()
+                    if g["breached"]]
+        return f"guardrail(s) breached: {', '.join(breached)}" if breached else None
+
     def assign(unit: str) -> str:
-        if experiment is None:
+        """The arm for a unit; a breached treatment is stopped (the control serves everyone from then on), a
+        breached default arm is rolled back through `on_breach` (runs in a worker thread: it may load a model)."""
+        nonlocal default_arm, strategies
+        if experiment is not None:
+            if experiment.treatment not in stopped and (reason := breach_of(experiment.treatment)):
+                stopped[experiment.treatment] = reason
+            return experiment.control if experiment.treatment in stopped else experiment.assign(unit)
+        with swap:
+            arm = default_arm
+            if arm not in stopped and (reason := breach_of(arm)):
+                stopped[arm] = reason
+                replacement = on_breach(arm, reason) if on_breach is not None else None
+                if replacement is not None and replacement[0] not in stopped:
+                    strategies = {**strategies, replacement[0]: replacement[1]}
+                    default_arm = replacement[0]
+                rollbacks.append({"at": time.time(), "from": arm, "to": default_arm, "reason": reason})
             return default_arm
-        if experiment.treatment not in stopped:
-            breached = [name for name, g in guardrails()[experiment.treatment].items() if g["breached"]]
-            if breached:  # rolled back: the control serves everyone from now on
-                stopped[experiment.treatment] = f"guardrail(s) breached: {', '.join(breached)}"
-        return experiment.control if experiment.treatment in stopped else experiment.assign(unit)
     if mcp is not None:
         app.mount("/mcp", mcp_app)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
         path = request.scope["path"]
-        if token is not None and path.startswith(("/v1", "/mcp")):  # before anything is read
+        if token is not None and path.startswith(("/v1", "/mcp", "/dashboard")):  # before anything is read
             scheme, _, given = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
                 return _error(401, "missing or wrong bearer token")
@@ -207,14 +232,14 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "default_arm": default_arm,
+        return {"status": "ok", "default_arm": default_arm, "stopped": stopped,
                 "arms": {name: strategy.version for name, strategy in strategies.items()},
                 "experiment": experiment.name if experiment else None, **store.counts()}
 
     async def engineer(task: str, code: str | None, error: str | None, user: str | None) -> Any:
         """The assigned arm's context for a request: an `_Engineered`, or the JSON error to answer with."""
         request_id = uuid.uuid4().hex
-        arm = assign(user or request_id)
+        arm = await run_in_threadpool(assign, user or request_id)
         started = time.perf_counter()
         try:
             served = await run_in_threadpool(strategies[arm].serve, task, code, error)
@@ -272,29 +297,50 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         record(done, task, body.user, reply=reply.text)
         return _completion(body.stream, done.request_id, done.arm, model, reply, done.served.sections())
 
-    @app.get("/v1/experiment")
-    def standing() -> Any:
+    def standing_now() -> dict[str, Any] | None:
         if experiment is None:
-            return _error(404, "no experiment is running")
+            return None
         return {**experiment.status(store.outcomes(experiment.name)), "stopped": stopped.get(experiment.treatment)}
 
-    @app.get("/v1/drift")
-    def drift(window: int = 200) -> Any:
+    @app.get("/v1/experiment")
+    def standing() -> Any:
+        now = standing_now()
+        return now if now is not None else _error(404, "no experiment is running")
+
+    def drift_now(window: int) -> tuple[int, dict[str, Any]]:
         from cet.serving.drift import drift_report
 
         if not 10 <= window <= 100_000:
-            return _error(422, "window: between 10 and 100000 requests")
+            return 422, {"error": "window: between 10 and 100000 requests"}
         first, last = store.window(window, newest=False), store.window(window, newest=True)
         if len(first) < window or store.counts()["requests"] < 2 * window:
-            return _error(409, f"drift needs at least {2 * window} requests (two windows of {window})")
+            return 409, {"error": f"drift needs at least {2 * window} requests (two windows of {window})"}
         verdicts = [p for _, p in first if p is not None]
         target = sum(verdicts) / len(verdicts) if verdicts else 0.0
-        return {"window": window, "reference_pass_rate": target, **drift_report(
+        return 200, {"window": window, "reference_pass_rate": target, **drift_report(
             [t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target)}
+
+    @app.get("/v1/drift")
+    def drift(window: int = 200) -> Any:
+        status, body = drift_now(window)
+        return body if status == 200 else _error(status, body["error"])
+
+    def guards_now() -> dict[str, Any]:
+        return {"limits": limits.__dict__, "arms": guardrails(), "stopped": stopped, "rollbacks": rollbacks}
 
     @app.get("/v1/guardrails")
     def guards() -> Any:
-        return {"limits": limits.__dict__, "arms": guardrails(), "stopped": stopped}
+        return guards_now()
+
+    @app.get("/dashboard", response_class=HTMLResponse)
+    def dashboard(window: int = 200) -> Any:
+        from cet.serving.dashboard import arm_rows, render
+
+        outcomes = store.outcomes(experiment.name if experiment else None)
+        state = {"arms": arm_rows(outcomes, store.requests_by_arm()), "outcomes": outcomes,
+                 "experiment": standing_now(), "guardrails": guards_now(), "drift": drift_now(window)[1],
+                 "registry": registry.read() if registry is not None else None}
+        return HTMLResponse(render(state))
 
     @app.post("/v1/feedback")
     def feedback(body: FeedbackRequest) -> Any:

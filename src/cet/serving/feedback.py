@@ -66,16 +66,21 @@ class FeedbackStore:
                                 json.dumps(chunk_ids), unit, reply, latency_ms, experiment))
         return request_id
 
-    def outcomes(self, experiment: str) -> list[tuple[str, bool, str]]:
-        """(arm, passed, unit) of every outcome with a verdict for a request the experiment assigned, in the order
-        they were recorded (traffic outside the experiment, MCP calls included, is not part of it). The unit is the
-        user or session id, or the request's own id when none was given."""
+    def outcomes(self, experiment: str | None) -> list[tuple[str, bool, str]]:
+        """(arm, passed, unit) of every outcome with a verdict for a request the experiment assigned (None: every
+        request), in the order they were recorded (traffic outside the experiment, MCP calls included, is not part
+        of it). The unit is the user or session id, or the request's own id when none was given."""
+        where = "r.experiment=?" if experiment is not None else "?1 IS NULL"
         with self._lock:
             rows = self._conn.execute("SELECT r.arm, f.passed, CASE WHEN r.unit='' THEN r.request_id ELSE r.unit END "
                                       "FROM feedback f JOIN requests r USING (request_id) "
-                                      "WHERE f.passed IS NOT NULL AND r.experiment=? ORDER BY f.rowid",
+                                      f"WHERE f.passed IS NOT NULL AND {where} ORDER BY f.rowid",
                                       (experiment,)).fetchall()
         return [(arm, bool(passed), unit) for arm, passed, unit in rows]
+
+    def requests_by_arm(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._conn.execute("SELECT arm, COUNT(*) FROM requests GROUP BY arm").fetchall())
 
     def record_feedback(self, request_id: str, passed: bool | None, tests: dict[str, Any] | None,
                         accepted: bool | None, compiled: bool | None = None,

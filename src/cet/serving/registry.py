@@ -7,7 +7,8 @@ checkpoint is named, what may replace it, and the history of every swap.
 Every write goes to a temporary file renamed over registry.json (atomic on POSIX: a reader sees the old or the new
 registry, never half of one). `promote` swaps the champion only with the evidence a serious rollout needs: the
 experiment decided for the candidate (and its per-user, clustered interval agrees), no guardrail breached, and its
-offline held-out pass rate not below the champion's; otherwise it refuses and says why. `rollback` returns to the previous champion, with the reason.
+offline held-out pass rate not below the champion's; otherwise it refuses and says why. `rollback` returns to
+the previous champion, with the reason.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,23 @@ class Registry:
             data["champion"] = previous
             self._write(data)
         return data
+
+
+def rollback_on_breach(registry: Registry, load: Callable[[dict[str, Any]], Any]
+                       ) -> Callable[[str, str], tuple[str, Any] | None]:
+    """The service's `on_breach` for an arm that is the registry's champion (named by its version id): roll the
+    registry back to the previous champion, load it (`load(version) -> Strategy`) and serve it. Another arm, or a
+    champion with no predecessor, is not rolled back (None: the service keeps the arm, stopped)."""
+
+    def on_breach(arm: str, reason: str) -> tuple[str, Any] | None:
+        champion = registry.champion()
+        if champion is None or champion["id"] != arm:
+            return None
+        try:
+            registry.rollback(f"{arm}: {reason}")
+        except CetError:
+            return None
+        previous = registry.champion()
+        return (previous["id"], load(previous)) if previous is not None else None
+
+    return on_breach
