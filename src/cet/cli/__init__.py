@@ -15,6 +15,7 @@ from cet.cli.models import models_app
 from cet.cli.registry import registry_app
 from cet.cli.run import run_command
 from cet.cli.serve import mcp_command, serve_command
+from cet.cli.simulate import simulate_command
 from cet.cli.tasks import tasks_app
 from cet.cli.train import train_app
 
@@ -36,6 +37,7 @@ app.command("run")(run_command)
 app.command("context")(context_command)
 app.command("serve")(serve_command)
 app.command("mcp")(mcp_command)
+app.command("simulate")(simulate_command)
 
 
 def main() -> None:

@@ -29,58 +29,92 @@ def serve_command(
     checkpoint: Path = typer.Option(None, "--checkpoint", help="A CET checkpoint (default: the latest phase)."),
     base: bool = typer.Option(False, "--base", help="Serve the untrained base model (no checkpoint needed)."),
     no_retrieval: bool = typer.Option(False, "--no-retrieval", help="Do not search the knowledge base."),
-    against: str = typer.Option(None, "--ab", help="Run an A/B experiment of the CET against this strategy "
-                                                   "(template, naive_rag or none); users are assigned stickily."),
+    strategy: str = typer.Option("cet", "--strategy", help="What to serve: the CET, or (no model loaded) the "
+                                                            "template, naive_rag or none baseline."),
+    against: str = typer.Option(None, "--ab", help="Run an A/B experiment: the served CET against a strategy "
+                                                   "(template, naive_rag or none), or the registry's champion "
+                                                   "against a candidate version (e.g. v2); users are assigned "
+                                                   "stickily."),
     experiment_name: str = typer.Option("cet-ab", "--experiment", help="The experiment's name (its hash seed)."),
 ) -> None:
     """Serve the CET's contexts (POST /v1/context) and record outcomes (POST /v1/feedback); with --ab, compare
-    the CET with another strategy on live traffic (GET /v1/experiment)."""
+    on live traffic (GET /v1/experiment, GET /dashboard). The registry's champion is served when no checkpoint is
+    named, as the arm named by its version; if it breaches a guardrail, the registry rolls back and the previous
+    champion is served."""
     cfg = get_config()
     host, port = host or cfg.serve.host, port or cfg.serve.port
     token = os.environ.get(cfg.serve.token_env) or None
     if not is_loopback(host) and token is None:
         raise CetError(f"binding {host} (beyond loopback) needs a bearer token: set {cfg.serve.token_env}")
+    from cet.serving.registry import Registry
     from cet.serving.strategies import STRATEGIES
 
-    if against is not None and (against not in STRATEGIES or against == "cet"):
-        raise CetError(f"--ab takes another strategy: {', '.join(s for s in STRATEGIES if s != 'cet')}")
+    registry = Registry(cfg.serve.registry_dir)
+    versions = {v["id"]: v for v in registry.read()["versions"]}
+    known = against in STRATEGIES or against in versions
+    if against is not None and (against in ("cet", strategy) or not known):
+        raise CetError(f"--ab takes another strategy ({', '.join(s for s in STRATEGIES if s != 'cet')}) or a "
+                       f"registry version ({', '.join(versions) or 'none registered'})")
     import uvicorn
 
     from cet.serving.app import create_app
     from cet.serving.experiment import Experiment
     from cet.serving.feedback import FeedbackStore
+    from cet.serving.registry import rollback_on_breach
     from cet.serving.strategies import CETStrategy, make_strategy
 
-    if checkpoint is None and not base:  # the registry's champion, when there is one
-        from cet.serving.registry import Registry
+    loaded: list[CETStrategy] = []  # every engine this command loads (a rollback loads one while serving)
 
-        champion = Registry(cfg.serve.registry_dir).champion()
-        checkpoint = Path(champion["path"]) if champion else None
-    cet = make_strategy("cet", cfg, checkpoint=str(checkpoint) if checkpoint else None, base=base,
-                        retrieval=not no_retrieval)
-    strategies = {"cet": cet}
+    def load(version: dict) -> CETStrategy:
+        engine = make_strategy("cet", cfg, checkpoint=version["path"], retrieval=not no_retrieval)
+        loaded.append(engine)  # type: ignore[arg-type]
+        return loaded[-1]
+
+    if strategy not in STRATEGIES:
+        raise CetError(f"--strategy: one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    champion = registry.champion() if checkpoint is None and not base and strategy == "cet" else None
+    name = champion["id"] if champion else strategy
+    if champion:
+        cet = load(champion)
+    elif strategy == "cet":
+        cet = make_strategy("cet", cfg, checkpoint=str(checkpoint) if checkpoint else None, base=base,
+                            retrieval=not no_retrieval)
+    else:
+        from cet.knowledge.pipeline import open_retriever
+
+        plain = no_retrieval or strategy == "none"
+        cet = make_strategy(strategy, cfg, retriever=None if plain else open_retriever(cfg))
+    strategies = {name: cet}
     experiment = None
-    if against is not None:
-        strategies[against] = make_strategy(
-            against, cfg, retriever=cet.engine.retriever if isinstance(cet, CETStrategy) else None)
-        experiment = Experiment(experiment_name, control=against, treatment="cet")
+    if against in versions:
+        if champion is None or against == name:
+            raise CetError(f"--ab {against}: a candidate version is compared with the registry's champion "
+                           f"({champion['id'] if champion else 'none'}); serve without --checkpoint/--base")
+        strategies[against] = load(versions[against])
+        experiment = Experiment(experiment_name, control=name, treatment=against)
+    elif against is not None:
+        shared = cet.engine.retriever if isinstance(cet, CETStrategy) else getattr(cet, "retriever", None)
+        strategies[against] = make_strategy(against, cfg, retriever=shared)
+        experiment = Experiment(experiment_name, control=against, treatment=name)
     from cet.llm.team import Team
 
     store = FeedbackStore(cfg.serve.feedback_db)
     team = Team(cfg)  # the proxy's upstream: llm.roles.generator (a local GGUF or an OpenAI-compatible endpoint)
     from cet.serving.mcp_server import build_mcp
 
-    mcp = build_mcp(cfg, cet, store, cet.engine.retriever if isinstance(cet, CETStrategy) else None)
-    app = create_app(strategies, store, experiment=experiment, token=token, max_body_bytes=cfg.serve.max_body_bytes,
-                     team=team, mcp=mcp, host=host)  # the MCP tools over streamable HTTP at /mcp (same token)
-    arms = ", ".join(f"{name}: {s.version}" for name, s in strategies.items())
+    mcp = build_mcp(cfg, cet, store, cet.engine.retriever if isinstance(cet, CETStrategy) else None, arm=name)
+    app = create_app(strategies, store, default_arm=name, experiment=experiment, token=token,
+                     max_body_bytes=cfg.serve.max_body_bytes, team=team, mcp=mcp, host=host, registry=registry,
+                     on_breach=rollback_on_breach(registry, load) if champion and experiment is None else None)
+    arms = ", ".join(f"{arm}: {s.version}" for arm, s in strategies.items())
     console.print(f"serving {arms} on http://{host}:{port} (feedback in {cfg.serve.feedback_db}; proxy upstream "
-                  f"{', '.join(cfg.llm.roles.generator)})", highlight=False)
+                  f"{', '.join(cfg.llm.roles.generator)}; dashboard at /dashboard)", highlight=False)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
-        if isinstance(cet, CETStrategy):
-            cet.engine.close()
+        for strategy in {id(s): s for s in [*strategies.values(), *loaded]}.values():
+            if isinstance(strategy, CETStrategy):
+                strategy.engine.close()
         team.close()
         store.close()
 

@@ -1,0 +1,117 @@
+"""A load test of a running context service: concurrent clients that each ask for a context and report its
+outcome, round after round, with the latency of every /v1/context call. A client whose call fails (the server
+was killed, the connection refused) retries the same call until the service answers again: a context is asked
+for again (its request was never acknowledged), feedback is sent again for the same request id (the service
+records it once). What the clients were told is kept, so the store can be checked afterwards: every acknowledged
+outcome there once, none lost, none twice (`check_store`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class LoadResult:
+    latencies_ms: list[float] = field(default_factory=list)  # of every /v1/context call that was answered
+    acknowledged: dict[str, bool] = field(default_factory=dict)  # request id -> the outcome the service took
+    retries: int = 0  # calls made again after a failure
+    duplicates_reported: int = 0  # feedback the service said it already had (a retry after a lost answer)
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)  # calls that never succeeded
+
+    def summary(self) -> dict[str, Any]:
+        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
+        return {"contexts": len(self.latencies_ms), "feedback_acknowledged": len(self.acknowledged),
+                "p50_ms": float(np.nanpercentile(lat, 50)), "p95_ms": float(np.nanpercentile(lat, 95)),
+                "throughput_per_s": len(self.latencies_ms) / self.seconds if self.seconds else 0.0,
+                "retries": self.retries, "duplicates_reported": self.duplicates_reported,
+                "errors": len(self.errors), "seconds": round(self.seconds, 2)}
+
+
+def run_load(base_url: str, clients: int, rounds: int, *, token: str | None = None, deadline_s: float = 120.0,
+             during: Callable[[int], None] | None = None, task: str = "Write `f{n}(x)` returning x plus {n}."
+             ) -> LoadResult:
+    """`clients` threads, each `rounds` of (POST /v1/context, POST /v1/feedback). `during(done)` is called by the
+    first client after each of its rounds (to kill and restart the server mid-load). A call is retried until it
+    succeeds or `deadline_s` has passed since the load began (then it is counted in `errors`)."""
+    import httpx
+
+    result, lock = LoadResult(), threading.Lock()
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    started = time.perf_counter()
+
+    def call(client: Any, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        first, error = True, f"{path}: deadline"
+        while time.perf_counter() - started < deadline_s:
+            try:
+                began = time.perf_counter()
+                answer = client.post(f"{base_url}{path}", json=body, headers=headers, timeout=30.0)
+                if answer.status_code == 200:
+                    if path == "/v1/context":
+                        with lock:
+                            result.latencies_ms.append((time.perf_counter() - began) * 1000)
+                    return answer.json()
+                error = f"{path}: {answer.status_code} {answer.text[:200]}"
+                if answer.status_code < 500:
+                    break  # the service refused it: retrying the same call cannot help
+            except httpx.HTTPError as e:
+                error = f"{path}: {type(e).__name__}"
+            if not first:
+                time.sleep(0.05)
+            first = False
+            with lock:
+                result.retries += 1
+        with lock:
+            result.errors.append(error)
+        return None
+
+    def client_loop(index: int) -> None:
+        with httpx.Client() as client:
+            for n in range(rounds):
+                served = call(client, "/v1/context", {"task": task.format(n=n), "user": f"client{index}"})
+                if served is None:
+                    continue
+                passed = (index + n) % 3 == 0
+                recorded = call(client, "/v1/feedback", {"request_id": served["request_id"], "passed": passed,
+                                                         "compiled": True})
+                if recorded is not None:
+                    with lock:
+                        result.acknowledged[served["request_id"]] = passed
+                        result.duplicates_reported += int(bool(recorded.get("duplicate")))
+                if index == 0 and during is not None:
+                    during(n + 1)
+
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def check_store(db_path: str, acknowledged: dict[str, bool]) -> dict[str, Any]:
+    """The store against what the clients were told: acknowledged outcomes missing, stored with another verdict,
+    or stored more than once (read-only)."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT request_id, passed FROM feedback").fetchall()
+        requests = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+    finally:
+        conn.close()
+    stored: dict[str, list[Any]] = {}
+    for request_id, passed in rows:
+        stored.setdefault(request_id, []).append(passed)
+    lost = [r for r in acknowledged if r not in stored]
+    changed = [r for r, p in acknowledged.items() if r in stored and stored[r][0] != int(p)]
+    doubled = [r for r, values in stored.items() if len(values) > 1]
+    return {"acknowledged": len(acknowledged), "stored": len(rows), "requests_stored": requests, "lost": len(lost),
+            "changed": len(changed), "duplicated": len(doubled)}
