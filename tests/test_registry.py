@@ -112,7 +112,7 @@ def test_a_champion_that_breaches_a_guardrail_is_rolled_back_and_its_predecessor
     try:
         with TestClient(app) as c:
             arms = []
-            for n in range(12):
+            for _ in range(12):
                 body = c.post("/v1/context", json={"task": "Write `f(x)` returning x."}).json()
                 arms.append(body["arm"])
                 c.post("/v1/feedback", json={"request_id": body["request_id"], "passed": False,
