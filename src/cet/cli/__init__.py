@@ -13,6 +13,7 @@ from cet.cli.kb import kb_app
 from cet.cli.llm import llm_app
 from cet.cli.models import models_app
 from cet.cli.registry import registry_app
+from cet.cli.retrain import retrain_command
 from cet.cli.run import run_command
 from cet.cli.serve import mcp_command, serve_command
 from cet.cli.simulate import simulate_command
@@ -38,6 +39,7 @@ app.command("context")(context_command)
 app.command("serve")(serve_command)
 app.command("mcp")(mcp_command)
 app.command("simulate")(simulate_command)
+app.command("retrain")(retrain_command)
 
 
 def main() -> None:

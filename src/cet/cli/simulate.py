@@ -53,8 +53,10 @@ def simulate_command(
     retriever = None
     if not no_retrieval:
         from cet.knowledge.pipeline import open_retriever
+        from cet.phases.common import HeldOutRetriever, held_out
 
-        retriever = open_retriever(cfg)
+        # the replayed tasks are held out: their exercises' own documents never reach any arm's context
+        retriever = HeldOutRetriever(open_retriever(cfg), held_out(cfg, chosen))
     with progress_bar(json_out) as progress:
         bar = progress.add_task("simulate", total=len(chosen))
 

@@ -218,6 +218,18 @@ def retrieve(retriever: Any, text: str, k: int, held_out: frozenset[str] | HeldO
     return shown
 
 
+class HeldOutRetriever:
+    """A retriever that never returns what `held_out` refuses (`retrieve` under every search): what a replay of
+    held-out tasks, or training from served traffic, searches through, so no held-out exercise's own documents
+    reach a context."""
+
+    def __init__(self, retriever: Any, held_out: HeldOut) -> None:
+        self.retriever, self.held_out = retriever, held_out
+
+    def search(self, text: str, k: int = 5, **_: Any) -> list[Hit]:
+        return retrieve(self.retriever, text, k, self.held_out)
+
+
 def as_messages(conversation: Sequence[dict[str, str]]) -> list[Message]:
     return [Message(m["role"], m["content"]) for m in conversation]  # type: ignore[arg-type]
 

@@ -34,20 +34,31 @@ class Engineered:
 SERIAL = threading.Lock()  # the service's models and its knowledge base's connection: one request at a time
 
 
+def serving_input(cfg: CetConfig, task: str, hits: list[Any], playbook: Any, code: str | None = None,
+                  error: str | None = None) -> Any:
+    """What the served CET reads for a request: the task, the hits, code and error within the input budget, and
+    (a CET after Phase 3) the playbook items that match the task, as in training. Retraining from feedback builds
+    the same input for a served task."""
+    from cet.model.prompts import build_input
+
+    inp = build_input(task, hits, code=code, error=error, budget=cfg.cet.input_tokens)
+    return replace(inp, playbook=playbook.texts_for(task, "", ""))
+
+
 class ContextEngine:
     """A CET checkpoint (or the untrained base, when asked for), a retriever unless `retrieval` is off, and the
     checkpoint's playbook; its generation engine stays loaded between requests until `close`. One request at a
     time (`SERIAL`: the model and the store's connection are not shared across threads)."""
 
     def __init__(self, cfg: CetConfig, checkpoint: str | Path | None = None, base: bool = False,
-                 retrieval: bool = True) -> None:
+                 retrieval: bool = True, retriever: Any | None = None) -> None:
         from cet.data.playbook import Playbook
         from cet.model.cet import CETModel
 
         self.cfg = cfg
         self.cet = CETModel.open(cfg, checkpoint, base=base)  # before retrieval: no checkpoint, no work done
-        self.retriever = None
-        if retrieval:
+        self.retriever = retriever  # given: searched as it is (e.g. a HeldOutRetriever); else the configured KB's
+        if retriever is None and retrieval:
             from cet.knowledge.pipeline import open_retriever
 
             self.retriever = open_retriever(cfg)
@@ -63,16 +74,13 @@ class ContextEngine:
     def engineer(self, task: str, code: str | None = None, error: str | None = None) -> Engineered:
         from cet.data.gold_context import section_choices
         from cet.model.context import render_prompt
-        from cet.model.prompts import build_input
 
         if not task.strip():
             raise CetError("the task is empty")
         with SERIAL:
             hits = self.retriever.search(task if not error else f"{task}\n{error}", k=self.cfg.cet.top_k) \
                 if self.retriever is not None else []
-            inp = build_input(task, hits, code=code, error=error, budget=self.cfg.cet.input_tokens)
-            # a CET after Phase 3 reads the playbook items that match the task, as it did in training
-            inp = replace(inp, playbook=self.playbook.texts_for(task, "", ""))
+            inp = serving_input(self.cfg, task, hits, self.playbook, code=code, error=error)
             reply, = self.cet.engineer([{"input": inp, "choices": section_choices(inp)}])
         parsed = reply.parsed
         prompt = render_prompt(task, parsed.context, code=code, error=error) if parsed else None

@@ -50,7 +50,7 @@ def arm_strategy(cfg: CetConfig, spec: str, retriever: Any | None) -> tuple[str,
     if spec in PROXY_BASELINES:
         return spec, make_strategy(spec, cfg, retriever=retriever)
     if spec == "base":
-        return "base", make_strategy("cet", cfg, base=True, retrieval=retriever is not None)
+        return "base", make_strategy("cet", cfg, base=True, retrieval=retriever is not None, retriever=retriever)
     versions = {v["id"]: v for v in Registry(cfg.serve.registry_dir).read()["versions"]}
     if spec in versions:
         path = Path(versions[spec]["path"])
@@ -63,7 +63,7 @@ def arm_strategy(cfg: CetConfig, spec: str, retriever: Any | None) -> tuple[str,
                        f"version ({', '.join(versions) or 'none registered'}), a checkpoint path, or one of "
                        f"{', '.join(PROXY_BASELINES)})")
     return spec if spec in versions or spec.startswith("phase") else path.name, make_strategy(
-        "cet", cfg, checkpoint=str(path), retrieval=retriever is not None)
+        "cet", cfg, checkpoint=str(path), retrieval=retriever is not None, retriever=retriever)
 
 
 def task_hash(tasks: Sequence[CodingTask]) -> str:

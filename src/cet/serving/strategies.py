@@ -105,11 +105,12 @@ class NoContextStrategy:
 
 def make_strategy(name: str, cfg: CetConfig, *, checkpoint: str | None = None, base: bool = False,
                   retriever: Any | None = None, retrieval: bool = True) -> Strategy:
-    """The strategy `name` (one of STRATEGIES); "cet" loads its checkpoint (or the base, when asked)."""
+    """The strategy `name` (one of STRATEGIES); "cet" loads its checkpoint (or the base, when asked) and searches
+    `retriever` when given, else the configured knowledge base unless `retrieval` is off."""
     if name == "cet":
         from cet.serving.engine import ContextEngine
 
-        return CETStrategy(ContextEngine(cfg, checkpoint, base=base, retrieval=retrieval))
+        return CETStrategy(ContextEngine(cfg, checkpoint, base=base, retrieval=retrieval, retriever=retriever))
     if name == "template":
         return TemplateStrategy(cfg, retriever)
     if name == "naive_rag":

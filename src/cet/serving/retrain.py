@@ -1,0 +1,160 @@
+"""Retraining from served traffic (Phase 4 → Phase 3's learner): the feedback store's contexts and their verdicts
+become a candidate CET, registered next to the champion, for an experiment to judge.
+
+    gate      with `if_drift`, only when the traffic calls for it: input drift (PSI) or a pass-rate drop (CUSUM)
+              between the first and the last window of requests (drift.py); otherwise nothing is trained
+    data      every served context with a verdict, grouped by task; a task whose text (or a context served for
+              it) carries a held-out task's statement, tests or solution is dropped and counted (never trained
+              on); per task, the contexts served are Phase 3's candidates, each scored by its pass rate over the
+              times it was served (the "none" arm, and a CET's "nothing to add", are raw)
+    input     what the service's CET read for the task: `serving_input` over a fresh search of the knowledge base
+              with the held-out filter, and the starting checkpoint's playbook
+    learning  Phase 3's learner on tasks where some context passed: ReST-EM (SFT on the best context, raw unless
+              a context beat it) or DPO (best against worst); targets not traceable to the input are dropped
+    candidate saved in the run directory with its parent and data version, and registered (`Registry.register`):
+              the champion is untouched; `cet serve --ab <version>` (or `cet simulate --treatment <version>`)
+              runs the experiment, and `cet registry promote` decides with its evidence
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cet.config import CetConfig
+from cet.errors import CetError
+from cet.runs import RunDir
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    feedback_db: str
+    start_from: str | None = None  # a checkpoint; default: the registry's champion, else the latest phase
+    learner: str | None = None  # rest (ReST-EM) or dpo; default cet.phase3.learner
+    epochs: float | None = None
+    if_drift: bool = False
+    window: int = 200  # requests per drift window
+    min_tasks: int = 2  # tasks with a passing context needed to train at all
+    register: bool = True
+
+
+def task_key(task: str) -> str:
+    return "served/" + hashlib.sha256(task.encode("utf-8")).hexdigest()[:16]
+
+
+def drift_gate(store: Any, window: int) -> dict[str, Any]:
+    """The drift verdict over the store's traffic (as GET /v1/drift), or why it cannot be judged yet."""
+    from cet.serving.drift import drift_report
+
+    first, last = store.window(window, newest=False), store.window(window, newest=True)
+    if store.counts()["requests"] < 2 * window:
+        return {"retrain": False, "why": f"not enough traffic to judge drift: {store.counts()['requests']} requests, "
+                                         f"two windows of {window} needed"}
+    verdicts = [p for _, p in first if p is not None]
+    target = sum(verdicts) / len(verdicts) if verdicts else 0.0
+    report = drift_report([t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target)
+    return {**report, "why": report["why"] or "no drift and no drop"}
+
+
+def candidate_groups(rows: list[dict[str, Any]], leaks: Callable[[str], list[Any]]
+                     ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str], dict[str, int]]:
+    """(groups by task key in Phase 3's entry shape, task text by key, counts). A row whose task or context leaks a
+    held-out task is dropped; the rest are pooled per (task, context): robust reward = pass rate."""
+    from cet.model.prompts import approx_tokens
+
+    pooled: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    texts: dict[str, str] = {}
+    counts = {"rows": len(rows), "held_out_dropped": 0}
+    for row in rows:
+        if leaks(f"{row['task']}\n{row['context']}"):
+            counts["held_out_dropped"] += 1
+            continue
+        key = task_key(row["task"])
+        texts[key] = row["task"]
+        pooled[(key, row["context"])].append(row)
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (key, context), served in pooled.items():
+        rate = sum(r["passed"] for r in served) / len(served)
+        groups[key].append({"task_id": key, "key": hashlib.sha256(context.encode()).hexdigest()[:16],
+                            "candidate": served[0]["arm"] if context else "raw", "context": context,
+                            "context_tokens": approx_tokens(context), "robust": rate, "served": len(served)})
+    learnable = {k: v for k, v in groups.items() if max(e["robust"] for e in v) > 0}
+    counts.update(tasks=len(groups), tasks_with_a_pass=len(learnable))
+    return learnable, texts, counts
+
+
+def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | None,
+            on_step: Callable[[str], None] = lambda _: None, quiet: bool = True) -> dict[str, Any]:
+    """Train a candidate CET from the feedback store; the summary (trained or not, and why)."""
+    from cet.data.playbook import Playbook
+    from cet.model.cet import MANIFEST, CETModel
+    from cet.phases.common import HeldOutRetriever, held_out, retrieve
+    from cet.phases.phase3 import Phase3Options, learn
+    from cet.serving.engine import serving_input
+    from cet.serving.feedback import FeedbackStore
+    from cet.serving.registry import Registry
+
+    if not Path(opts.feedback_db).is_file():
+        raise CetError(f"no feedback store at {opts.feedback_db}")
+    learner = opts.learner or cfg.cet.phase3.learner
+    if learner not in ("rest", "dpo"):
+        raise CetError(f"learner: rest (ReST-EM: SFT on the best context) or dpo, not {learner!r}")
+    store = FeedbackStore(opts.feedback_db)
+    try:
+        gate = drift_gate(store, opts.window) if opts.if_drift else {"retrain": True, "why": "asked for"}
+        rows = store.served_outcomes()
+    finally:
+        store.close()
+    summary: dict[str, Any] = {"feedback_db": opts.feedback_db, "gate": gate, "learner": learner}
+    if not gate["retrain"]:
+        return {**summary, "retrained": False, "why": gate["why"]}
+    holdout = held_out(cfg)
+    index = holdout.index
+    groups, texts, counts = candidate_groups(rows, lambda text: index.leaks(text) if index is not None else [])
+    summary["data"] = counts
+    if len(groups) < opts.min_tasks:
+        return {**summary, "retrained": False,
+                "why": f"{len(groups)} task(s) with a passing context; {opts.min_tasks} needed to train"}
+    registry = Registry(cfg.serve.registry_dir)
+    champion = registry.champion()
+    start = opts.start_from or (champion["path"] if champion else None) or _latest(cfg)
+    if not (Path(start) / MANIFEST).is_file():
+        raise CetError(f"not a CET checkpoint: {start}")
+    on_step(f"retrain: {len(groups)} tasks, from {start}")
+    cet = CETModel.load(start, cfg, trainable=True)
+    playbook = Playbook.load(Path(start) / "playbook.json") if (Path(start) / "playbook.json").is_file() \
+        else Playbook()
+    search = HeldOutRetriever(retriever, holdout) if retriever is not None else None
+    inputs = {key: serving_input(cfg, texts[key], retrieve(search, texts[key], cfg.cet.top_k), playbook)
+              for key in groups}
+    training = learn(cfg, Phase3Options(epochs=opts.epochs), cet, groups, inputs, learner, run.path / "train", quiet)
+    summary["training"] = training
+    if "skipped" in training:
+        cet.close_engine()
+        return {**summary, "retrained": False, "why": training["skipped"]}
+    checkpoint = cet.save(run.path / "checkpoint", "phase4", training.get("data_version"), run_dir=str(run.path),
+                          parent=champion["id"] if champion and start == champion["path"] else start,
+                          feedback_rows=counts["rows"])
+    playbook.save(checkpoint)
+    cet.close_engine()
+    summary.update(retrained=True, checkpoint=str(checkpoint), why=gate["why"])
+    if opts.register:
+        version = registry.register(checkpoint)
+        summary.update(registered=version, champion=registry.read()["champion"],
+                       next=f"cet serve --ab {version}  (or: cet simulate --control "
+                            f"{registry.read()['champion']} --treatment {version})")
+    return summary
+
+
+def _latest(cfg: CetConfig) -> str:
+    from cet.model.cet import MANIFEST
+
+    for phase in ("phase3", "phase2", "phase1"):
+        path = Path(cfg.cet.checkpoints_dir) / phase
+        if (path / MANIFEST).is_file():
+            return str(path)
+    raise CetError("no CET checkpoint to retrain (train one with `cet run`, or give --start-from)")
