@@ -20,7 +20,8 @@ def retrain_command(
     window: int = typer.Option(200, "--window", min=10, help="Requests per drift window."),
     start_from: Path = typer.Option(None, "--start-from", help="The checkpoint to train from (default: the "
                                                                "registry's champion, else the latest phase)."),
-    learner: str = typer.Option(None, "--learner", help="rest (ReST-EM: SFT on the best context) or dpo (default: cet.phase3.learner)."),
+    learner: str = typer.Option(None, "--learner", help="rest (ReST-EM: SFT on the best context) or dpo "
+                                                         "(default: cet.phase3.learner)."),
     epochs: float = typer.Option(None, "--epochs", min=0.1, help="Training epochs (default: cet.train.epochs)."),
     min_tasks: int = typer.Option(2, "--min-tasks", min=1, help="Tasks with a passing context needed to train."),
     no_register: bool = typer.Option(False, "--no-register", help="Train and save, but do not register."),
