@@ -173,6 +173,18 @@ def test_the_proxy_engineers_context_forwards_and_records_the_pair(tmp_path: Pat
         assert "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks) == \
             body["choices"][0]["message"]["content"]  # greedy and cached: the same reply, as events
         assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+        fresh = {**ask, "messages": [{"role": "user", "content": "Write `sub(a, b)` returning a - b."}],
+                 "stream": True}
+        live = c.post("/v1/chat/completions", json=fresh)  # not cached: the pieces come as the model writes them
+        pieces = [json.loads(line.removeprefix("data: "))["choices"][0]["delta"].get("content")
+                  for line in live.text.splitlines() if line.startswith("data: {")]
+        pieces = [p for p in pieces if p]
+        assert len(pieces) > 3  # many pieces, not one
+        later = c.post("/v1/chat/completions", json={**fresh, "stream": False}).json()  # now cached
+        assert "".join(pieces) == later["choices"][0]["message"]["content"]
+        kept = store._conn.execute("SELECT reply FROM requests WHERE request_id=?",
+                                   (live.headers["x-cet-request-id"],)).fetchone()
+        assert kept[0] == "".join(pieces)  # the streamed pair is recorded once complete
         no_user = c.post("/v1/chat/completions", json={"messages": [{"role": "system", "content": "x"}]})
         assert no_user.status_code == 422 and "no user message" in no_user.json()["error"]
     store.close()

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from cet.errors import CetError
 
 Role = Literal["system", "user", "assistant"]
+
+# Where a provider that streams (the local llama.cpp one) hands each piece of text as it is generated, when the
+# caller's thread has set it (the service's proxy, to stream the answer on). A reply from the response cache, or
+# from a provider that does not stream, reaches nobody here: the caller sends the whole text itself.
+STREAM_SINK: ContextVar[Callable[[str], None] | None] = ContextVar("cet_stream_sink", default=None)
 
 
 @dataclass(frozen=True)

@@ -290,12 +290,15 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         model = body.model if body.model in team.models_for("generator") else team.next_model("generator")
         changes = {k: v for k, v in (("max_tokens", body.max_tokens), ("temperature", body.temperature))
                    if v is not None}
+        params = team.params(**changes)
+        if body.stream:
+            return _stream(team, model, messages, params, done, lambda reply: record(done, task, body.user, reply))
         try:
-            reply = await run_in_threadpool(team.ask_model, model, messages, team.params(**changes))
+            reply = await run_in_threadpool(team.ask_model, model, messages, params)
         except LLMError as e:
             return _error(502, f"the upstream model failed: {e}")
         record(done, task, body.user, reply=reply.text)
-        return _completion(body.stream, done.request_id, done.arm, model, reply, done.served.sections())
+        return _completion(done.request_id, done.arm, model, reply, done.served.sections())
 
     def standing_now() -> dict[str, Any] | None:
         if experiment is None:
@@ -363,28 +366,80 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
     return app
 
 
-def _completion(stream: bool, request_id: str, arm: str, model: str, reply: Any, sections: list[str]) -> Any:
-    """An OpenAI chat.completion (or its server-sent-event stream) for the upstream's reply."""
-    import json
+def _chunk_base(request_id: str, arm: str, model: str, sections: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     import time
+
+    cet = {"request_id": request_id, "arm": arm, "sections": sections}
+    return {"id": f"chatcmpl-{request_id}", "created": int(time.time()), "model": model}, cet
+
+
+def _completion(request_id: str, arm: str, model: str, reply: Any, sections: list[str]) -> Any:
+    """An OpenAI chat.completion for the upstream's reply."""
+    base, cet = _chunk_base(request_id, arm, model, sections)
+    finish = "length" if reply.finish_reason == "length" else "stop"
+    return JSONResponse({**base, "object": "chat.completion", "choices": [{
+        "index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                  "total_tokens": reply.prompt_tokens + reply.completion_tokens}, "cet": cet},
+        headers={"x-cet-request-id": request_id})
+
+
+def _stream(team: Any, model: str, messages: list[Any], params: Any, done: _Engineered,
+            record: Callable[[str], None]) -> Any:
+    """The upstream's answer as OpenAI server-sent events, each piece sent as the model writes it (the local
+    llama.cpp generator streams; a cached reply, or a provider that does not stream, comes as one piece). The pair
+    is recorded once the answer is complete; an upstream failure mid-answer ends the stream with an error event."""
+    import asyncio
+    import json
 
     from fastapi.responses import StreamingResponse
 
-    created, finish = int(time.time()), "length" if reply.finish_reason == "length" else "stop"
-    cet = {"request_id": request_id, "arm": arm, "sections": sections}
-    headers = {"x-cet-request-id": request_id}
-    base = {"id": f"chatcmpl-{request_id}", "created": created, "model": model}
-    if not stream:
-        return JSONResponse({**base, "object": "chat.completion", "choices": [{
-            "index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                      "total_tokens": reply.prompt_tokens + reply.completion_tokens}, "cet": cet}, headers=headers)
+    from cet.llm.base import STREAM_SINK, LLMError
 
-    def events() -> Any:
-        chunk = {**base, "object": "chat.completion.chunk"}
-        for delta, reason in (({"role": "assistant"}, None), ({"content": reply.text}, None), ({}, finish)):
-            choice = {"index": 0, "delta": delta, "finish_reason": reason}
-            yield f"data: {json.dumps({**chunk, 'choices': [choice], 'cet': cet})}\n\n"
+    base, cet = _chunk_base(done.request_id, done.arm, model, done.served.sections())
+
+    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        chunk = {**base, "object": "chat.completion.chunk",
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "cet": cet, **extra}
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    async def events() -> Any:
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str] = asyncio.Queue()
+
+        def work() -> Any:
+            token = STREAM_SINK.set(lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece))
+            try:
+                return team.ask_model(model, messages, params)
+            finally:
+                STREAM_SINK.reset(token)
+
+        job = asyncio.ensure_future(run_in_threadpool(work))
+        sent: list[str] = []
+        yield event({"role": "assistant"})
+        while not (job.done() and pieces.empty()):
+            getter = asyncio.ensure_future(pieces.get())
+            await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                continue
+            sent.append(getter.result())
+            yield event({"content": sent[-1]})
+        try:
+            reply = job.result()
+        except LLMError as e:
+            failure = {"error": {"message": f"the upstream model failed: {e}", "type": "upstream"}}
+            yield f"data: {json.dumps(failure)}\n\n"
+            yield "data: [DONE]\n\n"
+            return
+        streamed = "".join(sent)
+        if reply.text.startswith(streamed) and len(reply.text) > len(streamed):
+            yield event({"content": reply.text[len(streamed):]})  # what was not streamed (a cached reply)
+        record(reply.text)
+        finish = "length" if reply.finish_reason == "length" else "stop"
+        yield event({}, finish, usage={"prompt_tokens": reply.prompt_tokens,
+                                       "completion_tokens": reply.completion_tokens,
+                                       "total_tokens": reply.prompt_tokens + reply.completion_tokens})
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"x-cet-request-id": done.request_id})

@@ -26,7 +26,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from cet.llm.base import Completion, GenerationParams, LLMError, LLMTimeout, Message, ModelUnavailable
+from cet.llm.base import (
+    STREAM_SINK,
+    Completion,
+    GenerationParams,
+    LLMError,
+    LLMTimeout,
+    Message,
+    ModelUnavailable,
+)
 from cet.llm.structured import check_schema, parse_reply, prompt_with_schema, with_schema_instruction
 
 GGUF_MAGIC = b"GGUF"
@@ -151,6 +159,7 @@ class LlamaCppEngine:
         state: dict[str, Any] = {"finish_reason": None, "usage": None, "timings": None, "error": None,
                                  "timed_out": False, "failure": None}
         deadline = time.monotonic() + timeout_s
+        sink = STREAM_SINK.get()  # read here: llama.cpp calls on_chunk from its own thread
 
         def on_chunk(chunk: Any) -> bool:
             try:
@@ -163,6 +172,8 @@ class LlamaCppEngine:
                     piece = (choice.get("delta") or {}).get("content") if kind == "chat" else choice.get("text")
                     if piece:
                         parts.append(piece)
+                        if sink is not None:
+                            sink(piece)
                     if choice.get("finish_reason"):
                         state["finish_reason"] = choice["finish_reason"]
                 if chunk.get("usage"):
