@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,43 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
         terminalreporter.section("test artifacts")
         for path in kept:
             terminalreporter.write_line(f"{path} ({path.stat().st_size} bytes)")
+
+
+# --- PostgreSQL (pgvector) through pgserver: one throwaway server per session, a fresh database per test ---------
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    import psycopg
+
+    from cet.knowledge.stores.postgres_local import start_local_postgres, stop_local_postgres
+
+    data_dir = tmp_path_factory.mktemp("postgres") / "data"
+    url = start_local_postgres(data_dir)
+    with psycopg.connect(url, autocommit=True) as conn:  # a throwaway server: durability only slows it
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+        conn.execute("SELECT pg_reload_conf()")
+    yield data_dir
+    stop_local_postgres(data_dir)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_data_dir: Path) -> str:
+    from cet.knowledge.stores.postgres_local import start_local_postgres
+
+    return start_local_postgres(pg_data_dir)  # idempotent: reuses the running server
+
+
+@pytest.fixture
+def db_url(pg_url: str) -> str:
+    """A fresh, empty database for each test."""
+    import psycopg
+    from tests.pg_helpers import with_database
+
+    name = f"t_{next(_db_counter)}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return with_database(pg_url, name)

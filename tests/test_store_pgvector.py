@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
 import pytest
+from tests.pg_helpers import with_database
 
 from cet.errors import CetError, StoreUnavailable
 from cet.knowledge.records import Chunk, Document, Filters
@@ -25,42 +24,9 @@ pytestmark = pytest.mark.postgres
 
 MODEL = "test-model"
 DIM = 8
-_db_counter = itertools.count()
 
 
-# --- fixtures ---------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    data_dir = tmp_path_factory.mktemp("postgres") / "data"
-    url = start_local_postgres(data_dir)
-    with psycopg.connect(url, autocommit=True) as conn:  # a throwaway server: durability only slows it
-        conn.execute("ALTER SYSTEM SET fsync = off")
-        conn.execute("ALTER SYSTEM SET synchronous_commit = off")
-        conn.execute("SELECT pg_reload_conf()")
-    yield data_dir
-    stop_local_postgres(data_dir)
-
-
-@pytest.fixture(scope="session")
-def pg_url(pg_data_dir: Path) -> str:
-    return start_local_postgres(pg_data_dir)  # idempotent: reuses the running server
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-@pytest.fixture
-def db_url(pg_url: str) -> str:
-    """A fresh, empty database for each test."""
-    name = f"t_{next(_db_counter)}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return _with_database(pg_url, name)
-
-
+# --- fixtures (the server and a fresh database per test: conftest.py) -------------------------
 @pytest.fixture
 def store(db_url: str) -> Iterator[PgVectorStore]:
     with PgVectorStore(db_url) as s:
@@ -477,7 +443,7 @@ def test_bad_url_and_unknown_database_raise_store_unavailable(pg_url: str) -> No
         PgVectorStore("postgresql://u:secret@host:notaport/db")
     assert "secret" not in str(info.value)
     with pytest.raises(StoreUnavailable, match="does_not_exist"):
-        PgVectorStore(_with_database(pg_url, "does_not_exist"))
+        PgVectorStore(with_database(pg_url, "does_not_exist"))
 
 
 def test_closed_store_raises_store_unavailable(db_url: str) -> None:

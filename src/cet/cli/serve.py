@@ -59,7 +59,7 @@ def serve_command(
 
     from cet.serving.app import create_app
     from cet.serving.experiment import Experiment
-    from cet.serving.feedback import FeedbackStore
+    from cet.serving.feedback import open_feedback_store
     from cet.serving.registry import rollback_on_breach
     from cet.serving.strategies import CETStrategy, make_strategy
 
@@ -98,7 +98,7 @@ def serve_command(
         experiment = Experiment(experiment_name, control=against, treatment=name)
     from cet.llm.team import Team
 
-    store = FeedbackStore(cfg.serve.feedback_db)
+    store = open_feedback_store(cfg.serve.feedback_db)
     team = Team(cfg)  # the proxy's upstream: llm.roles.generator (a local GGUF or an OpenAI-compatible endpoint)
     from cet.serving.mcp_server import build_mcp
 
@@ -107,7 +107,7 @@ def serve_command(
                      max_body_bytes=cfg.serve.max_body_bytes, team=team, mcp=mcp, host=host, registry=registry,
                      on_breach=rollback_on_breach(registry, load) if champion and experiment is None else None)
     arms = ", ".join(f"{arm}: {s.version}" for arm, s in strategies.items())
-    console.print(f"serving {arms} on http://{host}:{port} (feedback in {cfg.serve.feedback_db}; proxy upstream "
+    console.print(f"serving {arms} on http://{host}:{port} (feedback in {store.path}; proxy upstream "
                   f"{', '.join(cfg.llm.roles.generator)}; dashboard at /dashboard)", highlight=False)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -128,13 +128,13 @@ def mcp_command(
     """The CET as an MCP server over stdio (tools: engineer_context, search_knowledge, run_tests,
     report_outcome). Client configuration: {"command": "cet", "args": ["mcp"]}."""
     cfg = get_config()
-    from cet.serving.feedback import FeedbackStore
+    from cet.serving.feedback import open_feedback_store
     from cet.serving.mcp_server import build_mcp
     from cet.serving.strategies import CETStrategy, make_strategy
 
     cet = make_strategy("cet", cfg, checkpoint=str(checkpoint) if checkpoint else None, base=base,
                         retrieval=not no_retrieval)
-    store = FeedbackStore(cfg.serve.feedback_db)
+    store = open_feedback_store(cfg.serve.feedback_db)
     try:
         build_mcp(cfg, cet, store, cet.engine.retriever if isinstance(cet, CETStrategy) else None).run()
     finally:

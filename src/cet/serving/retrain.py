@@ -95,15 +95,15 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
     from cet.phases.common import HeldOutRetriever, held_out, retrieve
     from cet.phases.phase3 import Phase3Options, learn
     from cet.serving.engine import serving_input
-    from cet.serving.feedback import FeedbackStore
+    from cet.serving.feedback import is_postgres, open_feedback_store
     from cet.serving.registry import Registry
 
-    if not Path(opts.feedback_db).is_file():
+    if not is_postgres(opts.feedback_db) and not Path(opts.feedback_db).is_file():
         raise CetError(f"no feedback store at {opts.feedback_db}")
     learner = opts.learner or cfg.cet.phase3.learner
     if learner not in ("rest", "dpo"):
         raise CetError(f"learner: rest (ReST-EM: SFT on the best context) or dpo, not {learner!r}")
-    store = FeedbackStore(opts.feedback_db)
+    store = open_feedback_store(opts.feedback_db)
     try:
         gate = drift_gate(store, opts.window) if opts.if_drift else {"retrain": True, "why": "asked for"}
         rows = store.served_outcomes()
