@@ -20,6 +20,9 @@ def simulate_command(
     tasks: int = typer.Option(24, "--tasks", min=2, help="Held-out tasks to replay (balanced across the sets)."),
     tasks_file: Path = typer.Option(None, "--tasks-file", help="Your own tasks (JSONL, as `cet tasks import` "
                                                                "writes) instead of the held-out sets."),
+    split: str = typer.Option("heldout", "--split", help="heldout (the evaluation splits: the experiment's "
+                                                          "verdict) or train (traffic to retrain from: "
+                                                          "`cet retrain --feedback <run>/feedback.sqlite`)."),
     min_per_arm: int = typer.Option(10, "--min-per-arm", min=1, help="Outcomes per arm before the experiment "
                                                                       "may decide."),
     max_tokens: int = typer.Option(384, "--max-tokens", min=16, help="The generator's reply budget."),
@@ -33,7 +36,7 @@ def simulate_command(
     import random
 
     from cet.execution.tasks import iter_tasks
-    from cet.phases.common import EVAL_SPLITS, load_tasks, sample_balanced
+    from cet.phases.common import EVAL_SPLITS, TRAIN_SPLITS, load_tasks, sample_balanced
     from cet.runs import RunDir
     from cet.serving.simulate import SimulationOptions, render_report, simulate
 
@@ -45,18 +48,22 @@ def simulate_command(
         chosen = [t for t in iter_tasks(tasks_file, skipped_lines) if t.language == "python"][:tasks]
         if len(chosen) < 2:
             raise CetError(f"{tasks_file}: fewer than two Python tasks ({len(skipped_lines)} bad lines)")
+    elif split in ("heldout", "train"):
+        splits = EVAL_SPLITS if split == "heldout" else TRAIN_SPLITS
+        chosen = sample_balanced(load_tasks(cfg, splits, ("exercism", "leetcode", "humaneval") if split == "heldout"
+                                            else ("exercism", "leetcode")), tasks, random.Random(cfg.run.seed + 3))
     else:
-        chosen = sample_balanced(load_tasks(cfg, EVAL_SPLITS), tasks, random.Random(cfg.run.seed + 3))
+        raise CetError(f"--split: heldout or train, not {split!r}")
     run = RunDir.reopen(resume, cfg) if resume else RunDir(cfg, "simulate")
     opts = SimulationOptions(control=control, treatment=treatment, tasks=len(chosen), min_per_arm=min_per_arm,
-                             max_tokens=max_tokens)
+                             max_tokens=max_tokens, split="file" if tasks_file else split)
     retriever = None
     if not no_retrieval:
         from cet.knowledge.pipeline import open_retriever
         from cet.phases.common import HeldOutRetriever, held_out
 
-        # the replayed tasks are held out: their exercises' own documents never reach any arm's context
-        retriever = HeldOutRetriever(open_retriever(cfg), held_out(cfg, chosen))
+        # held-out tasks (and given ones) are held out: their exercises' own documents never reach any arm's context
+        retriever = HeldOutRetriever(open_retriever(cfg), held_out(cfg, [] if split == "train" else chosen))
     with progress_bar(json_out) as progress:
         bar = progress.add_task("simulate", total=len(chosen))
 

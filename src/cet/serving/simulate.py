@@ -10,7 +10,8 @@ and records the pair; the code in the reply is run on the task's hidden tests in
 
 Everything goes to the run directory: the feedback store (so an interrupted simulation resumes where it stopped:
 a task with a recorded outcome is not replayed), per-task rows, the summary with the decision, the dashboard page
-and the report. The tasks are held-out (evaluation splits): nothing here trains on them.
+and the report. The tasks are held-out (evaluation splits) by default: nothing trains on them (`cet retrain` drops traffic
+that carries a held-out task). `--split train` replays training tasks instead: traffic to retrain from.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class SimulationOptions:
     max_tokens: int = 384
     visible_tests: int = 1  # tests of a task the developer shows in the message (the rest are hidden)
     experiment: str = "simulate"
+    split: str = "heldout"  # heldout, train (traffic to retrain from) or file (the user's own tasks)
 
 
 def arm_strategy(cfg: CetConfig, spec: str, retriever: Any | None) -> tuple[str, Any]:
@@ -165,9 +167,10 @@ def _no_latency_guardrail() -> Any:
 def render_report(result: dict[str, Any]) -> str:
     standing = result["experiment"]
     clustered = standing.get("clustered") or {}
-    lines = ["# cet simulate: held-out tasks replayed through the proxy", "",
+    kind = {"heldout": "held-out", "train": "training", "file": "given"}[result["options"]["split"]]
+    lines = [f"# cet simulate: {kind} tasks replayed through the proxy", "",
              f"Control **{result['control']['arm']}** ({result['control']['version']}) against treatment "
-             f"**{result['treatment']['arm']}** ({result['treatment']['version']}) on {result['tasks']} held-out "
+             f"**{result['treatment']['arm']}** ({result['treatment']['version']}) on {result['tasks']} {kind} "
              f"tasks (sha256 {result['tasks_sha256'][:16]}…), {len(result['skipped'])} skipped.", "",
              "| arm | outcomes | pass rate |", "| --- | --- | --- |",
              f"| {standing['control']} | {standing['n_a']} | {standing['rate_a']:.3f} |",
