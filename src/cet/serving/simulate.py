@@ -10,8 +10,9 @@ and records the pair; the code in the reply is run on the task's hidden tests in
 
 Everything goes to the run directory: the feedback store (so an interrupted simulation resumes where it stopped:
 a task with a recorded outcome is not replayed), per-task rows, the summary with the decision, the dashboard page
-and the report. The tasks are held-out (evaluation splits) by default: nothing trains on them (`cet retrain` drops traffic
-that carries a held-out task). `--split train` replays training tasks instead: traffic to retrain from.
+and the report. The tasks are held-out (evaluation splits) by default: nothing trains on them (`cet retrain`
+drops traffic that carries a held-out task). `--split train` replays training tasks instead: traffic to retrain
+from.
 """
 
 from __future__ import annotations
