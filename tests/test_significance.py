@@ -145,6 +145,15 @@ def test_holm_gives_the_step_down_values_worked_by_hand():
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0]) and holm([]) == []
 
 
+def test_holm_matches_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = random.Random(1)
+    for _ in range(200):
+        p = [rng.random() ** 2 for _ in range(rng.randint(1, 6))]
+        assert holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]), abs=1e-12)
+
+
 @functools.cache
 def _exact_p(only_a: int, only_b: int) -> float:
     """The real `mcnemar` p-value of a table (it depends on the discordant cells only), cached for simulations."""

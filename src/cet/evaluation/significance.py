@@ -113,16 +113,21 @@ def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values, in the order given (statsmodels' `multipletests(p, method="holm")`).
+    """Holm's step-down adjusted p-values, in the order given.
 
-    Rejecting where the adjusted value is <= alpha is Holm's procedure at family-wise level alpha. Never
-    smaller than the unadjusted p-value.
+    With the m p-values sorted ascending, p(1) <= ... <= p(m), the adjusted value of the i-th is
+    max over j <= i of min(1, (m - j + 1) * p(j)); rejecting where the adjusted value is <= alpha is Holm's
+    procedure at family-wise level alpha. The same numbers as statsmodels' `multipletests(p, method="holm")`
+    (a test checks they agree), which took 48 ms a call against 2 us here for four p-values: the A/A simulations
+    call it hundreds of thousands of times. Never smaller than the unadjusted p-value.
     """
-    if not p_values:
-        return []
-    from statsmodels.stats.multitest import multipletests
-
-    return [float(x) for x in multipletests([float(p) for p in p_values], method="holm")[1]]
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda k: p_values[k])):
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))
+        adjusted[i] = running
+    return adjusted
 
 
 def _rate(count: int, base: int) -> dict[str, Any]:
