@@ -27,7 +27,8 @@ def test_promotion_needs_a_decided_experiment_no_breach_and_no_offline_loss(tmp_
     assert (first, second) == ("v1", "v2") and registry.champion()["id"] == "v1"  # the first is the champion
     assert Path(registry.champion()["path"], "adapter_model.safetensors").read_bytes() == b"weights"  # a copy
     undecided = {"decided": False, "winner": None}
-    won = {"decided": True, "winner": "v2", "treatment": "v2", "p_value": 0.01, "clustered": {"ci": [0.01, 0.06]}}
+    won = {"decided": True, "winner": "v2", "control": "v1", "treatment": "v2", "p_value": 0.01,
+           "clustered": {"ci": [0.01, 0.06]}}
     breach = {"compile_failure_rate": {"breached": True}, "p95_latency": {"breached": False}}
     served = {"limits": {}, "stopped": {}, "arms": {"cet": {"p95_latency_ms": {"breached": True}}}}  # the service's
     assert registry.promotion_blockers("v2", won, served) == ["guardrail(s) breached: p95_latency_ms"]
@@ -37,6 +38,8 @@ def test_promotion_needs_a_decided_experiment_no_breach_and_no_offline_loss(tmp_
         "the experiment has no per-user (clustered) interval"]
     assert "may rest on a few users" in registry.promotion_blockers(
         "v2", {**won, "clustered": {"ci": [-0.02, 0.08]}}, {})[0]
+    assert registry.promotion_blockers("v2", {**won, "control": "template"}, {}) == [
+        "the experiment's control was template, not the champion v1"]
     assert "has not decided" in registry.promotion_blockers("v2", undecided, {})[0]
     assert registry.promotion_blockers("v2", won, breach) == ["guardrail(s) breached: compile_failure_rate"]
     with pytest.raises(CetError, match="not promoted"):
@@ -45,8 +48,12 @@ def test_promotion_needs_a_decided_experiment_no_breach_and_no_offline_loss(tmp_
     registry.promote("v2", won, {"p95_latency": {"breached": False}})
     assert registry.champion()["id"] == "v2"
     worse = registry.register(checkpoint(tmp_path / "p3b", "phase3"), offline_pass_rate=0.30)
-    assert registry.promotion_blockers(worse, {**won, "winner": worse, "treatment": worse}, {}) == [
+    assert registry.promotion_blockers(worse, {**won, "winner": worse, "control": "v2", "treatment": worse}, {}) == [
         "offline held-out pass rate 0.300 below the champion's 0.360"]
+    registry.set_offline_pass_rate(worse, 0.37)
+    assert registry.promotion_blockers(worse, {**won, "winner": worse, "control": "v2", "treatment": worse}, {}) == []
+    assert registry.predecessor()["id"] == "v1"
+    assert registry.rollback("someone else's breach", expected="v1")["champion"] == "v2"  # v1 is not in force
     data = registry.rollback("compile failures rose to 12%")
     assert data["champion"] == "v1" and data["history"][-1]["reason"] == "compile failures rose to 12%"
     with pytest.raises(CetError, match="nothing to roll back"):
@@ -77,12 +84,16 @@ def test_the_registry_command(run_cet, tmp_path: Path) -> None:  # type: ignore[
     evidence.write_text(json.dumps({"experiment": {"decided": False}, "guardrails": {}}))
     refused = run_cet("registry", "promote", "v2", "--evidence", str(evidence), "--root", root)
     assert refused.returncode != 0 and "has not decided" in refused.stderr and "Traceback" not in refused.stderr
-    evidence.write_text(json.dumps({"experiment": {"decided": True, "winner": "v2", "treatment": "v2",
+    evidence.write_text(json.dumps({"experiment": {"decided": True, "winner": "v2", "control": "v1", "treatment": "v2",
                                                    "clustered": {"ci": [0.02, 0.09]}}, "guardrails": {}}))
     promoted = run_cet("registry", "promote", "v2", "--evidence", str(evidence), "--root", root, "--json")
     assert promoted.returncode == 0 and json.loads(promoted.stdout)["champion"] == "v2"
     back = run_cet("registry", "rollback", "--reason", "p95 latency", "--root", root, "--json")
     assert json.loads(back.stdout)["champion"] == "v1"
+    rated = run_cet("registry", "offline", "v2", "0.41", "--root", root, "--json")
+    assert [v["offline_pass_rate"] for v in json.loads(rated.stdout)["versions"]] == [0.35, 0.41]
+    bad = run_cet("registry", "offline", "v9", "0.4", "--root", root)
+    assert bad.returncode != 0 and "no version 'v9'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_a_champion_that_breaches_a_guardrail_is_rolled_back_and_its_predecessor_served(tmp_path: Path) -> None:
@@ -98,7 +109,8 @@ def test_a_champion_that_breaches_a_guardrail_is_rolled_back_and_its_predecessor
     registry = Registry(tmp_path / "registry")
     registry.register(checkpoint(tmp_path / "p2", "phase2"))
     registry.register(checkpoint(tmp_path / "p3", "phase3"))
-    registry.promote("v2", {"decided": True, "winner": "v2", "treatment": "v2", "clustered": {"ci": [0.01, 0.1]}}, {})
+    registry.promote("v2", {"decided": True, "winner": "v2", "control": "v1", "treatment": "v2",
+                            "clustered": {"ci": [0.01, 0.1]}}, {})
     loaded = []
 
     def load(version: dict) -> NoContextStrategy:
@@ -127,3 +139,34 @@ def test_a_champion_that_breaches_a_guardrail_is_rolled_back_and_its_predecessor
             assert page.status_code == 200 and "rollback" in page.text and "BREACHED" in page.text
     finally:
         store.close()
+
+
+def test_rollback_on_breach_rolls_back_once_and_never_on_a_failed_load(tmp_path: Path) -> None:
+    from cet.serving.registry import rollback_on_breach
+
+    registry = Registry(tmp_path / "registry")
+    for n in range(3):
+        registry.register(checkpoint(tmp_path / f"c{n}", "phase3"))
+    evidence = {"decided": True, "control": "v1", "treatment": "v2", "winner": "v2", "clustered": {"ci": [0.1, 0.2]}}
+    registry.promote("v2", evidence, {})
+    registry.promote("v3", {**evidence, "control": "v2", "treatment": "v3", "winner": "v3"}, {})
+
+    def broken(version: dict) -> str:
+        raise OSError("disk gone")
+
+    assert rollback_on_breach(registry, broken)("v3", "breach") is None
+    assert registry.champion()["id"] == "v3"  # the predecessor could not be loaded: no rollback
+    one, two = rollback_on_breach(registry, lambda v: v["id"]), rollback_on_breach(registry, lambda v: v["id"])
+    assert one("v3", "breach") == ("v2", "v2")  # the first service rolls back and serves v2
+    assert two("v3", "breach") == ("v2", "v2")  # the second sees it done: serves v2, no second rollback
+    assert registry.champion()["id"] == "v2"
+    assert [h["action"] for h in registry.read()["history"]].count("rollback") == 1
+    assert one("template", "breach") is None  # not a version
+
+
+def test_an_offline_pass_rate_outside_0_1_is_refused(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry")
+    registry.register(checkpoint(tmp_path / "c", "phase3"))
+    with pytest.raises(CetError, match="between 0 and 1"):
+        registry.set_offline_pass_rate("v1", 1.5)
+

@@ -80,3 +80,12 @@ def rollback_command(reason: str = typer.Option(..., "--reason", help="Why (reco
                      root: Path = RootOption, json_out: bool = JsonOption) -> None:
     """Return to the previous champion."""
     _show(_registry(root).rollback(reason), json_out)
+
+
+@registry_app.command("offline")
+@user_errors
+def offline_command(version: str = typer.Argument(..., help="The version (e.g. v3)."),
+                    pass_rate: float = typer.Argument(..., help="Its held-out pass rate from `cet eval context`."),
+                    root: Path = RootOption, json_out: bool = JsonOption) -> None:
+    """Record a version's offline held-out pass rate (promotion refuses a candidate below the champion's)."""
+    _show(_registry(root).set_offline_pass_rate(version, pass_rate), json_out)

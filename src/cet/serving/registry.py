@@ -113,6 +113,8 @@ class Registry:
             reasons.append(f"the experiment decided for {experiment.get('winner')}, not {arm}")
         elif experiment.get("stopped"):
             reasons.append(f"the experiment was stopped: {experiment['stopped']}")
+        elif old is not None and experiment.get("control") != old["id"]:
+            reasons.append(f"the experiment's control was {experiment.get('control')}, not the champion {old['id']}")
         else:
             clustered = experiment.get("clustered")
             ci = clustered.get("ci") if isinstance(clustered, dict) else None
@@ -156,16 +158,43 @@ class Registry:
             self._write(data)
         return data
 
-    def rollback(self, reason: str) -> dict[str, Any]:
-        """Return to the previous champion (a guardrail's breach, a drop), along the promotion chain."""
+    @staticmethod
+    def _chain(data: dict[str, Any]) -> list[str]:
+        """The champions in force, oldest first: a promotion pushes, a rollback pops."""
+        chain: list[str] = []
+        for h in data["history"]:
+            if h["action"] == "rollback":
+                chain.pop()
+            else:
+                chain.append(h["to"])
+        return chain
+
+    def predecessor(self) -> dict[str, Any] | None:
+        """The version a rollback would return to (None: the champion has no predecessor)."""
+        data = self.read()
+        chain = self._chain(data)
+        return self._version(data, chain[-2]) if len(chain) >= 2 else None
+
+    def set_offline_pass_rate(self, version: str, rate: float) -> dict[str, Any]:
+        """Record a version's offline held-out pass rate (from `cet eval context` on its checkpoint), which
+        promotion compares with the champion's."""
+        if not 0.0 <= rate <= 1.0:
+            raise CetError(f"an offline pass rate lies between 0 and 1, not {rate}")
         with self._locked():
             data = self.read()
-            chain: list[str] = []  # the champions in force, oldest first: a promotion pushes, a rollback pops
-            for h in data["history"]:
-                if h["action"] == "rollback":
-                    chain.pop()
-                else:
-                    chain.append(h["to"])
+            self._version(data, version)["offline_pass_rate"] = rate
+            self._write(data)
+        return data
+
+    def rollback(self, reason: str, expected: str | None = None) -> dict[str, Any]:
+        """Return to the previous champion (a guardrail's breach, a drop), along the promotion chain. With
+        `expected`, only if that version is still the champion (several services seeing one breach roll back
+        once); otherwise nothing changes."""
+        with self._locked():
+            data = self.read()
+            if expected is not None and data["champion"] != expected:
+                return data
+            chain = self._chain(data)
             if len(chain) < 2:
                 raise CetError("nothing to roll back to: the champion has no predecessor")
             previous = chain[-2]
@@ -178,19 +207,30 @@ class Registry:
 
 def rollback_on_breach(registry: Registry, load: Callable[[dict[str, Any]], Any]
                        ) -> Callable[[str, str], tuple[str, Any] | None]:
-    """The service's `on_breach` for an arm that is the registry's champion (named by its version id): roll the
-    registry back to the previous champion, load it (`load(version) -> Strategy`) and serve it. Another arm, or a
-    champion with no predecessor, is not rolled back (None: the service keeps the arm, stopped)."""
+    """The service's `on_breach` for an arm that is a registry version (named by its id): when it is the champion,
+    load its predecessor first, then roll the registry back (only if the arm is still the champion: services
+    sharing the registry roll back once) and serve the predecessor; when another service already rolled it back,
+    serve the champion now in force. A champion with no predecessor, an arm that is no version, or a load that
+    fails is not rolled back (None: the service keeps the arm, stopped)."""
 
     def on_breach(arm: str, reason: str) -> tuple[str, Any] | None:
         champion = registry.champion()
-        if champion is None or champion["id"] != arm:
+        if champion is None:
             return None
+        if champion["id"] != arm:  # rolled back elsewhere already, or never the champion
+            if arm not in {v["id"] for v in registry.read()["versions"]}:
+                return None
+            target = champion
+        else:
+            target = registry.predecessor()
+            if target is None:
+                return None
         try:
-            registry.rollback(f"{arm}: {reason}")
-        except CetError:
+            strategy = load(target)
+        except (CetError, OSError, RuntimeError, ValueError):
             return None
-        previous = registry.champion()
-        return (previous["id"], load(previous)) if previous is not None else None
+        if target is not champion:
+            registry.rollback(f"{arm}: {reason}", expected=arm)
+        return target["id"], strategy
 
     return on_breach
