@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from cet.serving.experiment import Experiment, clustered_difference
+from cet.serving.experiment import MIN_USERS, Experiment, clustered_difference
 
 
 def test_one_outcome_per_user_gives_the_two_sample_interval() -> None:
@@ -19,7 +19,7 @@ def test_one_outcome_per_user_gives_the_two_sample_interval() -> None:
     ra, rb = sum(a) / len(a), sum(b) / len(b)
     se = math.sqrt(ra * (1 - ra) / len(a) + rb * (1 - rb) / len(b))
     assert got["difference"] == pytest.approx(rb - ra)
-    assert (got["ci"][1] - got["ci"][0]) / 2 == pytest.approx(1.96 * se, rel=0.03)
+    assert (got["ci"][1] - got["ci"][0]) / 2 == pytest.approx(1.96 * se, rel=0.03)  # t(799) ~ z
     assert got["p_value"] < 1e-6 and got["users_control"] == got["users_treatment"] == 400
 
 
@@ -37,7 +37,8 @@ def test_a_difference_carried_by_one_heavy_user_is_not_robust() -> None:
 
 
 def test_too_few_users_say_nothing_yet() -> None:
-    assert clustered_difference([(False, True, "a"), (True, False, "b"), (True, True, "c")]) is None
+    rows = [(arm, n % 2 == 0, f"{arm}{n}") for arm in (False, True) for n in range(MIN_USERS)]
+    assert clustered_difference(rows) is not None and clustered_difference(rows[1:]) is None
 
 
 def test_the_status_carries_both_analyses() -> None:

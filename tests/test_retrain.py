@@ -30,9 +30,9 @@ def tasks_dir(where: Path) -> Path:
     return where
 
 
-def serve(store: FeedbackStore, task: str, arm: str, context: str, passed: bool) -> None:
+def serve(store: FeedbackStore, task: str, arm: str, context: str, passed: bool, unit: str = "") -> None:
     request = store.record_request(arm=arm, model_version="x", task=task, context=context, sections=[],
-                                   chunk_ids=[])
+                                   chunk_ids=[], unit=unit)
     store.record_feedback(request, passed, None, None)
 
 
@@ -54,15 +54,18 @@ def test_feedback_trains_a_registered_candidate_and_never_a_held_out_task(tiny_b
     serve(store, flip, "v1", "## Goal\nReverse s.\n## Pitfalls\n- Mind the empty string.", False)
     serve(store, "Write `never(x)`.\n\ndef never(x)", "v1", "## Goal\nNever.", False)  # no pass: nothing to learn
     serve(store, f"{HELD_OUT}\n\ndef zorblax_fold(items)", "v1", "## Goal\nFold the ledger.", True)  # held out
+    # a task a replay held out (listed beside its store), served under its id: dropped by id, whatever its text
+    serve(store, "Write `triple(x)`.\n\ndef triple(x)", "v1", "## Goal\nTriple x.", True, unit="mine/triple")
     store.close()
+    (tmp_path / "held_out_ids.json").write_text('["mine/triple"]')
 
     run = RunDir(cfg, "retrain")
     result = retrain(cfg, RetrainOptions(feedback_db=str(tmp_path / "feedback.sqlite"), learner="rest"), run, None)
     assert result["retrained"], result
-    assert result["data"] == {"rows": 7, "held_out_dropped": 1, "tasks": 3, "tasks_with_a_pass": 2}
+    assert result["data"] == {"rows": 8, "held_out_dropped": 2, "tasks": 3, "tasks_with_a_pass": 2}
     assert result["training"]["examples"] == 2 and result["training"]["targets"] == {"v1": 1, "nothing to add": 1}
     trained = (run.path / "train" / "examples.jsonl").read_text()
-    assert "zorblax" not in trained and "Return the sum of a and b." in trained
+    assert "zorblax" not in trained and "triple" not in trained and "Return the sum of a and b." in trained
     assert result["registered"] == "v2" and registry.read()["champion"] == "v1"  # a candidate, not a promotion
     manifest = json.loads((Path(result["checkpoint"]) / MANIFEST).read_text())
     assert manifest["phase"] == "phase4" and manifest["parent"] == "v1" and manifest["data_version"]

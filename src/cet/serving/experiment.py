@@ -53,20 +53,24 @@ class Experiment:
                 **result.to_dict(), "winner": winner, "clustered": clustered}
 
 
+MIN_USERS = 10  # per arm, before the per-user interval is given: a cluster-robust variance from fewer is unsafe
+
+
 def clustered_difference(rows: list[tuple[bool, bool, str]], alpha: float = ALPHA) -> dict[str, Any] | None:
     """The treatment's pass rate minus the control's over rows (is_treatment, passed, unit), with a
-    cluster-robust interval and p-value (least squares of passed on the arm, CR1 sandwich by unit: statsmodels);
-    None until each arm has outcomes from two users."""
+    cluster-robust interval and p-value (least squares of passed on the arm, CR1 sandwich by unit, t with G - 1
+    degrees of freedom: statsmodels); None until each arm has outcomes from MIN_USERS users. A fixed-horizon
+    check, read when promotion is decided: it can only make a decision stricter, never start one."""
     import numpy as np
     import statsmodels.api as sm
 
     units_by_arm = ({u for t, _, u in rows if not t}, {u for t, _, u in rows if t})
-    if min(len(units) for units in units_by_arm) < 2:
+    if min(len(units) for units in units_by_arm) < MIN_USERS:
         return None
     y = np.array([float(p) for _, p, _ in rows])
     x = sm.add_constant(np.array([float(t) for t, _, _ in rows]), has_constant="add")
     groups = np.unique([u for _, _, u in rows], return_inverse=True)[1]
-    fit = sm.OLS(y, x).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    fit = sm.OLS(y, x).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
     low, high = (float(v) for v in fit.conf_int(alpha)[1])
     p_value = float(fit.pvalues[1])
     return {"difference": float(fit.params[1]), "ci": [low, high], "level": 1 - alpha,

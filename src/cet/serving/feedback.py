@@ -121,14 +121,14 @@ class FeedbackStore:
         return [(arm, bool(passed), unit) for arm, passed, unit in rows]
 
     def served_outcomes(self) -> list[dict[str, Any]]:
-        """Every served context with a verdict, oldest first: request id, arm, model version, task, context and
-        whether the code passed (what retraining learns from)."""
+        """Every served context with a verdict, oldest first: request id, arm, model version, task, context, the
+        user or session, and whether the code passed (what retraining learns from)."""
         with self._lock:
-            rows = self._rows("SELECT r.request_id, r.arm, r.model_version, r.task, r.context, f.passed "
+            rows = self._rows("SELECT r.request_id, r.arm, r.model_version, r.task, r.context, r.unit, f.passed "
                               "FROM requests r JOIN feedback f USING (request_id) WHERE f.passed IS NOT NULL "
                               "ORDER BY r.{seq}")
-        keys = ("request_id", "arm", "model_version", "task", "context", "passed")
-        return [{**dict(zip(keys, row, strict=True)), "passed": bool(row[5])} for row in rows]
+        keys = ("request_id", "arm", "model_version", "task", "context", "unit", "passed")
+        return [{**dict(zip(keys, row, strict=True)), "passed": bool(row[6])} for row in rows]
 
     def requests_by_arm(self) -> dict[str, int]:
         with self._lock:

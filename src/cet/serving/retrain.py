@@ -19,6 +19,7 @@ become a candidate CET, registered next to the champion, for an experiment to ju
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 from cet.config import CetConfig
 from cet.errors import CetError
 from cet.runs import RunDir
+from cet.serving.feedback import is_postgres
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,27 @@ def drift_gate(store: Any, window: int) -> dict[str, Any]:
     target = sum(verdicts) / len(verdicts) if verdicts else 0.0
     report = drift_report([t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target)
     return {**report, "why": report["why"] or "no drift and no drop"}
+
+
+def held_out_ids(cfg: CetConfig, feedback_db: str) -> set[str]:
+    """Task ids no served row may be trained from when it was served for them (the unit a replay gives a request
+    is its task id): every evaluation-split task of cfg's task sets, and the tasks a replay held out, listed beside
+    its feedback store."""
+    from cet.phases.common import EVAL_SPLITS, load_tasks
+    from cet.serving.simulate import HELD_OUT_IDS
+
+    try:
+        ids = {t.id for t in load_tasks(cfg, EVAL_SPLITS)}
+    except CetError:  # no task sets imported: nothing of theirs to hold out
+        ids = set()
+    listed = Path(feedback_db).parent / HELD_OUT_IDS
+    if not is_postgres(feedback_db) and listed.is_file():
+        try:
+            ids |= set(json.loads(listed.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as e:
+            raise CetError(f"{listed} cannot be read ({e}): refusing to train without knowing what was held out") \
+                from None
+    return ids
 
 
 def candidate_groups(rows: list[dict[str, Any]], leaks: Callable[[str], list[Any]]
@@ -95,7 +118,7 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
     from cet.phases.common import HeldOutRetriever, held_out, retrieve
     from cet.phases.phase3 import Phase3Options, learn
     from cet.serving.engine import serving_input
-    from cet.serving.feedback import is_postgres, open_feedback_store
+    from cet.serving.feedback import open_feedback_store
     from cet.serving.registry import Registry
 
     if not is_postgres(opts.feedback_db) and not Path(opts.feedback_db).is_file():
@@ -114,7 +137,10 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
         return {**summary, "retrained": False, "why": gate["why"]}
     holdout = held_out(cfg)
     index = holdout.index
-    groups, texts, counts = candidate_groups(rows, lambda text: index.leaks(text) if index is not None else [])
+    banned = held_out_ids(cfg, opts.feedback_db)
+    kept = [r for r in rows if r["unit"] not in banned]
+    groups, texts, counts = candidate_groups(kept, lambda text: index.leaks(text) if index is not None else [])
+    counts = {**counts, "rows": len(rows), "held_out_dropped": counts["held_out_dropped"] + len(rows) - len(kept)}
     summary["data"] = counts
     if len(groups) < opts.min_tasks:
         return {**summary, "retrained": False,

@@ -30,6 +30,7 @@ from cet.execution.tasks import CodingTask
 from cet.runs import RunDir
 
 PROXY_BASELINES = ("template", "naive_rag", "none")
+HELD_OUT_IDS = "held_out_ids.json"  # beside a replay's feedback store: the held-out tasks it replayed (by id)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def simulate(cfg: CetConfig, opts: SimulationOptions, run: RunDir, tasks: Sequen
         treatment = f"{treatment}-b"
     strategies = {control: control_strategy, treatment: treatment_strategy}
     experiment = Experiment(opts.experiment, control=control, treatment=treatment, min_per_arm=opts.min_per_arm)
+    if opts.split != "train":  # what retraining from this store must never learn from
+        (run.path / HELD_OUT_IDS).write_text(json.dumps(sorted(t.id for t in tasks)) + "\n", encoding="utf-8")
     store = FeedbackStore(run.path / "feedback.sqlite")
     done = {unit for _, _, unit in store.outcomes(opts.experiment)}
     rows_path = run.path / "tasks.jsonl"
