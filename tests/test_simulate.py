@@ -46,5 +46,7 @@ def test_simulate_replays_reports_and_resumes(tmp_path: Path, run_cet: Callable,
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(Path(result["run_dir"], "tasks.jsonl").read_text().splitlines()) == 4  # nothing replayed twice
     assert json.loads(again.stdout)["experiment"]["n_a"] == standing["n_a"]
+    other = run_cet(*[a if a != "template" else "naive_rag" for a in args], "--resume", result["run_dir"], env=env)
+    assert other.returncode != 0 and "other settings (treatment)" in other.stderr  # not mixed into this run
     bad = run_cet("simulate", "--control", "nowhere", "--tasks-file", str(tasks_file), "--no-retrieval", env=env)
     assert bad.returncode != 0 and "no CET checkpoint" in bad.stderr and "Traceback" not in bad.stderr

@@ -12,9 +12,9 @@ from cet.cli.common import JsonOption, console, emit_json, get_config, spinner, 
 
 @user_errors
 def retrain_command(
-    feedback: Path = typer.Option(None, "--feedback", help="The feedback store (default: config "
-                                                           "serve.feedback_db; a simulation's is in its run "
-                                                           "directory)."),
+    feedback: str = typer.Option(None, "--feedback", help="The feedback store: a SQLite file or a postgresql:// "
+                                                          "URL (default: config serve.feedback_db; a "
+                                                          "simulation's is in its run directory)."),
     if_drift: bool = typer.Option(False, "--if-drift", help="Only when the traffic shows input drift or a drop "
                                                              "of the pass rate (as GET /v1/drift)."),
     window: int = typer.Option(200, "--window", min=10, help="Requests per drift window."),
@@ -34,7 +34,7 @@ def retrain_command(
     from cet.serving.retrain import RetrainOptions, retrain
 
     cfg = get_config()
-    opts = RetrainOptions(feedback_db=str(feedback or cfg.serve.feedback_db),
+    opts = RetrainOptions(feedback_db=feedback or cfg.serve.feedback_db,
                           start_from=str(start_from) if start_from else None, learner=learner, epochs=epochs,
                           if_drift=if_drift, window=window, min_tasks=min_tasks, register=not no_register)
     retriever = None
@@ -49,7 +49,7 @@ def retrain_command(
                          quiet=json_out)
     run.write_json("summary.json", result)
     run.log_metrics("retrain", {k: result.get(k) for k in ("retrained", "why", "registered")})
-    lines = [f"# cet retrain\n\nFeedback: `{opts.feedback_db}`. Gate: {result['gate'].get('why')}.",
+    lines = [f"# cet retrain\n\nFeedback: `{result['feedback_db']}`. Gate: {result['gate'].get('why')}.",
              f"Data: {result.get('data')}.", f"Retrained: {result['retrained']} ({result.get('why')})."]
     if result.get("training"):
         training = result["training"]

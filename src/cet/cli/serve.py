@@ -72,6 +72,7 @@ def serve_command(
 
     if strategy not in STRATEGIES:
         raise CetError(f"--strategy: one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    baseline_retriever = None
     champion = registry.champion() if checkpoint is None and not base and strategy == "cet" else None
     name = champion["id"] if champion else strategy
     if champion:
@@ -79,11 +80,12 @@ def serve_command(
     elif strategy == "cet":
         cet = make_strategy("cet", cfg, checkpoint=str(checkpoint) if checkpoint else None, base=base,
                             retrieval=not no_retrieval)
-    else:
+    else:  # a baseline served alone or against another: one retriever for whichever arm searches
         from cet.knowledge.pipeline import open_retriever
 
-        plain = no_retrieval or strategy == "none"
-        cet = make_strategy(strategy, cfg, retriever=None if plain else open_retriever(cfg))
+        searches = {strategy, against} & {"template", "naive_rag"}
+        baseline_retriever = open_retriever(cfg) if searches and not no_retrieval else None
+        cet = make_strategy(strategy, cfg, retriever=baseline_retriever)
     strategies = {name: cet}
     experiment = None
     if against in versions:
@@ -93,7 +95,7 @@ def serve_command(
         strategies[against] = load(versions[against])
         experiment = Experiment(experiment_name, control=name, treatment=against)
     elif against is not None:
-        shared = cet.engine.retriever if isinstance(cet, CETStrategy) else getattr(cet, "retriever", None)
+        shared = cet.engine.retriever if isinstance(cet, CETStrategy) else baseline_retriever
         strategies[against] = make_strategy(against, cfg, retriever=shared)
         experiment = Experiment(experiment_name, control=against, treatment=name)
     from cet.llm.team import Team

@@ -16,6 +16,7 @@ already has some is refused (`FeedbackConflict`), never overwritten; feedback fo
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 import uuid
@@ -76,10 +77,14 @@ class FeedbackStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # synchronous FULL: an acknowledged outcome survives a power cut
-        self._conn: Any = connect_wal(self.path, synchronous="FULL", foreign_keys=True, schema=SCHEMA,
-                                      check_same_thread=False)
+        self.where = str(self.path)  # for messages and reports
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # synchronous FULL: an acknowledged outcome survives a power cut
+            self._conn: Any = connect_wal(self.path, synchronous="FULL", foreign_keys=True, schema=SCHEMA,
+                                          check_same_thread=False)
+        except (sqlite3.Error, OSError) as e:
+            raise CetError(f"cannot open the feedback store {self.path}: {e}") from None
         self._lock = threading.Lock()
 
     def _sql(self, sql: str) -> str:
@@ -202,26 +207,45 @@ class PostgresFeedbackStore(FeedbackStore):
     seq = "seq"
 
     def __init__(self, url: str) -> None:  # noqa: D107 - no SQLite file: the parent's set-up is not called
+        from cet.knowledge.stores.pgvector import mask_url
+
+        self._url = url
+        self.where = mask_url(url)  # for messages and reports: never the password
+        self.path = Path(self.where)
+        self._lock = threading.Lock()
+        self._conn = self._connect()
+
+    def _connect(self) -> Any:
         import psycopg
 
-        self.path = Path(url.split("@")[-1])  # for messages only: never the credentials
         try:
-            self._conn = psycopg.connect(url, autocommit=True)
-            self._conn.execute(PG_SCHEMA)
+            conn = psycopg.connect(self._url, autocommit=True)
+            conn.execute(PG_SCHEMA)
         except psycopg.Error as e:
-            raise CetError(f"cannot open the feedback store at {self.path}: {' '.join(str(e).split())[:300]}") \
+            raise CetError(f"cannot open the feedback store at {self.where}: {' '.join(str(e).split())[:300]}") \
                 from None
-        self._lock = threading.Lock()
+        return conn
 
     def _sql(self, sql: str) -> str:
         return super()._sql(sql).replace("?", "%s")
 
+    def _cursor_do(self, sql: str, params: tuple[Any, ...], read: bool) -> Any:
+        """One statement; a connection lost (a database restart, a dropped network) is opened again once."""
+        import psycopg
+
+        for attempt in (0, 1):
+            try:
+                with self._conn.cursor() as cursor:
+                    cursor.execute(self._sql(sql), params)
+                    return list(cursor.fetchall()) if read else int(cursor.rowcount)
+            except psycopg.OperationalError:
+                if attempt or not self._conn.closed and not self._conn.broken:
+                    raise
+                self._conn = self._connect()
+        raise AssertionError("unreachable")
+
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._conn.cursor() as cursor:
-            cursor.execute(self._sql(sql), params)
-            return list(cursor.fetchall())
+        return self._cursor_do(sql, params, read=True)  # type: ignore[no-any-return]
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        with self._conn.cursor() as cursor:
-            cursor.execute(self._sql(sql), params)
-            return int(cursor.rowcount)
+        return self._cursor_do(sql, params, read=False)  # type: ignore[no-any-return]

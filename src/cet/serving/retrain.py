@@ -114,6 +114,7 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
             on_step: Callable[[str], None] = lambda _: None, quiet: bool = True) -> dict[str, Any]:
     """Train a candidate CET from the feedback store; the summary (trained or not, and why)."""
     from cet.data.playbook import Playbook
+    from cet.knowledge.stores.pgvector import mask_url
     from cet.model.cet import MANIFEST, CETModel
     from cet.phases.common import HeldOutRetriever, held_out, retrieve
     from cet.phases.phase3 import Phase3Options, learn
@@ -122,7 +123,7 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
     from cet.serving.registry import Registry
 
     if not is_postgres(opts.feedback_db) and not Path(opts.feedback_db).is_file():
-        raise CetError(f"no feedback store at {opts.feedback_db}")
+        raise CetError(f"no feedback store at {opts.feedback_db}")  # a file path: no credentials in it
     learner = opts.learner or cfg.cet.phase3.learner
     if learner not in ("rest", "dpo"):
         raise CetError(f"learner: rest (ReST-EM: SFT on the best context) or dpo, not {learner!r}")
@@ -132,7 +133,7 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
         rows = store.served_outcomes()
     finally:
         store.close()
-    summary: dict[str, Any] = {"feedback_db": opts.feedback_db, "gate": gate, "learner": learner}
+    summary: dict[str, Any] = {"feedback_db": mask_url(opts.feedback_db), "gate": gate, "learner": learner}
     if not gate["retrain"]:
         return {**summary, "retrained": False, "why": gate["why"]}
     holdout = held_out(cfg)

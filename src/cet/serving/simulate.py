@@ -70,6 +70,22 @@ def arm_strategy(cfg: CetConfig, spec: str, retriever: Any | None) -> tuple[str,
         "cet", cfg, checkpoint=str(path), retrieval=retriever is not None, retriever=retriever)
 
 
+def same_run(path: Path, settings: dict[str, Any]) -> None:
+    """Record a simulation's settings on its first call; a resumed one must have the same (arms, tasks,
+    budgets), or its outcomes would mix two experiments."""
+    if not path.is_file():
+        path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CetError(f"{path} cannot be read ({e}): start a new simulation") from None
+    changed = sorted(k for k in before.keys() | settings.keys() if before.get(k) != settings.get(k))
+    if changed:
+        raise CetError(f"the simulation being resumed ran with other settings ({', '.join(changed)}): resume it "
+                       "with the same arms, tasks and options, or start a new one")
+
+
 def task_hash(tasks: Sequence[CodingTask]) -> str:
     """sha256 over the replayed tasks (ids, statements, tests), in order: what the numbers were measured on."""
     digest = hashlib.sha256()
@@ -94,6 +110,7 @@ def simulate(cfg: CetConfig, opts: SimulationOptions, run: RunDir, tasks: Sequen
 
     if opts.control == opts.treatment:
         raise CetError("the simulation needs two different arms")
+    same_run(run.path / "simulation.json", {**opts.__dict__, "tasks_sha256": task_hash(tasks)})
     control, control_strategy = arm_strategy(cfg, opts.control, retriever)
     treatment, treatment_strategy = arm_strategy(cfg, opts.treatment, retriever)
     if control == treatment:
