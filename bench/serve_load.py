@@ -7,7 +7,8 @@ each ask for a context (POST /v1/context) and report its outcome (POST /v1/feedb
   concurrent   --clients clients at once: the same, and the ratio of throughput and of p50 to the baseline
   kill -9      --clients clients again; the server is killed with SIGKILL when the first client is halfway and
                started again on the same store; the clients retry what failed; the store is then checked against
-               what the clients were told: acknowledged outcomes lost, changed or stored twice (all must be 0)
+               what the clients were told: acknowledged outcomes lost or changed, outcomes stored that no client
+               was told of (all must be 0); a request id cannot be stored twice (the primary key)
 
 The strategy served is --strategy (template by default: the rule-based context from the knowledge base's hits,
 so a request embeds a query and searches data/kb.sqlite; --no-retrieval leaves the knowledge base out).
@@ -175,7 +176,9 @@ def report(result: dict[str, Any]) -> None:
     print(f"throughput ratio concurrent/baseline {load['throughput_ratio']:.2f}x; p50 ratio {load['p50_ratio']:.2f}x")
     store = load["kill_9"]["store"]
     print(f"kill -9: acknowledged {store['acknowledged']}, stored {store['stored']}, lost {store['lost']}, "
-          f"changed {store['changed']}, duplicated {store['duplicated']}")
+          f"changed {store['changed']}, unacknowledged {store['unacknowledged']}, contexts without an outcome "
+          f"{store['contexts_without_outcome']}; reports answered as duplicates "
+          f"{load['kill_9']['duplicates_reported']}")
     proxy = result["proxy"]
     if proxy:
         print(f"proxy ({proxy['model']}, {proxy['rounds']} rounds): direct {proxy['direct_median_s']:.2f} s, proxy "

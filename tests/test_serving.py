@@ -78,6 +78,53 @@ def test_a_token_guards_every_v1_route(engine: ContextEngine, tmp_path: Path) ->
             post = c.post("/v1/context", json={"task": "x"})  # refused before the body is read
             assert post.status_code == 401 and post.json() == {"error": "missing or wrong bearer token"}
             assert c.get("/docs").status_code == 404 and c.get("/openapi.json").status_code == 404
+            assert c.get("/dashboard").status_code == 401
+            assert c.get("/dashboard", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    finally:
+        store.close()
+
+
+class RetriedUpstream:
+    """An upstream whose first attempt streams two pieces and fails, and whose retry streams the whole answer: what
+    the llama.cpp provider hands STREAM_SINK when the team retries a timed-out request."""
+
+    def models_for(self, role: str) -> list[str]:
+        return ["m"]
+
+    def next_model(self, role: str) -> str:
+        return "m"
+
+    def params(self, **changes):  # type: ignore[no-untyped-def]
+        from cet.llm.base import GenerationParams
+
+        return GenerationParams(**changes)
+
+    def ask_model(self, model, messages, params):  # type: ignore[no-untyped-def]
+        from cet.llm.base import STREAM_SINK, Completion
+
+        sink = STREAM_SINK.get()
+        for piece in (None, "def f(x):", " return", None, "def f(x):\n    return x\n"):
+            sink(piece)
+        return Completion(text="def f(x):\n    return x\n", model="m", provider="test", prompt_tokens=3,
+                          completion_tokens=9, latency_s=0.1)
+
+
+def test_a_stream_retried_after_pieces_went_out_ends_with_an_error_not_a_repeat(tmp_path: Path) -> None:
+    import json
+
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    try:
+        with TestClient(create_app({"none": NoContextStrategy()}, store, team=RetriedUpstream())) as c:
+            answer = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "Write f."}],
+                                                          "stream": True})
+            events = [json.loads(line.removeprefix("data: ")) for line in answer.text.splitlines()
+                      if line.startswith("data: {")]
+            text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if "choices" in e)
+            assert text == "def f(x): return"  # the first attempt's pieces, never followed by the retry's
+            assert "retried after part of its answer" in events[-1]["error"]["message"]
+            recorded = c.get(f"/v1/feedback/{answer.headers['x-cet-request-id']}")
+            assert recorded.status_code == 200  # the request was recorded before the answer
+            assert store._conn.execute("SELECT reply FROM requests").fetchone()[0] is None  # no partial reply kept
     finally:
         store.close()
 

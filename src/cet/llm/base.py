@@ -19,9 +19,10 @@ from cet.errors import CetError
 Role = Literal["system", "user", "assistant"]
 
 # Where a provider that streams (the local llama.cpp one) hands each piece of text as it is generated, when the
-# caller's thread has set it (the service's proxy, to stream the answer on). A reply from the response cache, or
-# from a provider that does not stream, reaches nobody here: the caller sends the whole text itself.
-STREAM_SINK: ContextVar[Callable[[str], None] | None] = ContextVar("cet_stream_sink", default=None)
+# caller's thread has set it (the service's proxy, to stream the answer on); None marks the start of an attempt (a
+# retried request starts again). A reply from the response cache, or from a provider that does not stream, reaches
+# nobody here: the caller sends the whole text itself.
+STREAM_SINK: ContextVar[Callable[[str | None], None] | None] = ContextVar("cet_stream_sink", default=None)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ what came of it.
                                       engineered (the arm as above, by the body's "user"), appended to that
                                       message, and the request answered by the team's generator (the local
                                       llama.cpp model by default, any OpenAI-compatible endpoint the LLM catalog
-                                      names otherwise); `stream: true` answers as server-sent events (the reply in
-                                      one content chunk); the pair is recorded, its id in "cet" and the
-                                      x-cet-request-id header
+                                      names otherwise); `stream: true` answers as server-sent events, each piece as
+                                      the model writes it; the request is recorded before the answer (its id
+                                      in "cet" and the x-cet-request-id header), the reply once complete
     POST /v1/feedback                 {"request_id", "passed"?, "tests"? {"passed", "total"}, "accepted"?}: the
                                       outcome, recorded once (the same again: `duplicate`; different: 409)
     GET  /v1/feedback/{request_id}    what was recorded for a request
@@ -249,7 +249,11 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
             return _error(502, f"the {arm} arm wrote no context: {served.error}")
         return _Engineered(request_id, arm, strategies[arm].version, served, (time.perf_counter() - started) * 1000)
 
-    def record(done: _Engineered, task: str, user: str | None, reply: str | None = None) -> None:
+    async def record(done: _Engineered, task: str, user: str | None) -> None:
+        """Store the served context (off the event loop: a durable write waits for the disk)."""
+        await run_in_threadpool(store_request, done, task, user)
+
+    def store_request(done: _Engineered, task: str, user: str | None, reply: str | None = None) -> None:
         store.record_request(arm=done.arm, model_version=done.version, task=task, context=done.text,
                              sections=done.served.sections(), chunk_ids=done.served.context.cited_chunk_ids(),
                              unit=user or "", request_id=done.request_id, reply=reply, latency_ms=done.latency_ms,
@@ -261,7 +265,7 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         done = await engineer(task, body.code, body.error, body.user)
         if isinstance(done, JSONResponse):
             return done
-        record(done, task, body.user)
+        await record(done, task, body.user)
         served = done.served
         return {"request_id": done.request_id, "context": done.text, "sections": served.sections(),
                 "chunk_ids": served.context.cited_chunk_ids(), "retrieved": [h.id for h in served.hits],
@@ -291,13 +295,14 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         changes = {k: v for k, v in (("max_tokens", body.max_tokens), ("temperature", body.temperature))
                    if v is not None}
         params = team.params(**changes)
+        await record(done, task, body.user)  # before the answer: feedback may come while it streams
         if body.stream:
-            return _stream(team, model, messages, params, done, lambda reply: record(done, task, body.user, reply))
+            return _stream(team, model, messages, params, done, store)
         try:
             reply = await run_in_threadpool(team.ask_model, model, messages, params)
         except LLMError as e:
             return _error(502, f"the upstream model failed: {e}")
-        record(done, task, body.user, reply=reply.text)
+        await run_in_threadpool(store.set_reply, done.request_id, reply.text)
         return _completion(done.request_id, done.arm, model, reply, done.served.sections())
 
     def standing_now() -> dict[str, Any] | None:
@@ -384,11 +389,11 @@ def _completion(request_id: str, arm: str, model: str, reply: Any, sections: lis
         headers={"x-cet-request-id": request_id})
 
 
-def _stream(team: Any, model: str, messages: list[Any], params: Any, done: _Engineered,
-            record: Callable[[str], None]) -> Any:
+def _stream(team: Any, model: str, messages: list[Any], params: Any, done: _Engineered, store: FeedbackStore) -> Any:
     """The upstream's answer as OpenAI server-sent events, each piece sent as the model writes it (the local
-    llama.cpp generator streams; a cached reply, or a provider that does not stream, comes as one piece). The pair
-    is recorded once the answer is complete; an upstream failure mid-answer ends the stream with an error event."""
+    llama.cpp generator streams; a cached reply, or a provider that does not stream, comes as one piece). The reply
+    is stored once complete. An upstream failure mid-answer, or a retry after part of an answer went out (its
+    pieces would repeat), ends the stream with an error event and stores no reply."""
     import asyncio
     import json
 
@@ -405,7 +410,7 @@ def _stream(team: Any, model: str, messages: list[Any], params: Any, done: _Engi
 
     async def events() -> Any:
         loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[str] = asyncio.Queue()
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
 
         def work() -> Any:
             token = STREAM_SINK.set(lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece))
@@ -416,6 +421,7 @@ def _stream(team: Any, model: str, messages: list[Any], params: Any, done: _Engi
 
         job = asyncio.ensure_future(run_in_threadpool(work))
         sent: list[str] = []
+        restarted = False
         yield event({"role": "assistant"})
         while not (job.done() and pieces.empty()):
             getter = asyncio.ensure_future(pieces.get())
@@ -423,10 +429,16 @@ def _stream(team: Any, model: str, messages: list[Any], params: Any, done: _Engi
             if not getter.done():
                 getter.cancel()
                 continue
-            sent.append(getter.result())
-            yield event({"content": sent[-1]})
+            piece = getter.result()
+            if piece is None:  # an attempt starts: after pieces went out, the answer would repeat
+                restarted = restarted or bool(sent)
+            elif not restarted:
+                sent.append(piece)
+                yield event({"content": piece})
         try:
             reply = job.result()
+            if restarted:
+                raise LLMError("it was retried after part of its answer had been sent")
         except LLMError as e:
             failure = {"error": {"message": f"the upstream model failed: {e}", "type": "upstream"}}
             yield f"data: {json.dumps(failure)}\n\n"
@@ -435,7 +447,7 @@ def _stream(team: Any, model: str, messages: list[Any], params: Any, done: _Engi
         streamed = "".join(sent)
         if reply.text.startswith(streamed) and len(reply.text) > len(streamed):
             yield event({"content": reply.text[len(streamed):]})  # what was not streamed (a cached reply)
-        record(reply.text)
+        await run_in_threadpool(store.set_reply, done.request_id, reply.text)
         finish = "length" if reply.finish_reason == "length" else "stop"
         yield event({}, finish, usage={"prompt_tokens": reply.prompt_tokens,
                                        "completion_tokens": reply.completion_tokens,

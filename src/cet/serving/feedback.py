@@ -114,6 +114,11 @@ class FeedbackStore:
                        json.dumps(chunk_ids), unit, reply, latency_ms, experiment))
         return request_id
 
+    def set_reply(self, request_id: str, reply: str) -> None:
+        """The upstream's reply for a request recorded before it came (the proxy records first, then streams)."""
+        with self._lock:
+            self._run("UPDATE requests SET reply=? WHERE request_id=?", (reply, request_id))
+
     def outcomes(self, experiment: str | None) -> list[tuple[str, bool, str]]:
         """(arm, passed, unit) of every outcome with a verdict for a request the experiment assigned (None: every
         request), in the order they were recorded (traffic outside the experiment, MCP calls included, is not part

@@ -189,6 +189,8 @@ class LlamaCppEngine:
                 return True
 
         handle = server.handle_chat_completions if kind == "chat" else server.handle_completions
+        if sink is not None:
+            sink(None)  # an attempt starts: what a failed one streamed before is not part of this answer
         try:
             handle(request, on_chunk)
         except (ValueError, RuntimeError) as e:
