@@ -104,10 +104,20 @@ def serve_command(
     team = Team(cfg)  # the proxy's upstream: llm.roles.generator (a local GGUF or an OpenAI-compatible endpoint)
     from cet.serving.mcp_server import build_mcp
 
-    mcp = build_mcp(cfg, cet, store, cet.engine.retriever if isinstance(cet, CETStrategy) else None, arm=name)
+    in_service = {"arm": name, "strategy": cet}  # what the MCP tools serve: the champion, or after a rollback
+    rollback = rollback_on_breach(registry, load)
+
+    def on_breach(arm: str, reason: str) -> tuple[str, CETStrategy] | None:
+        replacement = rollback(arm, reason)
+        if replacement is not None:
+            in_service.update(arm=replacement[0], strategy=replacement[1])
+        return replacement
+
+    mcp = build_mcp(cfg, cet, store, cet.engine.retriever if isinstance(cet, CETStrategy) else None, arm=name,
+                    current=lambda: (in_service["arm"], in_service["strategy"]))
     app = create_app(strategies, store, default_arm=name, experiment=experiment, token=token,
                      max_body_bytes=cfg.serve.max_body_bytes, team=team, mcp=mcp, host=host, registry=registry,
-                     on_breach=rollback_on_breach(registry, load) if champion and experiment is None else None)
+                     on_breach=on_breach if champion and experiment is None else None)
     arms = ", ".join(f"{arm}: {s.version}" for arm, s in strategies.items())
     console.print(f"serving {arms} on http://{host}:{port} (feedback in {store.path}; proxy upstream "
                   f"{', '.join(cfg.llm.roles.generator)}; dashboard at /dashboard)", highlight=False)

@@ -14,6 +14,7 @@ path in them is ever opened.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from typing import Any
 
 from cet.config import CetConfig
@@ -36,9 +37,11 @@ def python_test_names(tests: str) -> list[str]:
 
 
 def build_mcp(cfg: CetConfig, strategy: Strategy, store: FeedbackStore, retriever: Any | None = None,
-              arm: str = "cet") -> Any:
+              arm: str = "cet", current: Callable[[], tuple[str, Strategy]] | None = None) -> Any:
     """The MCP server over these parts; a tool's user error (bad input, unknown request) is a `ToolError` the
-    client reads as the tool's failure, with its message."""
+    client reads as the tool's failure, with its message. `current()`, when given, names the arm and strategy in
+    service at each call (after a rollback, the predecessor), instead of the fixed `arm` and `strategy`."""
+    in_service = current or (lambda: (arm, strategy))
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
@@ -60,11 +63,12 @@ def build_mcp(cfg: CetConfig, strategy: Strategy, store: FeedbackStore, retrieve
     def engineer_context(task: str, code: str | None = None, error: str | None = None) -> dict[str, Any]:
         """Engineer the context a code-writing model needs for this task: interface, examples, constraints,
         knowledge from the knowledge base, pitfalls; for a bug report, the failure, suspects and what to check."""
-        served = strategy.serve(task, code, error)  # its own lock (engine.SERIAL)
+        name, serving = in_service()
+        served = serving.serve(task, code, error)  # its own lock (engine.SERIAL)
         if served.error:
-            raise ToolError(f"the {arm} arm wrote no context: {served.error}")
+            raise ToolError(f"the {name} arm wrote no context: {served.error}")
         text = served.context.to_text()
-        request_id = store.record_request(arm=arm, model_version=strategy.version, task=task, context=text,
+        request_id = store.record_request(arm=name, model_version=serving.version, task=task, context=text,
                                           sections=served.sections(), chunk_ids=served.context.cited_chunk_ids())
         return {"request_id": request_id, "context": text, "sections": served.sections(),
                 "chunk_ids": served.context.cited_chunk_ids(), "nothing_to_add": served.nothing_to_add}

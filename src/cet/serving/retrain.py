@@ -6,8 +6,8 @@ become a candidate CET, registered next to the champion, for an experiment to ju
     data      every served context with a verdict, grouped by task; a row served for a held-out task (its unit
               is an evaluation-split task's id, or one a replay listed in held_out_ids.json beside its store) or
               whose task or context carries a held-out task's statement, tests or solution is dropped and counted
-              (never trained on); per task, the contexts served are Phase 3's candidates, each scored by its pass rate over the
-              times it was served (the "none" arm, and a CET's "nothing to add", are raw)
+              (never trained on); per task, the contexts served are Phase 3's candidates, each scored by its pass
+              rate over the times it was served (the "none" arm, and a CET's "nothing to add", are raw)
     input     what the service's CET read for the task: `serving_input` over a fresh search of the knowledge base
               with the held-out filter, and the starting checkpoint's playbook
     learning  Phase 3's learner on tasks where some context passed: ReST-EM (SFT on the best context, raw unless
