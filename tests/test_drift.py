@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cet.serving.drift import cusum, drift_report, psi
+from cet.serving.drift import cusum, drift_report, psi, psi_categorical, task_language
 
 
 def test_psi_separates_a_shift_from_sampling_noise() -> None:
@@ -35,3 +35,30 @@ def test_the_report_asks_for_retraining_on_either_signal() -> None:
     assert not calm["retrain"] and calm["psi"]["length"] < 0.1
     moved = drift_report(short, long, steady, 0.35)
     assert moved["retrain"] and moved["shifted"] == ["length"] and "input drift" in moved["why"]
+
+
+def test_a_shift_of_language_is_seen() -> None:
+    python = [f"Fix this:\n```python\ndef f{n}(x):\n    return x\n```" for n in range(100)]
+    javascript = [f"Fix this:\n```js\nfunction f{n}(x) {{ return x; }}\n```" for n in range(100)]
+    assert task_language(python[0]) == "python" and task_language(javascript[0]) == "javascript"
+    assert task_language("Reverse a string.") == "none"
+    assert psi_categorical(["python"] * 50, ["python"] * 50) == 0.0
+    mixed = drift_report(python, python[:50] + javascript[:50], [True] * 100, 0.5)
+    assert mixed["psi"]["language"] > 0.25 and "language" in mixed["shifted"]
+
+
+def test_a_shift_of_topic_is_seen_in_the_embeddings(embedder) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    strings = ["reverse the words of a sentence", "count the vowels in a string", "check if a word is a palindrome",
+               "capitalise every word of a title", "remove duplicate letters from text"]
+    graphs = ["find the shortest path in a weighted graph", "detect a cycle in a directed graph",
+              "count connected components of an undirected graph", "topological order of task dependencies",
+              "minimum spanning tree of a network"]
+
+    def tasks(topics: list[str], n: int) -> list[str]:
+        return [f"{topics[int(i)]} ({j})" for j, i in enumerate(rng.integers(0, len(topics), n))]
+
+    same = drift_report(tasks(strings, 200), tasks(strings, 200), [True] * 60, 0.5, embed=embedder.embed)
+    moved = drift_report(tasks(strings, 200), tasks(graphs, 200), [True] * 60, 0.5, embed=embedder.embed)
+    assert same["psi"]["topic_clusters"] < 0.25 < moved["psi"]["topic_clusters"]
+    assert "topic_clusters" in moved["shifted"] and moved["retrain"]

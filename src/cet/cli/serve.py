@@ -115,7 +115,9 @@ def serve_command(
 
     mcp = build_mcp(cfg, cet, store, cet.engine.retriever if isinstance(cet, CETStrategy) else None, arm=name,
                     current=lambda: (in_service["arm"], in_service["strategy"]))
-    app = create_app(strategies, store, default_arm=name, experiment=experiment, token=token,
+    searcher = cet.engine.retriever if isinstance(cet, CETStrategy) else baseline_retriever
+    embed = (lambda texts: searcher.embedder.embed(texts)) if searcher is not None else None
+    app = create_app(strategies, store, default_arm=name, experiment=experiment, token=token, embed=embed,
                      max_body_bytes=cfg.serve.max_body_bytes, team=team, mcp=mcp, host=host, registry=registry,
                      on_breach=on_breach if champion and experiment is None else None)
     arms = ", ".join(f"{arm}: {s.version}" for arm, s in strategies.items())

@@ -12,7 +12,8 @@ what came of it.
                                       the arms stopped and the rollbacks done
     GET  /dashboard                   an HTML page of the above: arms with intervals, the cumulative pass rate,
                                       the experiment, guardrails, drift and the registry's champion history
-    GET  /v1/drift?window=N           input drift (PSI of task features) between the first N requests and the
+    GET  /v1/drift?window=N           input drift (PSI of task length, code, language, topic clusters of the task
+                                      embeddings when the service has an embedder) between the first N requests and the
                                       last N, and a CUSUM of the recent pass rate against the first window's;
                                       "retrain" says whether either calls for it
     POST /v1/chat/completions         OpenAI-compatible proxy: the last user message is the task; its context is
@@ -142,13 +143,15 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
                experiment: Experiment | None = None, token: str | None = None,
                max_body_bytes: int = 1_000_000, team: Any | None = None, mcp: Any | None = None,
                host: str = "127.0.0.1", limits: Limits = Limits(), registry: Any | None = None,
-               on_breach: Callable[[str, str], tuple[str, Strategy] | None] | None = None) -> FastAPI:
+               on_breach: Callable[[str, str], tuple[str, Strategy] | None] | None = None,
+               embed: Callable[[list[str]], Any] | None = None) -> FastAPI:
     """The service over `strategies` (arm name -> strategy): every request goes to `default_arm` (the first arm
     when not given), or, while `experiment` runs, to the arm it assigns. `team` (an LLM `Team`) answers the
     proxy; without one, /v1/chat/completions says it is not configured. `mcp` (an MCP server, see mcp_server.py)
     is mounted at /mcp over streamable HTTP, its session manager running with the app. `registry` (a `Registry`)
     shows its champion history on the dashboard. When the default arm breaches a guardrail outside an experiment,
-    `on_breach(arm, reason)` is called once and may return the arm to serve instead (the registry's rollback)."""
+    `on_breach(arm, reason)` is called once and may return the arm to serve instead (the registry's rollback).
+    `embed` (the knowledge base's embedder) adds the topic clusters of the tasks to the drift signals."""
     if not strategies:
         raise ValueError("the service needs at least one context strategy")
     default_arm = default_arm or next(iter(strategies))
@@ -326,7 +329,7 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         verdicts = [p for _, p in first if p is not None]
         target = sum(verdicts) / len(verdicts) if verdicts else 0.0
         return 200, {"window": window, "reference_pass_rate": target, **drift_report(
-            [t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target)}
+            [t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target, embed=embed)}
 
     @app.get("/v1/drift")
     def drift(window: int = 200) -> Any:

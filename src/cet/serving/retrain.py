@@ -49,7 +49,7 @@ def task_key(task: str) -> str:
     return "served/" + hashlib.sha256(task.encode("utf-8")).hexdigest()[:16]
 
 
-def drift_gate(store: Any, window: int) -> dict[str, Any]:
+def drift_gate(store: Any, window: int, embed: Callable[[list[str]], Any] | None = None) -> dict[str, Any]:
     """The drift verdict over the store's traffic (as GET /v1/drift), or why it cannot be judged yet."""
     from cet.serving.drift import drift_report
 
@@ -59,7 +59,8 @@ def drift_gate(store: Any, window: int) -> dict[str, Any]:
                                          f"two windows of {window} needed"}
     verdicts = [p for _, p in first if p is not None]
     target = sum(verdicts) / len(verdicts) if verdicts else 0.0
-    report = drift_report([t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target)
+    report = drift_report([t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target,
+                          embed=embed)
     return {**report, "why": report["why"] or "no drift and no drop"}
 
 
@@ -130,7 +131,8 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
         raise CetError(f"learner: rest (ReST-EM: SFT on the best context) or dpo, not {learner!r}")
     store = open_feedback_store(opts.feedback_db)
     try:
-        gate = drift_gate(store, opts.window) if opts.if_drift else {"retrain": True, "why": "asked for"}
+        embed = (lambda texts: retriever.embedder.embed(texts)) if retriever is not None else None
+        gate = drift_gate(store, opts.window, embed) if opts.if_drift else {"retrain": True, "why": "asked for"}
         rows = store.served_outcomes()
     finally:
         store.close()
