@@ -80,3 +80,26 @@ def test_retrain_without_a_store_is_one_clear_error(run_cet, cet_env, tmp_path: 
     done = run_cet("retrain", "--feedback", str(tmp_path / "none.sqlite"), "--no-retrieval",
                    env=cet_env(CET_RUN__RUNS_DIR=str(tmp_path / "runs")))
     assert done.returncode != 0 and "no feedback store" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_watching_the_traffic_retrains_once_per_window_of_new_requests(tiny_base: Path, tmp_path: Path) -> None:
+    from cet.serving.retrain import watch
+
+    cfg = load_config(cet={"base_model": str(tiny_base), "device": "cpu", "checkpoints_dir": str(tmp_path / "cet"),
+                           "train": {"batch_size": 4, "epochs": 1, "warmup_ratio": 0.0}},
+                      serve={"registry_dir": str(tmp_path / "registry")},
+                      exec={"tasks_dir": str(tasks_dir(tmp_path / "tasks"))}, run={"runs_dir": str(tmp_path / "runs")})
+    Registry(cfg.serve.registry_dir).register(CETModel.from_base(cfg).save(tmp_path / "start", "phase2", "v0"))
+    db = tmp_path / "feedback.sqlite"
+    store = FeedbackStore(db)
+    for n in range(20):  # short tasks that pass, then long ones that fail: drift and a drop
+        serve(store, f"Write `f{n}(x)` returning x.\n\ndef f{n}(x)", "v1", "## Goal\nReturn x unchanged.", True)
+    for n in range(20):
+        serve(store, f"Write `g{n}(x)`." + " It must handle every edge case carefully." * 20, "v1", "## Goal\nG.",
+              False)
+    store.close()
+    said: list[dict] = []
+    trained = watch(cfg, RetrainOptions(feedback_db=str(db), window=10), None, lambda: RunDir(cfg, "retrain"), 0.0,
+                    checks=3, on_result=said.append, sleep=lambda _: None)
+    assert trained == 1 and len(said) == 1  # later checks see no new window of traffic: nothing more
+    assert said[0]["registered"] == "v2" and "length" in said[0]["gate"]["shifted"]

@@ -26,6 +26,9 @@ def retrain_command(
     min_tasks: int = typer.Option(2, "--min-tasks", min=1, help="Tasks with a passing context needed to train."),
     no_register: bool = typer.Option(False, "--no-register", help="Train and save, but do not register."),
     no_retrieval: bool = typer.Option(False, "--no-retrieval", help="Build the inputs without the knowledge base."),
+    watch: float = typer.Option(0, "--watch", min=0, help="Keep watching: every this many seconds, once a window "
+                                                          "of new requests has come, read the drift gate and "
+                                                          "retrain when it calls for it (Ctrl-C stops)."),
     json_out: bool = JsonOption,
 ) -> None:
     """Learn from served contexts and their outcomes (held-out tasks never trained on), save the candidate in a run
@@ -42,6 +45,26 @@ def retrain_command(
         from cet.knowledge.pipeline import open_retriever
 
         retriever = open_retriever(cfg)
+    if watch:
+        import json
+
+        from cet.serving.retrain import watch as watch_traffic
+
+        def said(result: dict) -> None:
+            if json_out:
+                print(json.dumps(result, default=str), flush=True)
+            else:
+                console.print(f"retrained: {result.get('retrained')} ({result.get('why')})"
+                              + (f"; registered {result['registered']}" if result.get("registered") else ""),
+                              highlight=False)
+
+        console.print(f"watching {opts.feedback_db if '://' not in opts.feedback_db else 'the feedback store'} "
+                      f"every {watch:g} s (windows of {window} requests)", highlight=False)
+        try:
+            watch_traffic(cfg, opts, retriever, lambda: RunDir(cfg, "retrain"), watch, on_result=said)
+        except KeyboardInterrupt:
+            console.print("stopped", highlight=False)
+        return
     run = RunDir(cfg, "retrain")
     with spinner(json_out) as progress:
         bar = progress.add_task("retrain", total=None)

@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +188,39 @@ def _latest(cfg: CetConfig) -> str:
         if (path / MANIFEST).is_file():
             return str(path)
     raise CetError("no CET checkpoint to retrain (train one with `cet run`, or give --start-from)")
+
+
+def watch(cfg: CetConfig, opts: RetrainOptions, retriever: Any | None, make_run: Callable[[], RunDir],
+          every_s: float, checks: int | None = None, on_result: Callable[[dict[str, Any]], None] = lambda _: None,
+          sleep: Callable[[float], None] | None = None) -> int:
+    """Retraining triggered by the traffic: every `every_s` seconds, once `opts.window` new requests have come
+    since the last retraining, the drift gate is read; when it calls for it, a candidate is trained and
+    registered (a run directory each). Runs until interrupted, or for `checks` checks; returns the candidates
+    trained."""
+    import time
+
+    from cet.serving.feedback import open_feedback_store
+
+    pause = sleep or time.sleep
+    trained, seen, done = 0, 0, 0
+    while checks is None or done < checks:
+        done += 1
+        if is_postgres(opts.feedback_db) or Path(opts.feedback_db).is_file():
+            store = open_feedback_store(opts.feedback_db)
+            try:
+                requests = store.counts()["requests"]
+                embed = (lambda texts: retriever.embedder.embed(texts)) if retriever is not None else None
+                gate = drift_gate(store, opts.window, embed) if requests - seen >= opts.window else None
+            finally:
+                store.close()
+            if gate is not None and gate["retrain"]:
+                result = retrain(cfg, replace(opts, if_drift=False), make_run(), retriever)
+                result["gate"] = gate
+                seen = requests
+                trained += int(bool(result.get("retrained")))
+                on_result(result)
+            elif gate is not None:
+                on_result({"retrained": False, "why": gate["why"], "requests": requests})
+        if checks is None or done < checks:
+            pause(every_s)
+    return trained
