@@ -488,3 +488,42 @@ def test_input_entry_point_of_real_tasks_is_the_function_the_tests_call(name: st
         if signature_shown(task, inp) and input_entry_point(inp) != task.entry_point.split(".")[-1]:
             wrong.append(f"{task.id}: read {input_entry_point(inp)}, the tests call {task.entry_point}")
     assert not wrong, "; ".join(wrong)
+
+
+@pytest.mark.parametrize("name", ["exercism", "leetcode", "humaneval"])
+def test_a_request_written_as_the_evaluation_writes_it_reads_back_into_the_cets_input(name: str) -> None:
+    from cet.config import load_config
+    from cet.data.playbook import Playbook
+    from cet.data.task_input import split_request
+    from cet.model.context import render_prompt
+    from cet.serving.engine import search_text, serving_input
+
+    cfg = load_config()
+    checked = 0
+    for task in tasks_of(name):
+        try:
+            view = task_view(task, 1)
+        except Exception:  # noqa: BLE001 - tasks whose tests cannot be split are not served this way
+            continue
+        message = render_prompt(view.raw_text(), language=task.language)
+        parts = split_request(message)
+        assert (parts.statement, parts.interface, parts.visible_tests) == (
+            view.statement.strip(), view.interface.strip(), view.visible_tests.strip()), task.id
+        # the served CET reads exactly what the evaluation's CET reads for the same hits
+        assert serving_input(cfg, message, HITS, Playbook()) == cet_input(view, HITS, budget=cfg.cet.input_tokens)
+        assert search_text(message) == view.statement.strip()
+        checked += 1
+    assert checked >= 20
+
+
+def test_a_request_keeps_its_code_and_error_and_free_text_stays_the_statement() -> None:
+    from cet.data.task_input import split_request
+    from cet.model.context import render_prompt
+
+    message = render_prompt("Fix `f`.\n\nInterface:\ndef f(x)", code="def f(x):\n    return y\n",
+                            error="NameError: name 'y' is not defined")
+    parts = split_request(message)
+    assert parts.statement == "Fix `f`." and parts.interface == "def f(x)"
+    assert parts.code == "def f(x):\n    return y" and parts.error == "NameError: name 'y' is not defined"
+    free = "Parse a date like 2024-01-31.\nInterface: anything goes here"
+    assert split_request(free) == split_request(free.strip()) and split_request(free).statement == free

@@ -46,6 +46,43 @@ class TaskView:
         return "\n\n".join(parts)
 
 
+@dataclass(frozen=True)
+class RequestParts:
+    """A developer's request read back into the parts a `TaskView` gives the CET (`split_request`)."""
+
+    statement: str
+    interface: str = ""
+    visible_tests: str = ""
+    code: str | None = None
+    error: str | None = None
+
+
+_SECTION = re.compile(r"\n\n(?=(?:Interface|Visible tests|Tests|Code so far|Error report):\n)")
+_SECTION_FIELDS = {"Interface": "interface", "Visible tests": "visible_tests", "Tests": "visible_tests",
+                   "Code so far": "code", "Error report": "error"}
+_INSTRUCTION = re.compile(r"\n*Write the complete [\w+#.-]+ solution in one ```[\w+#.-]* code block\.\s*$")
+_FENCE = re.compile(r"^```[\w+#.-]*\n(.*?)\n?```$", re.S)
+
+
+def split_request(text: str) -> RequestParts:
+    """The statement, interface, visible tests, code and error of a request written as `TaskView.raw_text` and
+    `render_prompt` write them (what a replay, or a client that follows that shape, sends), so the served CET reads
+    the input it was trained on; text without those section headers is all statement."""
+    body = _INSTRUCTION.sub("", text.strip())
+    body = body.removeprefix("Task:\n").strip()
+    statement, *sections = _SECTION.split(body)
+    found: dict[str, str] = {}
+    for section in sections:
+        header, _, content = section.partition(":\n")
+        name = _SECTION_FIELDS[header]
+        content = content.strip()
+        if name == "code" and (fenced := _FENCE.match(content)):
+            content = fenced.group(1)
+        found[name] = f"{found[name]}\n{content}" if name in found else content
+    return RequestParts(statement.strip(), found.get("interface", ""), found.get("visible_tests", ""),
+                        found.get("code"), found.get("error"))
+
+
 def _shown(signature: str, statement: str) -> bool:
     squash = "".join(statement.split())
     return all("".join(line.split()).rstrip(":") in squash for line in signature.splitlines() if line.strip())

@@ -264,7 +264,7 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
 
     @app.post("/v1/context")
     async def context(body: ContextRequest) -> Any:
-        task = body.task if not body.tests else f"{body.task}\n\nTests:\n{body.tests}"
+        task = body.task if not body.tests else f"{body.task}\n\nVisible tests:\n{body.tests}"  # read back as such
         done = await engineer(task, body.code, body.error, body.user)
         if isinstance(done, JSONResponse):
             return done

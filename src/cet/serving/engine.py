@@ -34,15 +34,29 @@ class Engineered:
 SERIAL = threading.Lock()  # the service's models and its knowledge base's connection: one request at a time
 
 
+def search_text(task: str, error: str | None = None) -> str:
+    """What a request searches the knowledge base with: its statement (as training and evaluation search with the
+    task view's statement), and the error when there is one."""
+    from cet.data.task_input import split_request
+
+    parts = split_request(task)
+    error = error or parts.error
+    return parts.statement if not error else f"{parts.statement}\n{error}"
+
+
 def serving_input(cfg: CetConfig, task: str, hits: list[Any], playbook: Any, code: str | None = None,
                   error: str | None = None) -> Any:
-    """What the served CET reads for a request: the task, the hits, code and error within the input budget, and
-    (a CET after Phase 3) the playbook items that match the task, as in training. Retraining from feedback builds
-    the same input for a served task."""
+    """What the served CET reads for a request: the request read back into statement, interface, visible tests,
+    code and error (`split_request`: a message written as the evaluation writes a task gives exactly the input
+    the CET was trained and evaluated on), the hits, within the input budget, and (a CET after Phase 3) the
+    playbook items that match the task. Retraining from feedback builds the same input for a served task."""
+    from cet.data.task_input import split_request
     from cet.model.prompts import build_input
 
-    inp = build_input(task, hits, code=code, error=error, budget=cfg.cet.input_tokens)
-    return replace(inp, playbook=playbook.texts_for(task, "", ""))
+    parts = split_request(task)
+    inp = build_input(parts.statement, hits, interface=parts.interface, visible_tests=parts.visible_tests,
+                      code=code or parts.code, error=error or parts.error, budget=cfg.cet.input_tokens)
+    return replace(inp, playbook=playbook.texts_for(parts.statement, parts.interface, parts.visible_tests))
 
 
 class ContextEngine:
@@ -78,7 +92,7 @@ class ContextEngine:
         if not task.strip():
             raise CetError("the task is empty")
         with SERIAL:
-            hits = self.retriever.search(task if not error else f"{task}\n{error}", k=self.cfg.cet.top_k) \
+            hits = self.retriever.search(search_text(task, error), k=self.cfg.cet.top_k) \
                 if self.retriever is not None else []
             inp = serving_input(self.cfg, task, hits, self.playbook, code=code, error=error)
             reply, = self.cet.engineer([{"input": inp, "choices": section_choices(inp)}])

@@ -120,7 +120,7 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
     from cet.model.cet import MANIFEST, CETModel
     from cet.phases.common import HeldOutRetriever, held_out, retrieve
     from cet.phases.phase3 import Phase3Options, learn
-    from cet.serving.engine import serving_input
+    from cet.serving.engine import search_text, serving_input
     from cet.serving.feedback import open_feedback_store
     from cet.serving.registry import Registry
 
@@ -159,7 +159,7 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
     playbook = Playbook.load(Path(start) / "playbook.json") if (Path(start) / "playbook.json").is_file() \
         else Playbook()
     search = HeldOutRetriever(retriever, holdout) if retriever is not None else None
-    inputs = {key: serving_input(cfg, texts[key], retrieve(search, texts[key], cfg.cet.top_k), playbook)
+    inputs = {key: serving_input(cfg, texts[key], retrieve(search, search_text(texts[key]), cfg.cet.top_k), playbook)
               for key in groups}
     training = learn(cfg, Phase3Options(epochs=opts.epochs), cet, groups, inputs, learner, run.path / "train", quiet)
     summary["training"] = training

@@ -66,12 +66,12 @@ class _Retrieving:
         self.cfg, self.retriever = cfg, retriever
 
     def hits(self, task: str, error: str | None) -> list[Any]:
-        from cet.serving.engine import SERIAL
+        from cet.serving.engine import SERIAL, search_text
 
         if self.retriever is None:
             return []
         with SERIAL:  # the retriever may be the CET engine's: one thread at a time on its connection
-            return list(self.retriever.search(task if not error else f"{task}\n{error}", k=self.cfg.cet.top_k))
+            return list(self.retriever.search(search_text(task, error), k=self.cfg.cet.top_k))
 
 
 class TemplateStrategy(_Retrieving):
@@ -79,10 +79,11 @@ class TemplateStrategy(_Retrieving):
 
     def serve(self, task: str, code: str | None, error: str | None) -> Served:
         from cet.data.baselines import rule_based_context
-        from cet.model.prompts import build_input
+        from cet.data.playbook import Playbook
+        from cet.serving.engine import serving_input
 
         hits = self.hits(task, error)
-        context = rule_based_context(build_input(task, hits, code=code, error=error, budget=self.cfg.cet.input_tokens))
+        context = rule_based_context(serving_input(self.cfg, task, hits, Playbook(), code=code, error=error))
         return Served(context, hits, render_prompt(task, context, code=code, error=error))
 
 
