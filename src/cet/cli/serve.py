@@ -58,6 +58,7 @@ def serve_command(
     import uvicorn
 
     from cet.serving.app import create_app
+    from cet.serving.drift import embed_with
     from cet.serving.experiment import Experiment
     from cet.serving.feedback import open_feedback_store
     from cet.serving.registry import rollback_on_breach
@@ -116,8 +117,8 @@ def serve_command(
     mcp = build_mcp(cfg, cet, store, cet.engine.retriever if isinstance(cet, CETStrategy) else None, arm=name,
                     current=lambda: (in_service["arm"], in_service["strategy"]))
     searcher = cet.engine.retriever if isinstance(cet, CETStrategy) else baseline_retriever
-    embed = (lambda texts: searcher.embedder.embed(texts)) if searcher is not None else None
-    app = create_app(strategies, store, default_arm=name, experiment=experiment, token=token, embed=embed,
+    app = create_app(strategies, store, default_arm=name, experiment=experiment, token=token,
+                     embed=embed_with(searcher),
                      max_body_bytes=cfg.serve.max_body_bytes, team=team, mcp=mcp, host=host, registry=registry,
                      on_breach=on_breach if champion and experiment is None else None)
     arms = ", ".join(f"{arm}: {s.version}" for arm, s in strategies.items())

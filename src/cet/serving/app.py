@@ -319,17 +319,14 @@ def create_app(strategies: dict[str, Strategy], store: FeedbackStore, *, default
         return now if now is not None else _error(404, "no experiment is running")
 
     def drift_now(window: int) -> tuple[int, dict[str, Any]]:
-        from cet.serving.drift import drift_report
+        from cet.serving.drift import traffic_drift
 
         if not 10 <= window <= 100_000:
             return 422, {"error": "window: between 10 and 100000 requests"}
-        first, last = store.window(window, newest=False), store.window(window, newest=True)
-        if len(first) < window or store.counts()["requests"] < 2 * window:
+        report = traffic_drift(store, window, embed)
+        if report is None:
             return 409, {"error": f"drift needs at least {2 * window} requests (two windows of {window})"}
-        verdicts = [p for _, p in first if p is not None]
-        target = sum(verdicts) / len(verdicts) if verdicts else 0.0
-        return 200, {"window": window, "reference_pass_rate": target, **drift_report(
-            [t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target, embed=embed)}
+        return 200, report
 
     @app.get("/v1/drift")
     def drift(window: int = 200) -> Any:

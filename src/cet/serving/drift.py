@@ -114,3 +114,22 @@ def drift_report(reference_tasks: Sequence[str], recent_tasks: Sequence[str], ou
             "retrain": bool(shifted) or drop["alarm"],
             "why": "; ".join(([f"input drift in {', '.join(shifted)}"] if shifted else [])
                              + ([f"pass rate below {target_pass_rate}"] if drop["alarm"] else []))}
+
+
+def embed_with(retriever: Any | None) -> Callable[[list[str]], np.ndarray] | None:
+    """The topic signal's embedder: the knowledge base's (loaded on first use), or None without a retriever."""
+    return (lambda texts: retriever.embedder.embed(texts)) if retriever is not None else None
+
+
+def traffic_drift(store: Any, window: int, embed: Callable[[list[str]], np.ndarray] | None = None
+                  ) -> dict[str, Any] | None:
+    """`drift_report` of a feedback store's traffic: its first `window` requests against its last, the CUSUM of
+    the recent verdicts against the first window's pass rate; None until there are two windows of requests."""
+    if store.counts()["requests"] < 2 * window:
+        return None
+    first, last = store.window(window, newest=False), store.window(window, newest=True)
+    verdicts = [p for _, p in first if p is not None]
+    target = sum(verdicts) / len(verdicts) if verdicts else 0.0
+    return {"window": window, "reference_pass_rate": target, **drift_report(
+        [t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target, embed=embed)}
+

@@ -56,6 +56,11 @@ def is_postgres(where: str | Path) -> bool:
     return str(where).startswith(("postgresql://", "postgres://"))
 
 
+def store_exists(where: str | Path) -> bool:
+    """Whether there is a store to read at `where` (a PostgreSQL URL is taken as one; its server says otherwise)."""
+    return is_postgres(where) or Path(where).is_file()
+
+
 def open_feedback_store(where: str | Path) -> FeedbackStore:
     """The store at `where`: a PostgreSQL URL, else a SQLite file (created with its folder)."""
     return PostgresFeedbackStore(str(where)) if is_postgres(where) else FeedbackStore(where)

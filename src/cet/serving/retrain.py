@@ -30,7 +30,8 @@ from typing import Any
 from cet.config import CetConfig
 from cet.errors import CetError
 from cet.runs import RunDir
-from cet.serving.feedback import is_postgres
+from cet.serving.drift import embed_with
+from cet.serving.feedback import is_postgres, store_exists
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,12 @@ def task_key(task: str) -> str:
 
 def drift_gate(store: Any, window: int, embed: Callable[[list[str]], Any] | None = None) -> dict[str, Any]:
     """The drift verdict over the store's traffic (as GET /v1/drift), or why it cannot be judged yet."""
-    from cet.serving.drift import drift_report
+    from cet.serving.drift import traffic_drift
 
-    first, last = store.window(window, newest=False), store.window(window, newest=True)
-    if store.counts()["requests"] < 2 * window:
+    report = traffic_drift(store, window, embed)
+    if report is None:
         return {"retrain": False, "why": f"not enough traffic to judge drift: {store.counts()['requests']} requests, "
                                          f"two windows of {window} needed"}
-    verdicts = [p for _, p in first if p is not None]
-    target = sum(verdicts) / len(verdicts) if verdicts else 0.0
-    report = drift_report([t for t, _ in first], [t for t, _ in last], [p for _, p in last if p is not None], target,
-                          embed=embed)
     return {**report, "why": report["why"] or "no drift and no drop"}
 
 
@@ -124,15 +121,15 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
     from cet.serving.feedback import open_feedback_store
     from cet.serving.registry import Registry
 
-    if not is_postgres(opts.feedback_db) and not Path(opts.feedback_db).is_file():
+    if not store_exists(opts.feedback_db):
         raise CetError(f"no feedback store at {opts.feedback_db}")  # a file path: no credentials in it
     learner = opts.learner or cfg.cet.phase3.learner
     if learner not in ("rest", "dpo"):
         raise CetError(f"learner: rest (ReST-EM: SFT on the best context) or dpo, not {learner!r}")
     store = open_feedback_store(opts.feedback_db)
     try:
-        embed = (lambda texts: retriever.embedder.embed(texts)) if retriever is not None else None
-        gate = drift_gate(store, opts.window, embed) if opts.if_drift else {"retrain": True, "why": "asked for"}
+        gate = drift_gate(store, opts.window, embed_with(retriever)) if opts.if_drift else \
+            {"retrain": True, "why": "asked for"}
         rows = store.served_outcomes()
     finally:
         store.close()
@@ -205,12 +202,11 @@ def watch(cfg: CetConfig, opts: RetrainOptions, retriever: Any | None, make_run:
     trained, seen, done = 0, 0, 0
     while checks is None or done < checks:
         done += 1
-        if is_postgres(opts.feedback_db) or Path(opts.feedback_db).is_file():
+        if store_exists(opts.feedback_db):
             store = open_feedback_store(opts.feedback_db)
             try:
                 requests = store.counts()["requests"]
-                embed = (lambda texts: retriever.embedder.embed(texts)) if retriever is not None else None
-                gate = drift_gate(store, opts.window, embed) if requests - seen >= opts.window else None
+                gate = drift_gate(store, opts.window, embed_with(retriever)) if requests - seen >= opts.window else None
             finally:
                 store.close()
             if gate is not None and gate["retrain"]:
