@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,32 +40,20 @@ from typing import Any
 import httpx
 
 from cet.config import load_config
+from cet.errors import CetError
 from cet.llm.base import Message
 from cet.llm.team import Team
-from cet.serving.load import check_store, run_load
+from cet.serving.load import check_store, free_port, run_load, start_server
 from common import log, ratio, run_and_report, temp_dir
 
 CET = Path(sys.executable).with_name("cet")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(args: list[str], port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    server = subprocess.Popen([str(CET), "serve", *args, "--port", str(port)], env=env, stdout=log_path.open("a"),
-                              stderr=subprocess.STDOUT)
-    for _ in range(1200):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-        if server.poll() is not None:
-            break
-    raise SystemExit(f"cet serve did not come up:\n{log_path.read_text()[-2000:]}")
+    try:
+        return start_server([str(CET), "serve", *args, "--port", str(port)], port, env, log_path, seconds=120)
+    except CetError as e:
+        raise SystemExit(str(e)) from None
 
 
 def environment(where: Path, **extra: str) -> dict[str, str]:

@@ -4,10 +4,8 @@ headless Chromium (Debian's `chromium`), its DOM read back and a screenshot kept
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from cet.config import load_config
 from cet.serving.app import create_app
 from cet.serving.experiment import Experiment
 from cet.serving.feedback import FeedbackStore
+from cet.serving.load import free_port, wait_until_up
 from cet.serving.strategies import NoContextStrategy, TemplateStrategy
 
 
@@ -27,12 +26,6 @@ def chromium() -> str:
     if found is None:
         pytest.skip("Debian's chromium is not installed (scripts/install-system.sh installs it)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_dashboard_renders_in_headless_chromium(tmp_path: Path, artifact: Callable[[str], Path]) -> None:
@@ -48,12 +41,7 @@ def test_the_dashboard_renders_in_headless_chromium(tmp_path: Path, artifact: Ca
     thread.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_until_up(base, 10)
         for n in range(40):
             body = httpx.post(f"{base}/v1/context", json={"task": f"Write f{n}(x).", "user": f"u{n}"}).json()
             httpx.post(f"{base}/v1/feedback", json={"request_id": body["request_id"], "compiled": True,

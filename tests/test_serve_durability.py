@@ -6,34 +6,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
-from cet.serving.load import check_store, run_load
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from cet.serving.load import check_store, free_port, run_load, start_server
 
 
 def start(cet_bin: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
-    server = subprocess.Popen([str(cet_bin), "serve", "--strategy", "template", "--no-retrieval", "--port",
-                               str(port)], env=env, stdout=log.open("a"), stderr=subprocess.STDOUT)
-    for _ in range(300):  # up to 30 s for the interpreter and the app to come up
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-        assert server.poll() is None, log.read_text()
-    raise AssertionError(f"cet serve did not come up:\n{log.read_text()}")
+    return start_server([str(cet_bin), "serve", "--strategy", "template", "--no-retrieval", "--port", str(port)],
+                        port, env, log, seconds=30)
 
 
 def test_kill_9_mid_load_loses_nothing_and_invents_nothing(tmp_path: Path, cet_bin: Path,

@@ -8,11 +8,14 @@ outcome there, with its verdict, and nothing stored that no client was told of (
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,3 +118,39 @@ def check_store(db_path: str, acknowledged: dict[str, bool]) -> dict[str, Any]:
     return {"acknowledged": len(acknowledged), "stored": len(rows), "requests_stored": requests, "lost": len(lost),
             "changed": len(changed), "unacknowledged": len(rows.keys() - acknowledged.keys()),
             "contexts_without_outcome": requests - len(rows)}
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_up(base_url: str, seconds: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Poll `base_url`/health until it answers 200 (True), `alive()` turns false or `seconds` pass (False)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and alive():
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return False
+
+
+def start_server(command: list[str], port: int, env: dict[str, str], log: Path, seconds: float
+                 ) -> subprocess.Popen:
+    """`command` (a `cet serve ... --port PORT`) started with its output appended to `log`, once its /health
+    answers; a CetError with the log's end when it exits or does not answer within `seconds`."""
+    from cet.errors import CetError
+
+    server = subprocess.Popen(command, env=env, stdout=log.open("a"), stderr=subprocess.STDOUT)
+    if wait_until_up(f"http://127.0.0.1:{port}", seconds, alive=lambda: server.poll() is None):
+        return server
+    server.kill()
+    server.wait()
+    raise CetError(f"cet serve did not come up:\n{log.read_text()[-2000:]}")
+
