@@ -69,7 +69,7 @@ def test_runner_is_registered_with_node_and_a_heap_cap() -> None:
     assert isinstance(runner, JavaScriptRunner)
     assert runner.memory_mb(cfg) == cfg.limits.js_memory_mb
     task = js_task()
-    assert runner.files(task, GOOD) == {"solution.js": GOOD, "solution.test.js": task.tests}
+    assert runner.files(task, GOOD, cfg) == {"solution.js": GOOD, "solution.test.js": task.tests}
     paths = SandboxPaths(work="/work", runtime="/rt", site="", python="python3")
     argv = runner.command(task, paths, cfg)
     assert argv[0] == shutil.which("node") and argv[-1] == "solution.test.js"

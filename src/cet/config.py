@@ -114,6 +114,7 @@ class ExecConfig(BaseModel):
     # them); the rest are hidden and decide the verdict (execution/test_split.py)
     visible_tests: int = Field(3, ge=0)
     tasks_dir: str = "data/tasks"  # where the main job writes the imported tasks files
+    repos_dir: str = "data/repos"  # unpacked source distributions that repository tasks run in
     sandbox_uid: int = Field(60100, ge=1000)  # first unprivileged uid; worker i runs as sandbox_uid + i
     node: str = "node"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -165,3 +166,44 @@ def postgres_status(data_dir: Path = PgDirOption, json_out: bool = JsonOption) -
         emit_json(status)
     else:
         console.print(status)
+
+
+@kb_app.command("testmap")
+@user_errors
+def testmap_command(
+    path: Path = typer.Argument(..., help="A Python repository (a folder with its tests)."),
+    method: str = typer.Option("auto", "--method", help="traced (run the tests under coverage), static (read the "
+                                                        "code only) or auto (traced, else static)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the map (function -> tests) here as JSON."),
+    per_test_s: int = typer.Option(20, "--per-test-s", min=1, help="Traced: stop a test after this many seconds."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Which tests exercise each function and method of a repository (function level: fixtures, helpers,
+    subclassed test classes and the library's own calls followed)."""
+    from cet.knowledge.function_map import map_repository
+    from cet.progress import spinner
+
+    with spinner(json_out) as progress:
+        progress.add_task(f"mapping the tests of {path} ({method})", total=None)
+        fmap = map_repository(path, method, per_test_s=per_test_s)
+    data = fmap.to_json()
+    if out:
+        try:
+            out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise CetError(f"cannot write {out}: {e.strerror or e}") from None
+    if json_out:
+        emit_json(data if not out else {k: v for k, v in data.items() if k != "map"} | {"out": str(out)})
+        return
+    table = Table(title=f"test map of {path}", show_header=False)
+    for key in ("method", "problem", "tests", "functions", "functions_tested"):
+        table.add_row(key, str(data[key]))
+    table.add_row("untested", ", ".join(sorted(set(_library(path)) - set(data["map"]))[:10]) or "-")
+    console.print(table)
+
+
+def _library(path: Path) -> list[str]:
+    from cet.knowledge.function_map import PythonRepo, read_python_files
+
+    repo = PythonRepo(read_python_files(path)[0])
+    return [q for q, f in repo.functions.items() if not f.test]

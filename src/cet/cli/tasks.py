@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cet.cli.common import JsonOption, console, emit_json, user_errors
+from cet.cli.common import JsonOption, console, emit_json, get_config, user_errors
 from cet.errors import CetError
 
 tasks_app = typer.Typer(help="Coding tasks: import Exercism, HumanEval and LeetCode as executable tasks; stats.",
@@ -103,3 +103,49 @@ def stats_command(
     console.print(table)
     for line in bad[:5]:
         console.print(f"[yellow]bad line:[/] {line}", highlight=False)
+
+
+@tasks_app.command("repo")
+@user_errors
+def repo_command(
+    specs: list[str] = typer.Argument(..., help="Repositories: NAME, NAME==VERSION (a source distribution from the "
+                                                "package index) or a local .tar.gz/.zip source distribution."),
+    out: Path = typer.Option(..., "--out", "-o", help="The tasks file to write (JSONL; replaced atomically). "
+                                                      "Finished repositories are kept beside it in <out>.parts/."),
+    split: str = typer.Option("test", help="The split of every task: the benchmark is split by repository "
+                                           "(test: held out; train: may be trained on)."),
+    max_tasks: int = typer.Option(None, "--max-tasks", min=1, help="At most this many tasks per repository."),
+    max_tests: int = typer.Option(20, "--max-tests", min=1, help="At most this many tests decide a task."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Repository tasks: each library function with a docstring and tests becomes a task (body removed; the
+    repository's tests that exercise it, found by tracing them, decide), kept only when the sandbox confirms the
+    original passes and the empty body fails."""
+    from cet.execution.executor import Executor
+    from cet.execution.importers.repository import RepositoryTaskOptions, make_repository_tasks
+    from cet.progress import spinner
+
+    if out.is_dir():
+        raise CetError(f"--out {out} is a folder; give the tasks file to write, e.g. {out / 'repo_tasks.jsonl'}")
+    cfg = get_config()
+    executor = Executor(cfg.exec.model_copy(update={"performance": False, "lint": False, "security": False}))
+    options = RepositoryTaskOptions(split=split, max_tasks=max_tasks, max_tests=max_tests)
+    with spinner(json_out) as progress:
+        job = progress.add_task("repositories", total=None)
+        reports = make_repository_tasks(specs, out, Path(cfg.exec.repos_dir), executor, options,
+                                        on_progress=lambda text: progress.update(job, description=text))
+    rows = [vars(r) for r in reports]
+    if json_out:
+        emit_json({"out": str(out), "tasks": sum(r.tasks for r in reports), "repositories": rows})
+        return
+    table = Table(title=f"repository tasks → {out}")
+    for column in ("repository", "map", "tests", "tested/functions", "tasks", "skipped"):
+        table.add_column(column)
+    for r in reports:
+        name = f"{r.name} {r.version}" if r.name else r.spec
+        if r.error:
+            table.add_row(name, "-", "-", "-", "0", f"[red]{r.error}[/]")
+            continue
+        table.add_row(name, r.map_method or "-", str(r.tests_mapped), f"{r.functions_tested}/{r.functions}",
+                      str(r.tasks), ", ".join(f"{k} {v}" for k, v in (r.skipped or {}).items()))
+    console.print(table)

@@ -44,7 +44,7 @@ class OneShotBackend:
     def run_tests(self, task: CodingTask, solution: str, slot: int = 0) -> SandboxRun:
         runner = runner_for(task.language)
         argv = runner.command(task, self.sandbox.paths(), self.cfg)
-        return self.sandbox.run(argv, runner.files(task, solution), memory_mb=runner.memory_mb(self.cfg))
+        return self.sandbox.run(argv, runner.files(task, solution, self.cfg), memory_mb=runner.memory_mb(self.cfg))
 
 
 class Executor:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from cet.config import ExecConfig
+from cet.execution.repository import repository_files
 from cet.execution.result import TestCaseResult
 from cet.execution.sandbox import SandboxPaths
 from cet.execution.tasks import CodingTask
@@ -33,7 +34,7 @@ class RunnerReport:
 class LanguageRunner(Protocol):
     language: str
 
-    def files(self, task: CodingTask, solution: str) -> dict[str, str]: ...
+    def files(self, task: CodingTask, solution: str, cfg: ExecConfig) -> dict[str, bytes | str]: ...
 
     def command(self, task: CodingTask, paths: SandboxPaths, cfg: ExecConfig) -> list[str]: ...
 
@@ -43,7 +44,9 @@ class LanguageRunner(Protocol):
 class PythonRunner:
     language = "python"
 
-    def files(self, task: CodingTask, solution: str) -> dict[str, str]:
+    def files(self, task: CodingTask, solution: str, cfg: ExecConfig) -> dict[str, bytes | str]:
+        if task.repository is not None:
+            return repository_files(task, solution, cfg.repos_dir)
         return {task.solution_filename: solution, task.test_filename: task.tests}
 
     def command(self, task: CodingTask, paths: SandboxPaths, cfg: ExecConfig) -> list[str]:
@@ -67,7 +70,7 @@ class JavaScriptRunner:
 
     language = "javascript"
 
-    def files(self, task: CodingTask, solution: str) -> dict[str, str]:
+    def files(self, task: CodingTask, solution: str, cfg: ExecConfig) -> dict[str, bytes | str]:
         return {task.solution_filename: solution, task.test_filename: task.tests}
 
     def command(self, task: CodingTask, paths: SandboxPaths, cfg: ExecConfig) -> list[str]:

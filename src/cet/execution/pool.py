@@ -92,10 +92,11 @@ class _Worker:
         with self.lock:
             socket.send_fds(self.sock, [data], fds or [])
 
-    def run(self, files: dict[str, str], test_file: str, memory_mb: int) -> SandboxRun:
+    def run(self, files: dict[str, bytes | str], test_file: str, memory_mb: int) -> SandboxRun:
         limits = self.sandbox.limits
         pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, result
-        file_fds = [memfd(name, data.encode("utf-8")) for name, data in files.items()]
+        file_fds = [memfd(name, data.encode("utf-8") if isinstance(data, str) else data)
+                    for name, data in files.items()]
         started = time.perf_counter()
         request = {"op": "run", "files": list(files), "test_file": test_file,
                    "limits": {"memory_mb": memory_mb, "cpu_time_s": limits.cpu_time_s,
@@ -195,7 +196,8 @@ class WarmPool:
         if task.language != "python":
             return self.one_shot.run_tests(task, solution, slot)
         runner = runner_for(task.language)
-        return self.workers[slot].run(runner.files(task, solution), task.test_filename, runner.memory_mb(self.cfg))
+        return self.workers[slot].run(runner.files(task, solution, self.cfg), task.test_filename,
+                                      runner.memory_mb(self.cfg))
 
     def resident_pids(self) -> set[int]:
         """Host PIDs of the workers themselves (bwrap, the namespace's init, the server)."""

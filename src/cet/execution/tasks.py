@@ -35,6 +35,27 @@ class TaskMetadata(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+REPOSITORY_TESTS = "cet_tests.txt"  # a repository task's verdict: the pytest node ids to run, one per line
+REPOSITORY_ARCHIVE = "cet_repository.zip"  # the repository with the candidate spliced in, unpacked by the runner
+
+
+class RepositoryRef(BaseModel):
+    """Where a repository task's function lives: an unpacked source distribution under `exec.repos_dir`, the
+    function's definition (decorators included) in it, and the tests that exercise it (the function map's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str
+    archive_sha256: str  # the source distribution the snapshot was unpacked from
+    snapshot: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")  # its folder under exec.repos_dir
+    path: str  # the file holding the function, relative to the snapshot
+    qualname: str  # "pkg.module:Class.method"
+    start_line: int = Field(ge=1)  # the definition's first line (its first decorator), 1-based
+    end_line: int = Field(ge=1)  # its last line
+    test_ids: list[str] = Field(min_length=1)  # pytest node ids of the tests that exercise it
+
+
 class CodingTask(BaseModel):
     """A problem with executable tests.
 
@@ -56,6 +77,9 @@ class CodingTask(BaseModel):
     test_names: list[str] = Field(default_factory=list)
     reference_solution: str | None = None
     metadata: TaskMetadata
+    # a repository task: the solution is the function's definition, spliced into the repository, and the verdict
+    # is the repository's own tests that exercise it (`tests` then holds their source, for reading only)
+    repository: RepositoryRef | None = None
 
     @property
     def solution_filename(self) -> str:
@@ -63,6 +87,8 @@ class CodingTask(BaseModel):
 
     @property
     def test_filename(self) -> str:
+        if self.repository is not None:
+            return REPOSITORY_TESTS
         return f"test_{self.module}.py" if self.language == "python" else f"{self.module}.test.js"
 
 

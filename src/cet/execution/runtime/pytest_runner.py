@@ -24,13 +24,14 @@ MAX_TRACEBACK = 1500
 class ResultsPlugin:
     """A pytest plugin collecting per-test outcomes, error types, messages and call durations."""
 
-    def __init__(self) -> None:
+    def __init__(self, full_ids: bool = False) -> None:
         self.pid = os.getpid()
+        self.full_ids = full_ids  # a repository's tests: several files, so a case is named by its whole node id
         self.cases: dict[str, dict] = {}
         self.collect_errors: list[str] = []
 
     def _case(self, nodeid: str) -> dict:
-        name = nodeid.split("::", 1)[-1]
+        name = nodeid if self.full_ids else nodeid.split("::", 1)[-1]
         return self.cases.setdefault(name, {"name": name, "outcome": "passed", "duration_s": 0.0,
                                             "error_type": None, "message": None, "traceback_tail": None})
 
@@ -65,16 +66,32 @@ def _clip(text: str, limit: int, tail: bool = False) -> str:
     return ("..." + text[-limit:]) if tail else (text[:limit] + "...")
 
 
+REPOSITORY_TESTS = "cet_tests.txt"  # as in cet.execution.tasks (this file imports nothing of cet)
+REPOSITORY_ARCHIVE = "cet_repository.zip"
+
+
 def run_tests(work_dir: str, test_file: str) -> dict:
-    """Run one test file with pytest in-process; return the results object."""
+    """Run one test file with pytest in-process; return the results object. A repository task's `test_file` is
+    REPOSITORY_TESTS: the repository is unpacked from REPOSITORY_ARCHIVE first, and its listed tests run."""
     import pytest
 
     os.chdir(work_dir)
     if work_dir not in sys.path:
         sys.path.insert(0, work_dir)
-    plugin = ResultsPlugin()
-    args = [test_file, "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:pastebin", "-p", "no:legacypath",
-            "--tb=short", "--capture=no", "-o", "console_output_style=classic", f"--rootdir={work_dir}"]
+    targets, plugin, settings = [test_file], ResultsPlugin(), []
+    if test_file == REPOSITORY_TESTS:
+        import zipfile
+
+        with zipfile.ZipFile(REPOSITORY_ARCHIVE) as archive:
+            archive.extractall(work_dir)
+        with open(REPOSITORY_TESTS, encoding="utf-8") as f:
+            targets = [line.strip() for line in f if line.strip()]
+        with open("cet_pytest.ini", "w", encoding="utf-8") as f:  # not the repository's own settings
+            f.write("[pytest]\n")
+        plugin, settings = ResultsPlugin(full_ids=True), ["-c", "cet_pytest.ini"]
+    args = [*targets, *settings, "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:pastebin",
+            "-p", "no:legacypath", "--tb=short", "--capture=no", "-o", "console_output_style=classic",
+            f"--rootdir={work_dir}"]
     started = time.perf_counter()
     try:
         exit_code = int(pytest.main(args, plugins=[plugin]))

@@ -1,0 +1,237 @@
+"""Repository snapshots for repository tasks: fetch and unpack a source distribution, and splice a candidate
+function into it for a sandboxed run.
+
+A repository task (`CodingTask.repository`) names a function of a real repository. Its solution is that function's
+definition; `repository_files` builds what the sandbox receives: the snapshot's files, with the task's definition
+replaced by the candidate's, packed as one archive the runner unpacks (runtime/pytest_runner.py), and the list of
+the tests that decide it.
+
+Snapshots are unpacked source distributions from the package index (`pip download --no-binary :all:`), kept under
+`exec.repos_dir`: they are data, never part of this project. Licences are recorded from the archive's metadata.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import textwrap
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+from cet.errors import CetError
+from cet.execution.tasks import REPOSITORY_ARCHIVE, REPOSITORY_TESTS, CodingTask, RepositoryRef
+
+LEFT_OUT_DIRS = frozenset({"docs", "doc", ".tox", ".git", "build", "dist", "__pycache__", ".venv", "venv",
+                           ".github", "benchmarks", "examples"})
+MAX_FILE_BYTES = 1_000_000
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str  # the distribution's name, as its metadata spells it
+    version: str
+    root: Path  # the unpacked tree (the folder holding the package and its tests)
+    archive_sha256: str
+    licence: str | None
+
+    @property
+    def folder(self) -> str:
+        return self.root.name
+
+
+def fetch_sdist(spec: str, into: Path) -> Path:
+    """The source distribution for `spec`: a local archive as given, else `pip download` of `NAME==VERSION` (or a
+    bare NAME) from the package index into `into`."""
+    local = Path(spec)
+    if local.is_file():
+        if not spec.endswith(ARCHIVE_SUFFIXES):
+            raise CetError(f"{spec} is not a source distribution (.tar.gz, .tgz or .zip)")
+        return local
+    if not re.fullmatch(r"[A-Za-z0-9._-]+(==[A-Za-z0-9._+!-]+)?", spec):
+        raise CetError(f"{spec!r} is neither an archive nor a package spec like NAME or NAME==VERSION")
+    into.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="cet-sdist-") as work:
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q",
+                               "-d", work, spec],
+                              capture_output=True, text=True, check=False)
+        archives = [p for p in Path(work).iterdir() if p.name.endswith(ARCHIVE_SUFFIXES)]
+        if done.returncode != 0 or len(archives) != 1:
+            tail = (done.stderr.strip().splitlines() or ["no archive came back"])[-1]
+            raise CetError(f"cannot download the source distribution of {spec}: {tail}")
+        target = into / archives[0].name
+        shutil.move(str(archives[0]), target)
+    return target
+
+
+def unpack(archive: Path, repos_dir: Path) -> Snapshot:
+    """Unpack `archive` under `repos_dir` (once; an existing unpacked copy of the same archive is reused)."""
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    stem = archive.name
+    for suffix in ARCHIVE_SUFFIXES:
+        stem = stem.removesuffix(suffix)
+    root = repos_dir / stem
+    marker = root / ".cet-archive-sha256"
+    if not (marker.is_file() and marker.read_text().strip() == digest):
+        if root.exists():
+            shutil.rmtree(root)
+        with tempfile.TemporaryDirectory(prefix="cet-unpack-", dir=repos_dir if repos_dir.is_dir() else None) as work:
+            try:
+                if archive.name.endswith(".zip"):
+                    with zipfile.ZipFile(archive) as z:
+                        z.extractall(work)
+                else:
+                    with tarfile.open(archive) as t:
+                        t.extractall(work, filter="data")
+            except (tarfile.TarError, zipfile.BadZipFile, OSError) as e:
+                raise CetError(f"cannot unpack {archive}: {e}") from None
+            tops = list(Path(work).iterdir())
+            top = tops[0] if len(tops) == 1 and tops[0].is_dir() else Path(work)
+            repos_dir.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(top), root)
+        marker.write_text(digest + "\n")
+    name, version, licence = _metadata(root, stem)
+    return Snapshot(name, version, root, digest, licence)
+
+
+def _metadata(root: Path, stem: str) -> tuple[str, str, str | None]:
+    fields: dict[str, str] = {}
+    info = root / "PKG-INFO"
+    if info.is_file():
+        for line in info.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip().lower(), value.strip())
+    name, _, version = stem.rpartition("-")
+    licence = fields.get("license-expression") or fields.get("license") or next(
+        (c.split("::")[-1].strip() for c in _classifiers(info) if c.startswith("License ::")), None)
+    return fields.get("name", name or stem), fields.get("version", version), licence
+
+
+def _classifiers(info: Path) -> list[str]:
+    if not info.is_file():
+        return []
+    return [line.partition(":")[2].strip() for line in info.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.startswith("Classifier:")]
+
+
+def snapshot_root(ref: RepositoryRef, repos_dir: str | Path) -> Path:
+    root = Path(repos_dir) / ref.snapshot
+    if not root.is_dir():
+        raise CetError(f"repository snapshot {ref.snapshot} is not under {repos_dir}: unpack {ref.name} "
+                       f"{ref.version} there (cet tasks repo {ref.name}=={ref.version})")
+    return root
+
+
+@lru_cache(maxsize=8)
+def _snapshot_files(root: str) -> tuple[tuple[str, bytes], ...]:
+    """What a run receives of the snapshot: its Python files and the other files of its test folders, under
+    MAX_FILE_BYTES each, with documentation and build folders left out; a src/ layout is flattened."""
+    base = Path(root)
+    tests_dirs = {p.parent for p in base.rglob("test*.py")} | {p.parent for p in base.rglob("conftest.py")}
+    out = []
+    for path in sorted(base.rglob("*")):
+        relative = path.relative_to(base)
+        if not path.is_file() or LEFT_OUT_DIRS & set(relative.parts[:-1]) or path.name.startswith(".cet-"):
+            continue
+        if path.suffix != ".py" and path.parent not in tests_dirs:
+            continue
+        if path.suffix in (".cfg", ".ini", ".toml") or path.stat().st_size > MAX_FILE_BYTES:
+            continue
+        out.append((_run_path(str(PurePosixPath(*relative.parts))), path.read_bytes()))
+    return tuple(out)
+
+
+def _run_path(relative: str) -> str:
+    return relative.removeprefix("src/")
+
+
+def definition_span(source: str, qualname: str) -> tuple[int, int, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The lines (first decorator .. last line, 1-based) and node of `qualname`'s definition in `source`."""
+    parts = qualname.partition(":")[2].split(".")
+    scope: list[ast.stmt] = ast.parse(source).body
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        kinds = (ast.FunctionDef, ast.AsyncFunctionDef) if last else (ast.ClassDef,)
+        node = next((n for n in scope if isinstance(n, kinds) and n.name == part), None)
+        if node is None:
+            raise CetError(f"{qualname} is not defined where its task says")
+        if last:
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            return start, node.end_lineno or node.lineno, node
+        scope = node.body
+    raise CetError(f"{qualname} is not a function")
+
+
+def splice(source: str, ref: RepositoryRef, solution: str) -> str:
+    """`source` (the file holding the task's function) with that definition replaced by the candidate's: the
+    solution's definition of the same name, re-indented to the original's place, under the original decorators;
+    the solution's imports and helper functions move into the function's body, so they stay its own. A solution
+    without that definition leaves the function out (its tests then fail, as they should)."""
+    lines = source.splitlines(keepends=True)
+    start, end, original = definition_span(source, ref.qualname)
+    indent = " " * original.col_offset
+    decorators = "".join(lines[start - 1: original.lineno - 1])
+    name = ref.qualname.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
+    candidate = _candidate_definition(solution, name)
+    body = decorators + textwrap.indent(candidate, indent) if candidate else f"{indent}pass\n"
+    if not body.endswith("\n"):
+        body += "\n"
+    return "".join(lines[: start - 1]) + body + "".join(lines[end:])
+
+
+def _candidate_definition(solution: str, name: str) -> str | None:
+    try:
+        tree = ast.parse(textwrap.dedent(solution))
+    except (SyntaxError, ValueError):
+        return None
+    found: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            found = node
+            break
+    if found is None:
+        return None
+    extras = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)
+              or (isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n is not found)]
+    found.decorator_list = []
+    if extras:
+        docstring = found.body[:1] if ast.get_docstring(found, clean=False) is not None else []
+        found.body = [*docstring, *extras, *found.body[len(docstring):]]
+    return ast.unparse(found) + "\n"
+
+
+def stub(task: CodingTask) -> str:
+    """The task's function doing nothing (`return None`): what its tests must reject for the task to mean anything.
+    (Not `raise NotImplementedError`: a test that only calls the function would reject that and still judge
+    nothing of what it computes.)"""
+    header = task.signature or ""
+    return f"{header}\n    return None\n"
+
+
+def repository_files(task: CodingTask, solution: str, repos_dir: str | Path) -> dict[str, bytes | str]:
+    """The sandbox's files for a repository task: the snapshot with `solution` spliced in, as one archive, and
+    the node ids of the tests to run."""
+    ref = task.repository
+    if ref is None:
+        raise CetError(f"task {task.id} is not a repository task")
+    root = snapshot_root(ref, repos_dir)
+    target = _run_path(ref.path)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for relative, data in _snapshot_files(str(root)):
+            if relative == target:
+                data = splice(data.decode("utf-8"), ref, solution).encode("utf-8")
+            archive.writestr(relative, data)
+    return {REPOSITORY_ARCHIVE: buffer.getvalue(),
+            REPOSITORY_TESTS: "".join(_run_path(t) + "\n" for t in ref.test_ids)}
