@@ -251,3 +251,17 @@ def test_cli_testmap_and_repo_report_bad_input_plainly(tmp_path: Path) -> None:
     assert missing.exit_code != 0 and "no repository" in missing.output and "Traceback" not in missing.output
     bad = runner.invoke(app, ["tasks", "repo", "not a spec!", "--out", str(tmp_path / "t.jsonl"), "--json"])
     assert bad.exit_code == 0 and "neither an archive" in json.loads(bad.stdout)["repositories"][0]["error"]
+
+
+def test_git_reader_names_the_tests_of_each_definition(tmp_path: Path) -> None:
+    from cet.knowledge.sources.git import read_git
+
+    root = write_repo(tmp_path / "mini", MINI)
+    documents = {d.metadata["symbol"]: d for d in read_git(root) if getattr(d, "kind", None) == "code"}
+    total = documents["total"].metadata
+    assert total["tested_at"] == "function"
+    assert total["tests"] == sorted(t for t, fs in TRUTH.items() if TOTAL in fs)
+    parser = documents["Parser"].metadata  # the default class: reached only through parse() and a fixture
+    assert parser["tests_present"] and "tests/test_core.py::test_fixture" in parser["tests"]
+    unused = documents["unused"].metadata  # no test reaches it: only the file-level map speaks for it
+    assert unused["tested_at"] == "file" and unused["tests"] == []

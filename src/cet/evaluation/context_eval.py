@@ -60,6 +60,7 @@ from cet.phases.common import (
     held_out,
     load_tasks,
     retrieve,
+    retriever_for,
     sample_balanced,
     sandbox_executor,
 )
@@ -132,7 +133,7 @@ def run_context_eval(cfg: CetConfig, opts: ContextEvalOptions, run: RunDir, retr
         raise CetError("no task to evaluate: " + "; ".join(list(skipped_tasks.values())[:3]))
     tasks = [v.task for v in views]
     guard = held_out(cfg, extra=tasks)  # no retrieval of a held-out task's documents or of text that copies one
-    hits = [retrieve(retriever, v.statement, cfg.cet.top_k, guard) for v in views]
+    hits = [retrieve(retriever_for(cfg, v.task, retriever), v.statement, cfg.cet.top_k, guard) for v in views]
     inputs = [cet_input(v, h, budget=cfg.cet.input_tokens) for v, h in zip(views, hits, strict=True)]
     noisy_views = [task_view(v.task, cfg.exec.visible_tests, degrade(v.statement, "noise", random.Random(
         f"{cfg.run.seed}:{v.task.id}"), chatter=EVAL_CHATTER)) for v in views] if opts.noise else []

@@ -60,6 +60,11 @@ def fetch_sdist(spec: str, into: Path) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9._-]+(==[A-Za-z0-9._+!-]+)?", spec):
         raise CetError(f"{spec!r} is neither an archive nor a package spec like NAME or NAME==VERSION")
     into.mkdir(parents=True, exist_ok=True)
+    name, _, version = spec.partition("==")
+    if version:  # fetched before: the index serves one source distribution per version
+        for cached in sorted(into.iterdir()):
+            if cached.name.endswith(ARCHIVE_SUFFIXES) and _normal(_stem(cached.name)) == _normal(f"{name}-{version}"):
+                return cached
     with tempfile.TemporaryDirectory(prefix="cet-sdist-") as work:
         done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q",
                                "-d", work, spec],
@@ -73,12 +78,20 @@ def fetch_sdist(spec: str, into: Path) -> Path:
     return target
 
 
+def _normal(text: str) -> str:
+    return re.sub(r"[-_.]+", "_", text).lower()
+
+
+def _stem(filename: str) -> str:
+    for suffix in ARCHIVE_SUFFIXES:
+        filename = filename.removesuffix(suffix)
+    return filename
+
+
 def unpack(archive: Path, repos_dir: Path) -> Snapshot:
     """Unpack `archive` under `repos_dir` (once; an existing unpacked copy of the same archive is reused)."""
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    stem = archive.name
-    for suffix in ARCHIVE_SUFFIXES:
-        stem = stem.removesuffix(suffix)
+    stem = _stem(archive.name)
     root = repos_dir / stem
     marker = root / ".cet-archive-sha256"
     if not (marker.is_file() and marker.read_text().strip() == digest):

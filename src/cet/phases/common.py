@@ -218,6 +218,19 @@ def retrieve(retriever: Any, text: str, k: int, held_out: frozenset[str] | HeldO
     return shown
 
 
+def retriever_for(cfg: CetConfig, task: CodingTask, retriever: Any) -> Any:
+    """What a task's contexts search: a repository task's own repository (its library code, without the task's
+    function: knowledge/repository_index.py), else the knowledge base's `retriever`."""
+    ref = task.repository
+    if ref is None:
+        return retriever
+    from cet.execution.repository import snapshot_root
+    from cet.knowledge.repository_index import repository_index
+
+    root = snapshot_root(ref, cfg.exec.repos_dir)
+    return repository_index(str(root.resolve()), ref.name).without(ref.path, ref.start_line, ref.end_line)
+
+
 class HeldOutRetriever:
     """A retriever that never returns what `held_out` refuses (`retrieve` under every search): what a replay of
     held-out tasks, or training from served traffic, searches through, so no held-out exercise's own documents

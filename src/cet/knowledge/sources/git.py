@@ -3,7 +3,9 @@
 Files come from `git ls-files` (so .gitignore is respected) in a repository, else from a directory walk
 that applies the .gitignore files it meets. Every file becomes Documents or exactly one SkippedRecord
 (vendored and ignored directories: one record per directory). Source files yield one Document per
-definition (`cet.knowledge.code_chunking`), each knowing which test files exercise its file
+definition (`cet.knowledge.code_chunking`), each knowing which tests exercise it: for Python, the tests that reach
+the definition by the static function-level map (`cet.knowledge.function_map`: fixtures, helpers, subclassed test
+classes and the library's own calls followed), else the test files that import its file
 (`cet.knowledge.test_mapping`); docs yield one Document per file; commits one Document each.
 
 The reader streams: a first pass reads only the test files (to map tests to sources), a second pass reads,
@@ -24,6 +26,7 @@ import pathspec
 
 from cet.errors import CetError
 from cet.knowledge.code_chunking import CodeDefinition, detect_language, split_definitions, top_level_names
+from cet.knowledge.function_map import PythonRepo
 from cet.knowledge.records import Document, SkippedRecord
 from cet.knowledge.test_mapping import RepoIndex, TestMap, TestUsage, analyze_test, is_test_file
 
@@ -119,8 +122,9 @@ def read_git(
         yield SkippedRecord(SOURCE, vendored, "vendored")
     index = RepoIndex(listing.files)
     tests = TestMap(_test_usages(root, listing.files, index, max_file_bytes))
+    functions = _function_tests(root, listing.files, max_file_bytes)
     for relpath in listing.files:
-        yield from _file_records(repo, relpath, tests, max_file_bytes)
+        yield from _file_records(repo, relpath, tests, max_file_bytes, functions)
     if repo.commit is not None:
         yield from _commit_documents(repo, max_commits)
 
@@ -326,8 +330,36 @@ def _test_usages(
             yield analyze_test(relpath, text, language, index)
 
 
+MAX_MAPPED_PYTHON_BYTES = 64_000_000  # past this much Python, definitions keep the per-file map only
+MAX_TESTS_LISTED = 20  # test node ids named in a definition's metadata
+
+
+def _function_tests(root: Path, files: Iterable[str], max_file_bytes: int) -> dict[str, list[tuple[int, int, str]]]:
+    """Python files -> (first line, last line, test node id) of each library function a test reaches, by the
+    static function-level map (knowledge/function_map.py): tests reached through fixtures, helpers, subclassed test
+    classes and the library's own calls count, not only a test file's imports."""
+    sources: dict[str, str] = {}
+    total = 0
+    for relpath in files:
+        if relpath.endswith(".py") and not generated_by_name(relpath):
+            text, _ = _load(root, relpath, max_file_bytes)
+            if text is not None:
+                sources[relpath] = text
+                total += len(text)
+    if total > MAX_MAPPED_PYTHON_BYTES or not any(is_test_file(p) for p in sources):
+        return {}
+    repo = PythonRepo(sources)
+    out: dict[str, list[tuple[int, int, str]]] = {}
+    for node_id, function in repo.tests():
+        for qualname in repo.reach(function):
+            reached = repo.functions[qualname]
+            out.setdefault(reached.path, []).append((reached.line, reached.node.end_lineno or reached.line, node_id))
+    return out
+
+
 def _file_records(
-    repo: _Repo, relpath: str, tests: TestMap, max_file_bytes: int
+    repo: _Repo, relpath: str, tests: TestMap, max_file_bytes: int,
+    functions: dict[str, list[tuple[int, int, str]]] | None = None,
 ) -> Iterator[Document | SkippedRecord]:
     """Second pass: the Documents of one file, or the one reason it was skipped."""
     if not _is_utf8(relpath):
@@ -359,11 +391,13 @@ def _file_records(
     tested_by: list[str] = []
     if not is_test_file(relpath):
         tested_by = tests.tests_for(relpath, language, top_level_names(definitions))
-    yield from _code_documents(repo, relpath, language, definitions, tested_by)
+    mapped = (functions or {}).get(relpath) if not is_test_file(relpath) else None
+    yield from _code_documents(repo, relpath, language, definitions, tested_by, mapped)
 
 
 def _code_documents(
-    repo: _Repo, relpath: str, language: str, definitions: list[CodeDefinition], tested_by: list[str]
+    repo: _Repo, relpath: str, language: str, definitions: list[CodeDefinition], tested_by: list[str],
+    mapped: list[tuple[int, int, str]] | None = None,
 ) -> Iterator[Document]:
     kind = "tests" if is_test_file(relpath) else "code"
     seen: set[str] = set()
@@ -372,14 +406,20 @@ def _code_documents(
         if symbol in seen:  # redefinitions and overloads keep distinct ids
             symbol = f"{symbol}@L{definition.start_line}"
         seen.add(symbol)
+        by_function = sorted({node for start, end, node in mapped or ()
+                              if start <= definition.end_line and end >= definition.start_line})
+        files = sorted({node.split("::", 1)[0] for node in by_function})
         metadata = {
             **repo.base_metadata(),
             "start_line": definition.start_line,
             "end_line": definition.end_line,
             "symbol": definition.qualname,
             "symbol_kind": definition.kind,
-            "tests_present": bool(tested_by),
-            "tested_by": list(tested_by),
+            # the function-level map where it reaches this definition, else the test files importing its file
+            "tests_present": bool(by_function or tested_by),
+            "tested_by": files or list(tested_by),
+            "tested_at": "function" if by_function else "file" if tested_by else None,
+            "tests": by_function[:MAX_TESTS_LISTED],
         }
         yield Document(
             source=SOURCE,
