@@ -167,6 +167,29 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     assert quiet.returncode == 0, quiet.stderr[-2000:]
     assert "noise_reduction" not in json.loads(quiet.stdout)["intrinsic"]["cet_phase3"]
 
+    # the ablation study: the same held-out tasks and generator for every arm; Phase 3 from Phase 1 trained here
+    arms = "raw,phase1,phase1-2,phase1-3,all,skip_phase2,no_retrieval,sections"
+    abl = run_cet("eval", "ablation", "--tasks", "2", "--arms", arms, "--phase3-tasks", "1", "--phase3-dev-tasks",
+                  "1", "--phase3-samples", "1", "--json", env=env)
+    assert abl.returncode == 0, abl.stderr[-2000:]
+    ablation = json.loads(abl.stdout)
+    assert set(ablation["tasks"]) == {"exercism/add-held-out", "humaneval/reverse"}  # held out only
+    assert ablation["target"] == "phase1-3" and "all" in ablation["skipped_arms"]  # no Phase 4 CET was given
+    assert {"raw", "phase1", "phase1-2", "phase1-3", "skip_phase2", "no_retrieval"} <= set(ablation["arms"])
+    assert set(ablation["comparisons"]) == set(ablation["arms"]) - {"phase1-3"}
+    assert all(c["family_size"] == len(ablation["comparisons"]) for c in ablation["comparisons"].values())
+    trained = Path(ablation["checkpoints"]["skip_phase2"])
+    assert json.loads((trained / "cet.json").read_text())["phase"] == "phase3" and trained != root / "cet" / "phase3"
+    metrics = ablation["phase_metrics"]
+    assert set(metrics["phase3_pass_at_1_and_reward"]) == set(ablation["arms"])
+    assert metrics["phase1_grounded_answer_accuracy"]["questions"] == 2
+    assert Path(ablation["run_dir"], "plots", "ablation_difference.png").is_file()
+    assert "| phase1-3 |" in Path(ablation["report"]).read_text()
+    again = run_cet("eval", "ablation", "--resume", ablation["run_dir"], "--tasks", "2", "--arms", arms,
+                    "--phase3-tasks", "1", "--phase3-dev-tasks", "1", "--phase3-samples", "1", "--json", env=env)
+    assert again.returncode == 0, again.stderr[-2000:]  # finished arms and the trained arm are reused
+    assert json.loads(again.stdout)["pass_rates"] == ablation["pass_rates"]
+
 
 def test_bad_input_is_one_clear_error(workspace, run_cet, tmp_path: Path):
     _, env = workspace

@@ -66,3 +66,67 @@ def context_eval_command(
     for condition, rate in result["pass_rates"].items():
         console.print(f"{condition:12s} {rate['passed']}/{rate['n']}  {rate['rate']:.3f}", highlight=False)
     console.print(f"report: {report}", highlight=False)
+
+
+@eval_app.command("ablation")
+@user_errors
+def ablation_command(
+    tasks: int = typer.Option(150, "--tasks", min=1, help="Held-out tasks to draw (balanced across the sets)."),
+    tasks_file: Path = typer.Option(None, "--tasks-file", help="Your own tasks file instead of the default pool."),
+    repo_tasks: Path = typer.Option(None, "--repo-tasks", help="Repository tasks (`cet tasks repo`) of held-out "
+                                    "repositories, added to the tasks."),
+    limit: int = typer.Option(None, "--limit", min=1, help="At most this many tasks of each set (after drawing)."),
+    arms: str = typer.Option(None, "--arms", help="Comma-separated arms (default: all): raw, phase1, phase1-2, "
+                             "phase1-3, all, skip_phase2, skip_phase3, no_retrieval, sections."),
+    phase4: Path = typer.Option(None, "--phase4", help="The 'all' arm: a Phase 4 (retrained) CET checkpoint."),
+    skip_phase3: Path = typer.Option(None, "--skip-phase3", help="Phase 4's retraining of the Phase 2 CET."),
+    phase3_budget: str = typer.Option("demo", "--phase3-budget", help="skip_phase2's Phase 3 budget (demo|large)."),
+    phase3_tasks: int = typer.Option(None, "--phase3-tasks", min=1, help="skip_phase2: Phase 3 training tasks."),
+    phase3_dev_tasks: int = typer.Option(None, "--phase3-dev-tasks", min=1, help="skip_phase2: Phase 3 dev tasks."),
+    phase3_samples: int = typer.Option(None, "--phase3-samples", min=0, help="skip_phase2: Phase 3 samples."),
+    simulation: Path = typer.Option(None, "--simulation", help="A `cet simulate` run: Phase 4's online metrics."),
+    resume: Path = typer.Option(None, "--resume", help="An ablation run directory to carry on (finished arms kept)."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Ablations on the same held-out tasks and generator: no CET, Phase 1 only, 1-2, 1-3, all, Phase 2 or 3
+    skipped, retrieval off and each context section removed; paired comparisons, a plot, phase-specific metrics."""
+    from cet.config import load_config
+    from cet.evaluation.ablation import OTHER_ARMS, PHASE_ARMS, AblationOptions, render_ablation, run_ablation
+    from cet.knowledge.pipeline import open_retriever
+    from cet.runs import RunDir
+
+    if resume:
+        if not (resume / "config.yaml").is_file():
+            raise CetError(f"{resume} is not a run directory (no config.yaml) to resume")
+        cfg = load_config(resume / "config.yaml")
+        run = RunDir.reopen(resume, cfg)
+    else:
+        cfg = get_config()
+        run = RunDir(cfg, "eval-ablation")
+    for given in (tasks_file, repo_tasks):
+        if given is not None and not given.is_file():
+            raise CetError(f"tasks file not found: {given}")
+    chosen = tuple(a.strip() for a in arms.split(",") if a.strip()) if arms else (*PHASE_ARMS, *OTHER_ARMS)
+    opts = AblationOptions(tasks=tasks, tasks_file=str(tasks_file) if tasks_file else None,
+                           repo_tasks=str(repo_tasks) if repo_tasks else None, limit=limit, arms=chosen,
+                           phase4=str(phase4) if phase4 else None,
+                           skip_phase3=str(skip_phase3) if skip_phase3 else None, phase3_budget=phase3_budget,
+                           phase3_changes={k: v for k, v in (("tasks", phase3_tasks), ("dev_tasks", phase3_dev_tasks),
+                                                             ("samples", phase3_samples)) if v is not None},
+                           simulation=str(simulation) if simulation else None)
+    run.write_json("ablation_options.json", vars(opts))
+    with spinner(json_out) as progress:
+        task = progress.add_task("ablation", total=None)
+        result = run_ablation(cfg, opts, run, open_retriever(cfg),
+                              on_step=lambda s: progress.update(task, description=s))
+    run.write_json("summary.json", result)
+    report = run.write_report("# cet ablation study\n\n" + "\n".join(render_ablation(result)) + "\n")
+    result["run_dir"], result["report"] = str(run.path), str(report)
+    if json_out:
+        emit_json(result)
+        return
+    for arm, rate in result["pass_rates"].items():
+        console.print(f"{arm:14s} {rate['passed']}/{rate['n']}  {rate['rate']:.3f}", highlight=False)
+    for arm, why in result["skipped_arms"].items():
+        console.print(f"[yellow]skipped {arm}:[/] {why}", highlight=False)
+    console.print(f"report: {report}", highlight=False)

@@ -318,19 +318,23 @@ def engineered_contexts(cfg: CetConfig, opts: ContextEvalOptions, views: Sequenc
     for condition in CET_CONDITIONS:
         if condition not in opts.conditions or condition in skipped:
             continue
-        cet = CETModel.load(cet_checkpoint(cfg, opts, condition), cfg)
         # the noisy copies only for the CET under test (each CET context costs a generation)
         chosen = everything if condition == target else list(inputs)
         if condition == "cet_phase3":
             chosen = with_playbook(views, chosen, playbook)
-        try:
-            replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in chosen])
-        finally:
-            cet.close_engine()
-        contexts[condition] = [Engineered(r.parsed, r.raw, r.error, r.seconds,
-                                          untraceable(r.parsed.context, inp) if r.parsed else [])
-                               for r, inp in zip(replies, chosen, strict=True)]
+        contexts[condition] = engineer_with(cfg, cet_checkpoint(cfg, opts, condition), chosen)
     return contexts, {c: why for c, why in skipped.items() if c in opts.conditions}
+
+
+def engineer_with(cfg: CetConfig, checkpoint: Path, inputs: Sequence[CETInput]) -> list[Engineered]:
+    """The contexts the CET at `checkpoint` engineers for `inputs` (its engine released afterwards)."""
+    cet = CETModel.load(checkpoint, cfg)
+    try:
+        replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in inputs])
+    finally:
+        cet.close_engine()
+    return [Engineered(r.parsed, r.raw, r.error, r.seconds, untraceable(r.parsed.context, inp) if r.parsed else [])
+            for r, inp in zip(replies, inputs, strict=True)]
 
 
 def playbook_context(inp: CETInput) -> Engineered:
@@ -428,7 +432,8 @@ def generate_and_run(cfg: CetConfig, opts: ContextEvalOptions, views: Sequence[T
                 "context_tokens": approx_tokens(added), "prompt_tokens": reply.completion.prompt_tokens
                 if reply and reply.completion else None,
                 "completion_tokens": reply.completion.completion_tokens if reply and reply.completion else None,
-                "context_error": engineered.error if engineered else None, "code": code})
+                "context_error": engineered.error if engineered else None, "code": code,
+                "reward": result.reward if result else None})
     # rates over the generations this run made: a reply from the cache took no generator time
     made = [r for r in results if r.completion is not None and not r.completion.cached]
     tokens = sum(r.completion.completion_tokens for r in made)

@@ -46,3 +46,22 @@ def curves(series: dict[str, list[float]], title: str, target: Path, xlabel: str
     fig.savefig(target, dpi=110)
     plt.close(fig)
     return target
+
+
+def interval_dots(values: dict[str, tuple[float, float, float]], title: str, target: Path, xlabel: str = "") -> Path:
+    """One row per name: the estimate with its interval (low, high), and a line at 0 (e.g. paired differences)."""
+    names = list(values)
+    fig, ax = plt.subplots(figsize=(6, max(2.5, 0.45 * len(names) + 1)))
+    for row, name in enumerate(names):
+        estimate, low, high = values[name]
+        ax.plot([low, high], [row, row], color="tab:blue")
+        ax.plot([estimate], [row], "o", color="tab:blue")
+    ax.axvline(0.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

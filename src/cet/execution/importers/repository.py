@@ -30,6 +30,7 @@ from cet.execution.tasks import SPLITS, CodingTask, RepositoryRef, TaskMetadata,
 from cet.knowledge.function_map import FunctionMap, PythonRepo, map_repository, read_python_files
 
 SOURCE = "repository"
+BUILDER_VERSION = 2  # part of a finished repository's settings: a change to how tasks are written rebuilds them
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def _task(snapshot: Snapshot, qualname: str, path: str, source: str, start: int,
     where = f"method `{owner[1]}` of class `{owner[0]}`" if len(owner) == 2 else f"function `{owner[0]}`"
     statement = (f"Implement the {where} in `{path}` of the {snapshot.name} {snapshot.version} repository. The rest "
                  f"of the repository stays as it is; your definition replaces the original.\n\n```python\n"
-                 f"{signature}\n```\n\nAnswer with the complete definition of `{owner[-1]}`.")
+                 f"{signature}\n```\n\nAnswer with the complete definition of `{owner[-1]}`: its signature and "
+                 f"body, without repeating the docstring.")
     test_source = _test_sources(repo, tests)
     ref = RepositoryRef(name=snapshot.name, version=snapshot.version, archive_sha256=snapshot.archive_sha256,
                         snapshot=snapshot.folder, path=path, qualname=qualname, start_line=start, end_line=end,
@@ -211,7 +213,8 @@ def make_repository_tasks(specs: list[str], out: Path, repos_dir: Path, executor
         report.name, report.version = snapshot.name, snapshot.version
         report.licence, report.archive_sha256 = snapshot.licence, snapshot.archive_sha256
         part = parts / f"{snapshot.folder}.json"
-        settings = {"archive_sha256": snapshot.archive_sha256, "options": asdict(options)}
+        settings = {"archive_sha256": snapshot.archive_sha256, "options": asdict(options),
+                    "builder": BUILDER_VERSION}
         if part.is_file():
             saved = json.loads(part.read_text(encoding="utf-8"))
             if saved.get("settings") == settings:
