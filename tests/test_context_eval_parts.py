@@ -333,3 +333,21 @@ def test_the_playbook_condition_reads_what_the_phase3_cet_reads() -> None:
     assert context.parsed.context.pitfalls == list(read[0].playbook) and not context.failed
     empty = playbook_context(read[1])  # no item matches: the raw prompt, not a failure
     assert empty.parsed.context.is_empty() and not empty.failed and empty.parsed.nothing_to_add
+
+
+def test_an_ablation_keeps_each_context_exactly_for_a_resume_and_removes_one_section() -> None:
+    from cet.evaluation.ablation import _engineered_from, _engineered_to, section_arms, without_section
+    from cet.evaluation.context_eval import Engineered
+    from cet.model.context import EngineeredContext, KnowledgeRef, ParsedContext
+
+    context = EngineeredContext(goal="Add two numbers.", examples=["add(1, 2) == 3"], constraints=["ints only"],
+                                knowledge=[KnowledgeRef("kb-1", "use the + operator")])
+    engineered = Engineered(ParsedContext(context, [], 4, False), "raw text", None, 0.5, [])
+    failed = Engineered(None, "garbage", "does not parse", 0.1, [])
+    assert [_engineered_from(_engineered_to(e)) for e in (engineered, failed)] == [engineered, failed]
+    assert section_arms([engineered, failed]) == ["minus_goal", "minus_examples", "minus_constraints",
+                                                  "minus_knowledge"]
+    less = without_section(engineered, "examples")
+    assert less.parsed.context.examples == [] and less.parsed.context.constraints == ["ints only"]
+    assert engineered.parsed.context.examples == ["add(1, 2) == 3"]  # the original is untouched
+    assert without_section(failed, "goal") is failed

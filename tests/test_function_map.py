@@ -190,7 +190,8 @@ def test_splice_replaces_the_definition_in_place() -> None:
         ''').lstrip("\n")
     ref = RepositoryRef(name="m", version="1", archive_sha256="0", snapshot="m-1", path="m.py", qualname="m:Box.area",
                         start_line=5, end_line=8, test_ids=["t.py::test"])
-    solution = "import math\n\ndef helper(w):\n    return w * w\n\ndef area(self, w):\n    return math.floor(helper(w))\n"
+    solution = ("import math\n\ndef helper(w):\n    return w * w\n\n"
+                "def area(self, w):\n    return math.floor(helper(w))\n")
     spliced = splice(source, ref, solution)
     namespace: dict = {}
     exec(compile(spliced, "m.py", "exec"), namespace)  # the spliced file still compiles and runs

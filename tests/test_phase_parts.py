@@ -12,6 +12,7 @@ import pytest
 from cet.config import CetConfig, LLMConfig, TeamRoles, load_config
 from cet.errors import CetError
 from cet.execution.executor import Executor
+from cet.execution.failures import failure_report
 from cet.execution.tasks import CodingTask, TaskMetadata, write_tasks
 from cet.llm.jury import ExecutionVerifier, JudgeVote, Jury, JuryVerdict
 from cet.llm.team import Team
@@ -28,7 +29,6 @@ from cet.phases.phase1 import (
     training_examples,
     write_questions,
 )
-from cet.phases.phase2 import failure_report
 from sandbox_helpers import exec_config, make_task
 
 

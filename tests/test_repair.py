@@ -12,10 +12,9 @@ from cet.config import load_config
 from cet.data.playbook import Playbook
 from cet.data.task_input import task_view
 from cet.execution.executor import Executor
-from cet.execution.failures import classify_failure, failure_pattern
+from cet.execution.failures import classify_failure, failure_pattern, failure_report
 from cet.execution.tasks import CodingTask, TaskMetadata
 from cet.model.cet import CETModel
-from cet.phases.phase2 import failure_report
 from cet.phases.repair import fix_rates, repair_failures
 
 TESTS = '''from solution import add

@@ -88,6 +88,22 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
         assert r["answers"]["team"]["verdict"] is None or verifier  # tests exist: the sandbox sat on the jury
     assert sum(r["cet_generation_failures"] for r in out1["rounds"]) == failed
 
+    # synthetic conversations on the training tasks: chat JSON Lines that `datasets` loads, every claim run
+    conv = run_cet("data", "conversations", "--tasks", "2", "--json", env=env)
+    assert conv.returncode == 0, conv.stderr[-2000:]
+    made = json.loads(conv.stdout)
+    assert made["conversations"] + made["near_duplicates_removed"] == 2 and made["tasks_drawn"] == 2
+    from datasets import load_dataset
+
+    rows = load_dataset("json", data_files=made["file"], split="train")
+    assert set(rows["task_id"]) <= {"exercism/add", "exercism/reverse"}  # training tasks only
+    for row in rows:
+        assert row["messages"][0]["role"] == "user" and row["shape"][:3] == ["vague-ask", "clarifying-question",
+                                                                                  "clarification"]
+        assert not row["claims_working_code"] or row["verified"] is not None  # a claim is always run
+        assert (row["solution"] is not None) == bool(row["verified"] and row["verified"]["passed"])
+    assert made["claims_working_code"] == sum(rows["claims_working_code"])
+
     # Phase 2 from a conversations file holding one verified solution (as Phase 1 writes them)
     conversations = root / "conversations.jsonl"
     conversations.write_text(json.dumps({"question_id": "exercism/add#dataset", "task_id": "exercism/add",

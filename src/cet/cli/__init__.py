@@ -6,6 +6,7 @@ import typer
 
 from cet.cli.common import app_callback
 from cet.cli.context import context_command
+from cet.cli.data import data_app
 from cet.cli.eval import eval_app
 from cet.cli.exec import exec_app
 from cet.cli.experiment import experiment_app
@@ -31,6 +32,7 @@ app.add_typer(exec_app, name="exec")
 app.add_typer(llm_app, name="llm")
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
+app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(registry_app, name="registry")

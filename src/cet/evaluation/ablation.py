@@ -56,7 +56,7 @@ from cet.evaluation.plots import grouped_bars, interval_dots
 from cet.evaluation.significance import compare_conditions, pass_rates
 from cet.execution.tasks import iter_tasks
 from cet.model.cet import MANIFEST
-from cet.model.context import EngineeredContext, render_prompt
+from cet.model.context import EngineeredContext, ParsedContext, render_prompt
 from cet.model.prompts import CETInput
 from cet.phases.common import held_out, retrieve, retriever_for
 from cet.runs import RunDir
@@ -138,6 +138,19 @@ def train_skip_phase2(cfg: CetConfig, opts: AblationOptions, retriever: Any,
     run = RunDir(arm_cfg, "phase3-skip-phase2")
     run_phase3(arm_cfg, phase3, run, retriever, on_step=on_step, quiet=True)
     return (final, None) if (final / MANIFEST).is_file() else (None, "Phase 3 from Phase 1 saved no checkpoint")
+
+
+def _engineered_to(e: Engineered) -> dict[str, Any]:
+    parsed = None if e.parsed is None else {"context": e.parsed.context.to_dict(), "issues": e.parsed.issues,
+                                            "sections": e.parsed.sections, "nothing_to_add": e.parsed.nothing_to_add}
+    return {"parsed": parsed, "raw": e.raw, "error": e.error, "seconds": e.seconds, "untraceable": e.untraceable}
+
+
+def _engineered_from(data: dict[str, Any]) -> Engineered:
+    p = data["parsed"]
+    parsed = None if p is None else ParsedContext(EngineeredContext.from_dict(p["context"]), p["issues"],
+                                                  p["sections"], p["nothing_to_add"])
+    return Engineered(parsed, data["raw"], data["error"], data["seconds"], data["untraceable"])
 
 
 def section_arms(contexts: Sequence[Engineered]) -> list[str]:
@@ -230,7 +243,14 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
             outcomes[arm], rows[arm], quality[arm] = data["outcomes"], data["rows"], data["quality"]
             continue
         on_step(f"ablation: {arm}")
-        contexts = _contexts(cfg, arm, ckpt, views, inputs, bare, target_contexts)
+        stored = run.path / "arms" / f"{arm}.contexts.json"
+        if stored.is_file() and json.loads(stored.read_text())["key"] == key:
+            contexts = [_engineered_from(d) for d in json.loads(stored.read_text())["contexts"]]
+        else:
+            contexts = _contexts(cfg, arm, ckpt, views, inputs, bare, target_contexts)
+            if contexts is not None and not arm.startswith("minus_"):  # engineered once, kept for a resume
+                run.write_json(f"arms/{arm}.contexts.json", {"key": key, "contexts": [_engineered_to(e)
+                                                                                      for e in contexts]})
         if arm == TARGET:
             target_contexts = contexts
             if "sections" in opts.arms:

@@ -121,3 +121,17 @@ def _mixed_types(message: str) -> bool:
     kinds = {"[": "seq", "(": "tuple", "'": "str", '"': "str", "N": "none", "T": "bool", "F": "bool"}
     left, right = (kinds.get(g[0], "num") for g in m.groups())
     return left != right
+
+
+def failure_report(result: ExecutionResult, max_cases: int = 2) -> str:
+    """A failing sandbox run as a developer would paste it: the failing tests with their error and traceback."""
+    lines = [f"{result.tests.failed} of {result.tests.total} tests fail ({result.exit_reason})."]
+    if not result.compile.ok:
+        lines.append(result.compile.error or "the code does not compile")
+    for case in [c for c in result.tests.cases if c.outcome in ("failed", "error")][:max_cases]:
+        lines.append(f"{case.name}: {case.error_type or 'Error'}: {(case.message or '').strip()[:300]}")
+        if case.traceback_tail:
+            lines.append(case.traceback_tail.strip()[-500:])
+    if len(lines) == 1 and result.detail:
+        lines.append(result.detail)
+    return "\n".join(lines)

@@ -44,7 +44,7 @@ from cet.data.mutations import mutants
 from cet.data.partial_code import partial_variants
 from cet.data.task_input import cet_input, hidden_strings, task_view
 from cet.execution.executor import Executor
-from cet.execution.result import ExecutionResult
+from cet.execution.failures import failure_report
 from cet.execution.tasks import CodingTask
 from cet.model.cet import MANIFEST, CETModel
 from cet.model.prompts import CETInput, input_messages
@@ -225,20 +225,6 @@ def bug_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: 
                           "error": report})
             found += 1
     return pairs
-
-
-def failure_report(result: ExecutionResult, max_cases: int = 2) -> str:
-    """A failing sandbox run as a developer would paste it: the failing tests with their error and traceback."""
-    lines = [f"{result.tests.failed} of {result.tests.total} tests fail ({result.exit_reason})."]
-    if not result.compile.ok:
-        lines.append(result.compile.error or "the code does not compile")
-    for case in [c for c in result.tests.cases if c.outcome in ("failed", "error")][:max_cases]:
-        lines.append(f"{case.name}: {case.error_type or 'Error'}: {(case.message or '').strip()[:300]}")
-        if case.traceback_tail:
-            lines.append(case.traceback_tail.strip()[-500:])
-    if len(lines) == 1 and result.detail:
-        lines.append(result.detail)
-    return "\n".join(lines)
 
 
 def trainer_vs_plain(cet: CETModel, examples: Sequence[dict[str, Any]], cfg: CetConfig,

@@ -29,14 +29,13 @@ from cet.config import CetConfig
 from cet.data.gold_context import section_choices
 from cet.data.playbook import Playbook
 from cet.data.task_input import TaskView, cet_input
-from cet.execution.failures import classify_failure, failure_pattern
+from cet.execution.failures import classify_failure, failure_pattern, failure_report
 from cet.llm.base import Message
 from cet.llm.jury import extract_code
 from cet.llm.team import Request, Team
 from cet.model.cet import CETModel
 from cet.model.context import GENERATOR_SYSTEM, EngineeredContext, render_prompt
 from cet.phases.common import append_jsonl, read_jsonl, sandbox_executor
-from cet.phases.phase2 import failure_report
 from cet.phases.rollouts import REPORT_CHARS
 
 REPAIRS = "repairs.jsonl"

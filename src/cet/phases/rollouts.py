@@ -32,7 +32,7 @@ from cet.config import CetConfig
 from cet.data.playbook import Playbook, view_features
 from cet.data.task_input import TaskView
 from cet.errors import CetError
-from cet.execution.failures import classify_failure, failure_pattern
+from cet.execution.failures import classify_failure, failure_pattern, failure_report
 from cet.execution.result import ExecutionResult
 from cet.llm.base import Message
 from cet.llm.jury import extract_code
@@ -40,7 +40,6 @@ from cet.llm.team import Request, Team
 from cet.model.context import GENERATOR_SYSTEM, EngineeredContext, render_prompt
 from cet.model.prompts import CETInput, approx_tokens
 from cet.phases.common import append_jsonl, read_jsonl, sandbox_executor
-from cet.phases.phase2 import failure_report
 
 ROLLOUTS = "rollouts.jsonl"
 REPORT_CHARS = 1500  # of the failure report kept with a failed rollout (what a repair attempt reads)
