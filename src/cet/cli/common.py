@@ -14,7 +14,7 @@ from cet.config import CetConfig, load_config
 from cet.errors import CetError
 from cet.progress import console, progress_bar, spinner
 
-__all__ = ["JsonOption", "app_callback", "console", "emit_json", "get_config", "progress_bar", "spinner",
+__all__ = ["JsonOption", "app_callback", "console", "emit_json", "get_config", "open_run", "progress_bar", "spinner",
            "user_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,6 +33,20 @@ def app_callback(
 
 def get_config(**overrides: Any) -> CetConfig:
     return load_config(_state["config_path"], **overrides)
+
+
+def open_run(name: str, resume: Any = None) -> tuple[CetConfig, Any]:
+    """(config, run directory): a new run named `name`, or the run at `resume` carried on with the config it was
+    started with (its config.yaml), so it continues the same plan."""
+    from cet.runs import RunDir
+
+    if resume:
+        if not (resume / "config.yaml").is_file():
+            raise CetError(f"{resume} is not a run directory (no config.yaml) to resume")
+        cfg = load_config(resume / "config.yaml")
+        return cfg, RunDir.reopen(resume, cfg)
+    cfg = get_config()
+    return cfg, RunDir(cfg, name)
 
 
 def emit_json(data: Any) -> None:

@@ -4,10 +4,11 @@ paired statistics, intrinsic metrics)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from cet.cli.common import JsonOption, console, emit_json, get_config, spinner, user_errors
+from cet.cli.common import JsonOption, console, emit_json, get_config, open_run, spinner, user_errors
 from cet.errors import CetError
 
 # the evaluation's conditions (kept here so `--help` needs no model import; a test checks they match)
@@ -57,15 +58,7 @@ def context_eval_command(
         task = progress.add_task("context evaluation", total=None)
         result = run_context_eval(cfg, opts, run, open_retriever(cfg),
                                   on_step=lambda s: progress.update(task, description=s))
-    run.write_json("summary.json", result)
-    report = run.write_report("# cet context evaluation\n" + "\n".join(render_context_eval(result)) + "\n")
-    result["run_dir"], result["report"] = str(run.path), str(report)
-    if json_out:
-        emit_json(result)
-        return
-    for condition, rate in result["pass_rates"].items():
-        console.print(f"{condition:12s} {rate['passed']}/{rate['n']}  {rate['rate']:.3f}", highlight=False)
-    console.print(f"report: {report}", highlight=False)
+    _finish(run, result, "# cet context evaluation\n" + "\n".join(render_context_eval(result)), json_out)
 
 
 @eval_app.command("ablation")
@@ -90,19 +83,10 @@ def ablation_command(
 ) -> None:
     """Ablations on the same held-out tasks and generator: no CET, Phase 1 only, 1-2, 1-3, all, Phase 2 or 3
     skipped, retrieval off and each context section removed; paired comparisons, a plot, phase-specific metrics."""
-    from cet.config import load_config
     from cet.evaluation.ablation import OTHER_ARMS, PHASE_ARMS, AblationOptions, render_ablation, run_ablation
     from cet.knowledge.pipeline import open_retriever
-    from cet.runs import RunDir
 
-    if resume:
-        if not (resume / "config.yaml").is_file():
-            raise CetError(f"{resume} is not a run directory (no config.yaml) to resume")
-        cfg = load_config(resume / "config.yaml")
-        run = RunDir.reopen(resume, cfg)
-    else:
-        cfg = get_config()
-        run = RunDir(cfg, "eval-ablation")
+    cfg, run = open_run("eval-ablation", resume)
     for given in (tasks_file, repo_tasks):
         if given is not None and not given.is_file():
             raise CetError(f"tasks file not found: {given}")
@@ -119,14 +103,19 @@ def ablation_command(
         task = progress.add_task("ablation", total=None)
         result = run_ablation(cfg, opts, run, open_retriever(cfg),
                               on_step=lambda s: progress.update(task, description=s))
+    for arm, why in result["skipped_arms"].items():
+        console.print(f"[yellow]skipped {arm}:[/] {why}", highlight=False)
+    _finish(run, result, "# cet ablation study\n\n" + "\n".join(render_ablation(result)), json_out)
+
+
+def _finish(run: Any, result: dict[str, Any], report_text: str, json_out: bool) -> None:
+    """The run's summary.json and report.md written; the result emitted (--json) or its pass rates printed."""
     run.write_json("summary.json", result)
-    report = run.write_report("# cet ablation study\n\n" + "\n".join(render_ablation(result)) + "\n")
+    report = run.write_report(report_text + "\n")
     result["run_dir"], result["report"] = str(run.path), str(report)
     if json_out:
         emit_json(result)
         return
-    for arm, rate in result["pass_rates"].items():
-        console.print(f"{arm:14s} {rate['passed']}/{rate['n']}  {rate['rate']:.3f}", highlight=False)
-    for arm, why in result["skipped_arms"].items():
-        console.print(f"[yellow]skipped {arm}:[/] {why}", highlight=False)
+    for name, rate in result["pass_rates"].items():
+        console.print(f"{name:14s} {rate['passed']}/{rate['n']}  {rate['rate']:.3f}", highlight=False)
     console.print(f"report: {report}", highlight=False)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from cet.cli.common import JsonOption, console, emit_json, get_config, spinner, user_errors
+from cet.cli.common import JsonOption, console, emit_json, get_config, open_run, spinner, user_errors
 from cet.errors import CetError
 
 train_app = typer.Typer(help="Train the CET: Phase 1 (subject expertise), Phase 2 (context engineering), "
@@ -22,18 +22,9 @@ def _run_phase(name: str, resume: Path | None, json_out: bool, recipe: Callable[
                opts: Any, line: Callable[[dict[str, Any]], str]) -> None:
     """Run a phase recipe in a (new or resumed) run directory with a spinner; print or emit its summary.
     A resumed run uses the config it was started with (its config.yaml), so it carries on the same plan."""
-    from cet.config import load_config
     from cet.knowledge.pipeline import open_retriever
-    from cet.runs import RunDir
 
-    if resume:
-        if not (resume / "config.yaml").is_file():
-            raise CetError(f"{resume} is not a run directory (no config.yaml) to resume")
-        cfg = load_config(resume / "config.yaml")
-        run = RunDir.reopen(resume, cfg)
-    else:
-        cfg = get_config()
-        run = RunDir(cfg, name)
+    cfg, run = open_run(name, resume)
     with spinner(json_out) as progress:
         task = progress.add_task(name, total=None)
         result = recipe(cfg, opts, run, open_retriever(cfg),

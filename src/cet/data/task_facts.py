@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cet.execution.tasks import CodingTask
+from cet.knowledge.function_map import dotted_name as _dotted
 from cet.knowledge.records import Hit
 
 MAX_ITEM_CHARS = 200  # longest example or constraint kept
@@ -409,14 +410,6 @@ _CONSTRUCTORS = frozenset({"float", "int", "str", "bool", "list", "tuple", "set"
 _UNITTEST_ASSERTS = {"assertEqual": ast.Eq, "assertEquals": ast.Eq, "assertIs": ast.Is, "assertAlmostEqual": ast.Eq}
 
 
-def _dotted(node: ast.AST) -> str:
-    """`a.b.c` for a name or attribute chain, else ""."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return f"{base}.{node.attr}" if base else ""
-    return ""
 
 
 def _literal(node: ast.AST) -> bool:
