@@ -47,12 +47,12 @@ def test_a_copied_statement_is_no_vague_ask() -> None:
 
 def test_conversations_use_training_tasks_only_and_phase2_reads_only_verified_code() -> None:
     tasks = [task("a", "train"), task("b", "dev"), task("c", "test"), task("d", "train", evaluation_only=True)]
-    assert [t.id for t in trainable(tasks)] == ["a", "b"]
+    assert [t.id for t in trainable(tasks)] == ["a"]
     from cet.data.conversations import make_conversations
 
     with pytest.raises(CetError, match="no training task"):
         make_conversations([tasks[2]], None, None, None, 3)  # type: ignore[arg-type]
     records = [record("x", "a", solution=None), record("y", "a", solution="def add(a, b):\n    return a + b\n"),
                record("z", "c", solution="def f(): pass\n")]
-    found = verified_solutions(records, {t.id: t for t in tasks[:2]})
+    found = verified_solutions(records, {t.id: t for t in tasks[:1]})
     assert [(t.id, code.startswith("def add")) for t, code in found] == [("a", True)]

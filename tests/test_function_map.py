@@ -200,12 +200,16 @@ def test_splice_replaces_the_definition_in_place() -> None:
     assert "pass" in splice(source, ref, "print('no definition here')")  # the function is left out
 
 
-def test_repository_tasks_are_confirmed_in_the_sandbox(tmp_path: Path) -> None:
+def sandbox_for(tmp_path: Path) -> tuple[Executor, Path, Path]:
+    """A sandbox whose repository snapshots live under tmp_path, that folder, and a tasks file to write."""
     bwrap_or_skip()
     repos = tmp_path / "repos"
     cfg = exec_config("bubblewrap", wall_timeout_s=30, cpu_time_s=30).model_copy(update={"repos_dir": str(repos)})
-    executor = Executor(cfg)
-    out = tmp_path / "tasks.jsonl"
+    return Executor(cfg), repos, tmp_path / "tasks.jsonl"
+
+
+def test_repository_tasks_are_confirmed_in_the_sandbox(tmp_path: Path) -> None:
+    executor, repos, out = sandbox_for(tmp_path)
     archive = str(sdist(tmp_path))
     reports = make_repository_tasks([archive], out, repos, executor, RepositoryTaskOptions())
     (report,) = reports
@@ -251,7 +255,8 @@ def test_cli_testmap_and_repo_report_bad_input_plainly(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["kb", "testmap", str(tmp_path / "nowhere")])
     assert missing.exit_code != 0 and "no repository" in missing.output and "Traceback" not in missing.output
     bad = runner.invoke(app, ["tasks", "repo", "not a spec!", "--out", str(tmp_path / "t.jsonl"), "--json"])
-    assert bad.exit_code == 0 and "neither an archive" in json.loads(bad.stdout)["repositories"][0]["error"]
+    assert bad.exit_code == 1 and "neither an archive" in json.loads(bad.stdout)["repositories"][0]["error"]
+    assert not (tmp_path / "t.jsonl").exists() or (tmp_path / "t.jsonl").read_text() == ""
 
 
 def test_git_reader_names_the_tests_of_each_definition(tmp_path: Path) -> None:
@@ -266,3 +271,67 @@ def test_git_reader_names_the_tests_of_each_definition(tmp_path: Path) -> None:
     assert parser["tests_present"] and "tests/test_core.py::test_fixture" in parser["tests"]
     unused = documents["unused"].metadata  # no test reaches it: only the file-level map speaks for it
     assert unused["tested_at"] == "file" and unused["tests"] == []
+
+
+SRC_LAYOUT = {
+    "src/lib/__init__.py": "",
+    "src/lib/calc.py": '''
+        def scaled(x, k=2):
+            """x times k."""
+            y = x * k
+            return y
+        ''',
+    "src/lib/tests/test_calc.py": '''
+        import pytest
+        from lib.calc import scaled
+
+
+        @pytest.mark.parametrize("x", [1, pytest.param(2, marks=pytest.mark.skip)])
+        def test_param(x):
+            assert scaled(x) == 2 * x
+
+
+        def test_plain():
+            assert scaled(3, 3) == 9
+        ''',
+}
+
+
+def test_a_src_layout_and_a_partly_skipped_test_give_a_task_its_original_passes(tmp_path: Path) -> None:
+    executor, repos, out = sandbox_for(tmp_path)
+    (report,) = make_repository_tasks([str(sdist(tmp_path, SRC_LAYOUT))], out, repos, executor,
+                                      RepositoryTaskOptions())
+    assert report.error is None and report.tasks == 1, report
+    (task,) = iter_tasks(out)
+    # the parametrized test has a skipped case: dropped whole; the plain one decides, under its sandbox name
+    assert task.repository.test_ids == ["src/lib/tests/test_calc.py::test_plain"]
+    assert task.test_names == ["lib/tests/test_calc.py::test_plain"]
+    assert executor.run(task, task.reference_solution).passed
+    assert not executor.run(task, "def scaled(x, k=2):\n    return x + k\n").passed
+
+
+def test_splice_takes_only_a_top_level_candidate_and_keeps_what_it_needs() -> None:
+    source = "def f(x):\n    \"\"\"Twice.\"\"\"\n    return 0\n"
+    ref = RepositoryRef(name="m", version="1", archive_sha256="0", snapshot="m-1", path="m.py", qualname="m:f",
+                        start_line=1, end_line=3, test_ids=["t.py::test"])
+    nested = "def helper():\n    def f(x):\n        return 2 * x\n    return f\n"
+    assert "pass" in splice(source, ref, nested)  # no top-level f: left out, never a crash
+    future = "from __future__ import annotations\nLIMIT = 2\n\ndef f(x: int) -> int:\n    return LIMIT * x\n"
+    namespace: dict = {}
+    exec(compile(splice(source, ref, future), "m.py", "exec"), namespace)
+    assert namespace["f"](3) == 6
+
+
+def test_a_repository_task_never_retrieves_its_own_definition_nor_the_tests(tmp_path: Path) -> None:
+    from cet.execution.repository import definition_span
+    from cet.knowledge.repository_index import RepositoryIndex
+
+    root = write_repo(tmp_path / "mini", MINI)
+    start, end, _ = definition_span((root / "pkg/core.py").read_text(), TOTAL)
+    index = RepositoryIndex(root, "mini")
+    everything = index.search("the sum of the integers in text total parse values", k=20)
+    assert any(h.metadata["start_line"] == start for h in everything)  # without the leave-out it would come
+    hits = index.without("pkg/core.py", start, end).search("the sum of the integers in text total parse values", k=20)
+    assert hits and all(not (h.path == "pkg/core.py" and h.metadata["start_line"] <= end
+                             and h.metadata["end_line"] >= start) for h in hits)
+    assert not any(h.path.startswith("tests/") for h in everything)

@@ -115,6 +115,7 @@ class ExecConfig(BaseModel):
     visible_tests: int = Field(3, ge=0)
     tasks_dir: str = "data/tasks"  # where the main job writes the imported tasks files
     repos_dir: str = "data/repos"  # unpacked source distributions that repository tasks run in
+    package_index: str = "https://pypi.org/simple"  # where `cet tasks repo NAME==VERSION` fetches from (PEP 503)
     sandbox_uid: int = Field(60100, ge=1000)  # first unprivileged uid; worker i runs as sandbox_uid + i
     node: str = "node"
 

@@ -86,11 +86,17 @@ def ablation_command(
     from cet.evaluation.ablation import OTHER_ARMS, PHASE_ARMS, AblationOptions, render_ablation, run_ablation
     from cet.knowledge.pipeline import open_retriever
 
-    cfg, run = open_run("eval-ablation", resume)
+    chosen = tuple(a.strip() for a in arms.split(",") if a.strip()) if arms else (*PHASE_ARMS, *OTHER_ARMS)
+    unknown = [a for a in chosen if a not in (*PHASE_ARMS, *OTHER_ARMS)]
+    if unknown or not chosen:
+        raise CetError(f"unknown arm(s) {', '.join(unknown) or '(none given)'}; choose from "
+                       f"{', '.join((*PHASE_ARMS, *OTHER_ARMS))}")
     for given in (tasks_file, repo_tasks):
         if given is not None and not given.is_file():
             raise CetError(f"tasks file not found: {given}")
-    chosen = tuple(a.strip() for a in arms.split(",") if a.strip()) if arms else (*PHASE_ARMS, *OTHER_ARMS)
+    if resume and not (resume / "ablation_options.json").is_file():
+        raise CetError(f"{resume} is not an ablation run (no ablation_options.json) to resume")
+    cfg, run = open_run("eval-ablation", resume)
     opts = AblationOptions(tasks=tasks, tasks_file=str(tasks_file) if tasks_file else None,
                            repo_tasks=str(repo_tasks) if repo_tasks else None, limit=limit, arms=chosen,
                            phase4=str(phase4) if phase4 else None,
@@ -98,7 +104,8 @@ def ablation_command(
                            phase3_changes={k: v for k, v in (("tasks", phase3_tasks), ("dev_tasks", phase3_dev_tasks),
                                                              ("samples", phase3_samples)) if v is not None},
                            simulation=str(simulation) if simulation else None)
-    run.write_json("ablation_options.json", vars(opts))
+    if not resume:  # the options the run was started with stay on record
+        run.write_json("ablation_options.json", vars(opts))
     with spinner(json_out) as progress:
         task = progress.add_task("ablation", total=None)
         result = run_ablation(cfg, opts, run, open_retriever(cfg),

@@ -110,8 +110,10 @@ def stats_command(
 def repo_command(
     specs: list[str] = typer.Argument(..., help="Repositories: NAME, NAME==VERSION (a source distribution from the "
                                                 "package index) or a local .tar.gz/.zip source distribution."),
-    out: Path = typer.Option(..., "--out", "-o", help="The tasks file to write (JSONL; replaced atomically). "
-                                                      "Finished repositories are kept beside it in <out>.parts/."),
+    out: Path = typer.Option(Path("data/tasks/repository.jsonl"), "--out", "-o",
+                             help="The tasks file to write (JSONL; replaced atomically). Finished repositories are "
+                                  "kept beside it in <out>.parts/. Held-out repository tasks in the default file "
+                                  "are kept out of every retrieval, as the other evaluation sets are."),
     split: str = typer.Option("test", help="The split of every task: the benchmark is split by repository "
                                            "(test: held out; train: may be trained on)."),
     max_tasks: int = typer.Option(None, "--max-tasks", min=1, help="At most this many tasks per repository."),
@@ -133,10 +135,14 @@ def repo_command(
     with spinner(json_out) as progress:
         job = progress.add_task("repositories", total=None)
         reports = make_repository_tasks(specs, out, Path(cfg.exec.repos_dir), executor, options,
-                                        on_progress=lambda text: progress.update(job, description=text))
+                                        on_progress=lambda text: progress.update(job, description=text),
+                                        index_url=cfg.exec.package_index)
     rows = [vars(r) for r in reports]
+    failed = [r for r in reports if r.error]
     if json_out:
         emit_json({"out": str(out), "tasks": sum(r.tasks for r in reports), "repositories": rows})
+        if failed:
+            raise typer.Exit(1)
         return
     table = Table(title=f"repository tasks → {out}")
     for column in ("repository", "map", "tests", "tested/functions", "tasks", "skipped"):
@@ -149,3 +155,6 @@ def repo_command(
         table.add_row(name, r.map_method or "-", str(r.tests_mapped), f"{r.functions_tested}/{r.functions}",
                       str(r.tasks), ", ".join(f"{k} {v}" for k, v in (r.skipped or {}).items()))
     console.print(table)
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(reports)} repositories failed[/]", highlight=False)
+        raise typer.Exit(1)

@@ -17,8 +17,9 @@ of the asks) after near-duplicate asks are removed (word 5-gram Jaccard >= `near
 The output is JSON Lines that `datasets.load_dataset("json", ...)` reads: `messages` in the chat format, with
 provenance (task, source, licence, models, seed, the sandbox's verdicts). How the phases use it (docs/data.md):
 Phase 2 reads verified conversations as solutions (`cet train phase2 --conversations FILE`: partial-code and
-bug-report pairs) and their real failing first attempts as bug reports; `cet train sft` reads the `prompt` and
-`completion` pairs each record also carries (the clarified request and the verified code).
+bug-report pairs); `cet train sft` reads the `prompt` and `completion` pairs each record also carries (the
+clarified request and the verified code). The real failing first attempts are kept (`first_attempt`) but no phase
+reads them yet.
 """
 
 from __future__ import annotations
@@ -79,8 +80,9 @@ class _Draft:
 
 
 def trainable(tasks: Sequence[CodingTask]) -> list[CodingTask]:
-    """Training tasks only: never an evaluation-only task nor one of the held-out splits."""
-    return [t for t in tasks if t.metadata.split in ("train", "dev") and not t.metadata.evaluation_only]
+    """Training tasks only (split train): never an evaluation-only task, a held-out split, nor the dev split Phase 3
+    keeps apart for early stopping."""
+    return [t for t in tasks if t.metadata.split == "train" and not t.metadata.evaluation_only]
 
 
 def make_conversations(tasks: Sequence[CodingTask], team: Team, executor: Executor, opts: ConversationOptions,

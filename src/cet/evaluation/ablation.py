@@ -5,8 +5,8 @@ and the same generator.
             phase1        the CET after Phase 1 only          phase1-2   after Phases 1-2
             phase1-3      after Phases 1-3 (the target: every other arm is compared with it)
             all           Phases 1-4: Phase 4's retrained CET (`--phase4`, e.g. `cet retrain`'s registered candidate)
-            skip_phase2   Phase 3 trained straight from the Phase 1 CET (trained here, reused when it exists for
-                          the same data and config)
+            skip_phase2   Phase 3 trained straight from the Phase 1 CET with the target's own Phase 3 options
+                          (trained here, reused when it exists for the same data and config)
             skip_phase3   Phases 1, 2 and 4: Phase 4's retraining of the Phase 2 CET (`--skip-phase3`)
             no_retrieval  the target CET with no retrieved chunks in its input
             minus_<s>     the target CET's contexts with section <s> removed (one arm per section its contexts use)
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cet.config import CetConfig
+from cet.data.gold_context import untraceable
 from cet.data.playbook import Playbook
 from cet.data.task_input import TaskView, cet_input
 from cet.errors import CetError
@@ -79,8 +80,8 @@ class AblationOptions:
     phase3: str | None = None
     phase4: str | None = None  # the "all" arm
     skip_phase3: str | None = None  # Phase 4's retraining of the Phase 2 CET
-    phase3_budget: str = "demo"  # the skip_phase2 arm's Phase 3 training
-    phase3_changes: dict[str, Any] = field(default_factory=dict)  # and its overrides (tasks, dev_tasks, samples)
+    phase3_budget: str = "demo"  # skip_phase2's Phase 3 when the target's own options are not on record
+    phase3_changes: dict[str, Any] = field(default_factory=dict)  # overrides of those (tasks, dev_tasks, samples)
     simulation: str | None = None  # a `cet simulate` run directory: Phase 4's online metrics
     max_tokens: int = 320
     train_dir: str | None = None  # trained arms, shared by ablation runs (default: beside cet.checkpoints_dir)
@@ -89,6 +90,19 @@ class AblationOptions:
 def _eval_options(opts: AblationOptions) -> ContextEvalOptions:
     return ContextEvalOptions(tasks=opts.tasks, tasks_file=opts.tasks_file, limit=opts.limit, phase1=opts.phase1,
                               phase2=opts.phase2, phase3=opts.phase3, noise=False, max_tokens=opts.max_tokens)
+
+
+def by_repository(tasks: Sequence[Any], n: int) -> list[Any]:
+    """`n` repository tasks drawn round-robin across repositories (file order within each), so none crowds out."""
+    groups: dict[str, list[Any]] = {}
+    for task in tasks:
+        groups.setdefault(task.repository.name, []).append(task)
+    picked: list[Any] = []
+    while len(picked) < n and any(groups.values()):
+        for name in sorted(groups):
+            if groups[name] and len(picked) < n:
+                picked.append(groups[name].pop(0))
+    return picked
 
 
 def checkpoint_of(cfg: CetConfig, opts: AblationOptions, arm: str) -> Path | None:
@@ -116,6 +130,24 @@ def checkpoint_digest(where: Path | None) -> str | None:
     return digest.hexdigest()
 
 
+def target_phase3_options(cfg: CetConfig, opts: AblationOptions) -> Any:
+    """The Phase 3 options the target CET was trained with (its run's phase3-state.json), so the arm that skips
+    Phase 2 differs from it in that alone; None when they are not on record."""
+    from cet.phases.phase3 import Phase3Options
+
+    target = checkpoint_of(cfg, opts, TARGET)
+    if target is None:
+        return None
+    run_dir = json.loads((target / MANIFEST).read_text()).get("run_dir")
+    state = Path(run_dir) / "phase3-state.json" if run_dir else None
+    if state is None or not state.is_file():
+        return None
+    options = json.loads(state.read_text()).get("options") or {}
+    known = {f.name for f in fields(Phase3Options)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in known}
+    return Phase3Options(**values)
+
+
 def train_skip_phase2(cfg: CetConfig, opts: AblationOptions, retriever: Any,
                       on_step: Callable[[str], None]) -> tuple[Path | None, str | None]:
     """Phase 3 from the Phase 1 CET (no Phase 2), into train_dir; reused when it exists for the same Phase 1
@@ -125,7 +157,8 @@ def train_skip_phase2(cfg: CetConfig, opts: AblationOptions, retriever: Any,
     start = checkpoint_of(cfg, opts, "phase1")
     if start is None:
         return None, "no Phase 1 checkpoint to start Phase 3 from"
-    phase3 = options_for(opts.phase3_budget, start_from=str(start), **opts.phase3_changes)
+    phase3 = target_phase3_options(cfg, opts) or options_for(opts.phase3_budget)
+    phase3 = replace(phase3, start_from=str(start), **opts.phase3_changes)
     key = _digest(checkpoint_digest(start), vars(phase3) | {"start_from": None}, cfg.cet.model_dump(mode="json"),
                   cfg.llm.roles.model_dump(mode="json"), cfg.exec.tasks_dir, cfg.run.seed)[:16]
     train_dir = Path(opts.train_dir) if opts.train_dir else Path(cfg.cet.checkpoints_dir).parent / "ablation"
@@ -159,13 +192,15 @@ def section_arms(contexts: Sequence[Engineered]) -> list[str]:
     return [f"minus_{name}" for name in SECTIONS if name in used]
 
 
-def without_section(engineered: Engineered, section: str) -> Engineered:
+def without_section(engineered: Engineered, section: str, inp: CETInput | None = None) -> Engineered:
+    """The context with one section emptied (its traceability checked again against `inp` when given)."""
     if engineered.parsed is None:
         return engineered
     default = next(f for f in fields(EngineeredContext) if f.name == section)
     empty = default.default_factory() if callable(default.default_factory) else default.default  # type: ignore[misc]
     context = replace(engineered.parsed.context, **{section: empty})
-    return replace(engineered, parsed=replace(engineered.parsed, context=context))
+    return replace(engineered, parsed=replace(engineered.parsed, context=context),
+                   untraceable=untraceable(context, inp) if inp is not None else engineered.untraceable)
 
 
 def _arm_prompts(arm: str, views: Sequence[TaskView], inputs: Sequence[CETInput], hits: Sequence[Any],
@@ -195,7 +230,7 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
                 and t.metadata.split in ("test", "eval")]
         if not repo:
             raise CetError(f"{opts.repo_tasks}: no held-out repository tasks (split test) to add")
-        tasks += repo[: opts.limit] if opts.limit else repo
+        tasks += by_repository(repo, opts.limit) if opts.limit else repo
     views, skipped_tasks = views_of(tasks, cfg.exec.visible_tests)
     if not views:
         raise CetError("no task to evaluate: " + "; ".join(list(skipped_tasks.values())[:3]))
@@ -204,8 +239,8 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
     hits = [retrieve(retriever_for(cfg, v.task, retriever), v.statement, cfg.cet.top_k, guard) for v in views]
     inputs = [cet_input(v, h, budget=cfg.cet.input_tokens) for v, h in zip(views, hits, strict=True)]
     bare = [cet_input(v, [], budget=cfg.cet.input_tokens) for v in views]
-    task_key = _digest([t.id for t in tasks], [t.statement for t in tasks], cfg.llm.roles.generator,
-                       opts.max_tokens, cfg.run.seed, cfg.cet.top_k, cfg.cet.input_tokens)
+    task_key = _digest([t.model_dump_json() for t in tasks], [inp.render() for inp in inputs],
+                       cfg.llm.roles.generator, opts.max_tokens, cfg.run.seed, cfg.exec.model_dump(mode="json"))
     (run.path / "arms").mkdir(exist_ok=True)
 
     skipped: dict[str, str] = {}
@@ -232,11 +267,14 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
     arms = [a for a in opts.arms if a not in skipped and a != "sections"]
     if "sections" in opts.arms and target is None:
         skipped["sections"] = "no target CET (phase1-3) to remove sections from"
+    if not arms:
+        raise CetError("no arm can run: " + "; ".join(f"{a}: {why}" for a, why in skipped.items()))
     pending = list(arms)
     while pending:
         arm = pending.pop(0)
         ckpt = checkpoints.get(arm)
-        key = _digest(task_key, arm, checkpoint_digest(ckpt) if ckpt else None)
+        keyed = checkpoints.get("sections") if arm.startswith("minus_") else ckpt  # a section arm: the target's
+        key = _digest(task_key, arm, checkpoint_digest(keyed) if keyed else None)
         saved = run.path / "arms" / f"{arm}.json"
         if saved.is_file() and json.loads(saved.read_text())["key"] == key and arm != TARGET:
             data = json.loads(saved.read_text())
@@ -267,7 +305,8 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
         result, arm_rows, _ = generate_and_run(cfg, eval_opts, views, prompts,
                                                {arm: list(contexts)} if contexts else {}, on_step)
         outcomes[arm], rows[arm] = result[arm], arm_rows
-        quality[arm] = intrinsic(views, inputs, [], prompts, {arm: list(contexts)} if contexts else {})[arm]
+        quality[arm] = intrinsic(views, bare if arm == "no_retrieval" else inputs, [], prompts,
+                                 {arm: list(contexts)} if contexts else {})[arm]
         run.write_json(f"arms/{arm}.json", {"key": key, "outcomes": outcomes[arm], "rows": rows[arm],
                                             "quality": quality[arm], "checkpoint": str(ckpt) if ckpt else None})
 
@@ -296,7 +335,8 @@ def _contexts(cfg: CetConfig, arm: str, ckpt: Path | None, views: Sequence[TaskV
         return None
     if arm.startswith("minus_"):
         assert target_contexts is not None
-        return [without_section(e, arm.removeprefix("minus_")) for e in target_contexts]
+        return [without_section(e, arm.removeprefix("minus_"), inp) for e, inp in zip(target_contexts, inputs,
+                                                                                     strict=True)]
     assert ckpt is not None
     chosen = list(bare if arm == "no_retrieval" else inputs)
     if (ckpt / "playbook.json").is_file():  # a Phase 3 CET reads the playbook it was trained with

@@ -17,8 +17,6 @@ import hashlib
 import io
 import re
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
 import textwrap
@@ -29,10 +27,10 @@ from pathlib import Path, PurePosixPath
 
 from cet.errors import CetError
 from cet.execution.tasks import REPOSITORY_ARCHIVE, REPOSITORY_TESTS, CodingTask, RepositoryRef
+from cet.knowledge.function_map import IGNORED_PARTS
 
-LEFT_OUT_DIRS = frozenset({"docs", "doc", ".tox", ".git", "build", "dist", "__pycache__", ".venv", "venv",
-                           ".github", "benchmarks", "examples"})
 MAX_FILE_BYTES = 1_000_000
+DEFAULT_INDEX = "https://pypi.org/simple"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 
 
@@ -49,9 +47,10 @@ class Snapshot:
         return self.root.name
 
 
-def fetch_sdist(spec: str, into: Path) -> Path:
-    """The source distribution for `spec`: a local archive as given, else `pip download` of `NAME==VERSION` (or a
-    bare NAME) from the package index into `into`."""
+def fetch_sdist(spec: str, into: Path, index_url: str = DEFAULT_INDEX) -> Path:
+    """The source distribution for `spec`: a local archive as given, else `NAME==VERSION` (or a bare NAME: its
+    newest version) from the package index's simple API (PEP 503) into `into`, its sha256 checked against the
+    index's. Nothing of the package runs: no build backend, no setup.py (what `pip download` would run)."""
     local = Path(spec)
     if local.is_file():
         if not spec.endswith(ARCHIVE_SUFFIXES):
@@ -59,23 +58,75 @@ def fetch_sdist(spec: str, into: Path) -> Path:
         return local
     if not re.fullmatch(r"[A-Za-z0-9._-]+(==[A-Za-z0-9._+!-]+)?", spec):
         raise CetError(f"{spec!r} is neither an archive nor a package spec like NAME or NAME==VERSION")
-    into.mkdir(parents=True, exist_ok=True)
     name, _, version = spec.partition("==")
-    if version:  # fetched before: the index serves one source distribution per version
-        for cached in sorted(into.iterdir()):
-            if cached.name.endswith(ARCHIVE_SUFFIXES) and _normal(_stem(cached.name)) == _normal(f"{name}-{version}"):
-                return cached
-    with tempfile.TemporaryDirectory(prefix="cet-sdist-") as work:
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q",
-                               "-d", work, spec],
-                              capture_output=True, text=True, check=False)
-        archives = [p for p in Path(work).iterdir() if p.name.endswith(ARCHIVE_SUFFIXES)]
-        if done.returncode != 0 or len(archives) != 1:
-            tail = (done.stderr.strip().splitlines() or ["no archive came back"])[-1]
-            raise CetError(f"cannot download the source distribution of {spec}: {tail}")
-        target = into / archives[0].name
-        shutil.move(str(archives[0]), target)
+    into.mkdir(parents=True, exist_ok=True)
+    cached = sorted((p for p in into.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES)
+                     and _split_stem(p.name)[0] == _normal(name)
+                     and (not version or _normal(_split_stem(p.name)[1]) == _normal(version))),
+                    key=lambda p: _version_key(_split_stem(p.name)[1]))
+    if cached:  # fetched before (a bare NAME takes the newest cached: a resume works offline)
+        return cached[-1]
+    url, digest = _sdist_link(index_url, name, version)
+    import httpx
+
+    target = into / url.rsplit("/", 1)[-1].split("#", 1)[0]
+    try:
+        with httpx.stream("GET", url, timeout=120, follow_redirects=True) as response:
+            response.raise_for_status()
+            data = b"".join(response.iter_bytes())
+    except httpx.HTTPError as e:
+        raise CetError(f"cannot download {url}: {e}") from None
+    if digest and hashlib.sha256(data).hexdigest() != digest:
+        raise CetError(f"{url}: its sha256 is not the one the index gives; not kept")
+    temporary = target.with_name(target.name + ".part")
+    temporary.write_bytes(data)
+    temporary.replace(target)
     return target
+
+
+def _sdist_link(index_url: str, name: str, version: str) -> tuple[str, str | None]:
+    """(url, sha256) of NAME's source distribution of `version` (newest when empty) on a PEP 503 index."""
+    import httpx
+
+    page = f"{index_url.rstrip('/')}/{_normal(name).replace('_', '-')}/"
+    try:
+        response = httpx.get(page, timeout=60, follow_redirects=True)
+    except httpx.HTTPError as e:
+        raise CetError(f"cannot reach the package index at {page}: {e}") from None
+    if response.status_code == 404:
+        raise CetError(f"the package index has no project {name!r} ({page})")
+    if response.status_code != 200:
+        raise CetError(f"the package index answered {response.status_code} for {page}")
+    found = []
+    for href in re.findall(r'href="([^"]+)"', response.text):
+        url = str(httpx.URL(page).join(href.replace("&amp;", "&")))
+        filename = url.split("#", 1)[0].rsplit("/", 1)[-1]
+        if not filename.endswith(ARCHIVE_SUFFIXES):
+            continue
+        stem_name, stem_version = _split_stem(filename)
+        if stem_name != _normal(name) or (version and _normal(stem_version) != _normal(version)):
+            continue
+        digest = re.search(r"#sha256=([0-9a-f]{64})", url)
+        found.append((_version_key(stem_version), url.split("#", 1)[0], digest.group(1) if digest else None))
+    if not found:
+        raise CetError(f"the package index has no source distribution of {name}{'==' + version if version else ''}")
+    _, url, digest = max(found)
+    return url, digest
+
+
+def _split_stem(filename: str) -> tuple[str, str]:
+    """(normalised name, version) of an sdist file name `NAME-VERSION.tar.gz`."""
+    name, _, version = _stem(filename).rpartition("-")
+    return _normal(name), version
+
+
+def _version_key(version: str) -> tuple:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
 
 
 def _normal(text: str) -> str:
@@ -155,17 +206,18 @@ def _snapshot_files(root: str) -> tuple[tuple[str, bytes], ...]:
     out = []
     for path in sorted(base.rglob("*")):
         relative = path.relative_to(base)
-        if not path.is_file() or LEFT_OUT_DIRS & set(relative.parts[:-1]) or path.name.startswith(".cet-"):
+        if not path.is_file() or IGNORED_PARTS & set(relative.parts[:-1]) or path.name.startswith(".cet-"):
             continue
         if path.suffix != ".py" and path.parent not in tests_dirs:
             continue
         if path.suffix in (".cfg", ".ini", ".toml") or path.stat().st_size > MAX_FILE_BYTES:
             continue
-        out.append((_run_path(str(PurePosixPath(*relative.parts))), path.read_bytes()))
+        out.append((run_path(str(PurePosixPath(*relative.parts))), path.read_bytes()))
     return tuple(out)
 
 
-def _run_path(relative: str) -> str:
+def run_path(relative: str) -> str:
+    """Where a snapshot's file (or test id) is in the sandbox: a src/ layout flattened."""
     return relative.removeprefix("src/")
 
 
@@ -176,7 +228,7 @@ def definition_span(source: str, qualname: str) -> tuple[int, int, ast.FunctionD
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         kinds = (ast.FunctionDef, ast.AsyncFunctionDef) if last else (ast.ClassDef,)
-        node = next((n for n in scope if isinstance(n, kinds) and n.name == part), None)
+        node = next((n for n in reversed(scope) if isinstance(n, kinds) and n.name == part), None)  # as Python binds
         if node is None:
             raise CetError(f"{qualname} is not defined where its task says")
         if last:
@@ -204,24 +256,37 @@ def splice(source: str, ref: RepositoryRef, solution: str) -> str:
 
 
 def _candidate_definition(solution: str, name: str) -> str | None:
+    """The solution's definition of `name` (top level, or a method of a top-level class), with the solution's other
+    top-level statements (imports, helpers, constants, classes) moved into its body; None when it has none or
+    cannot be read."""
     try:
         tree = ast.parse(textwrap.dedent(solution))
     except (SyntaxError, ValueError):
         return None
-    found: ast.FunctionDef | ast.AsyncFunctionDef | None = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
-            found = node
-            break
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
+    found = next((n for n in tree.body if isinstance(n, kinds) and n.name == name), None)
+    owner = None
+    if found is None:
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                found = next((n for n in node.body if isinstance(n, kinds) and n.name == name), None)
+                if found is not None:
+                    owner = node
+                    break
     if found is None:
         return None
-    extras = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)
-              or (isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n is not found)]
+    extras = [n for n in tree.body if n is not found and n is not owner and not (
+        isinstance(n, ast.ImportFrom) and n.module == "__future__") and isinstance(
+        n, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Assign
+        | ast.AnnAssign)]
     found.decorator_list = []
     if extras:
         docstring = found.body[:1] if ast.get_docstring(found, clean=False) is not None else []
         found.body = [*docstring, *extras, *found.body[len(docstring):]]
-    return ast.unparse(found) + "\n"
+    try:
+        return ast.unparse(found) + "\n"
+    except (RecursionError, ValueError):
+        return None
 
 
 def stub(task: CodingTask) -> str:
@@ -239,7 +304,7 @@ def repository_files(task: CodingTask, solution: str, repos_dir: str | Path) -> 
     if ref is None:
         raise CetError(f"task {task.id} is not a repository task")
     root = snapshot_root(ref, repos_dir)
-    target = _run_path(ref.path)
+    target = run_path(ref.path)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for relative, data in _snapshot_files(str(root)):
@@ -247,4 +312,4 @@ def repository_files(task: CodingTask, solution: str, repos_dir: str | Path) -> 
                 data = splice(data.decode("utf-8"), ref, solution).encode("utf-8")
             archive.writestr(relative, data)
     return {REPOSITORY_ARCHIVE: buffer.getvalue(),
-            REPOSITORY_TESTS: "".join(_run_path(t) + "\n" for t in ref.test_ids)}
+            REPOSITORY_TESTS: "".join(run_path(t) + "\n" for t in ref.test_ids)}

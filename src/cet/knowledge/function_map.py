@@ -4,9 +4,10 @@
 which library functions and methods it reaches. Two ways, one result shape (pytest node id -> qualnames):
 
 `traced_map` runs the repository's tests under coverage.py with one context per test (pytest-cov's
-`--cov-context=test`), in bubblewrap without network when it is there, and names each function whose body ran
-during a test's setup or call. It is exact for what ran: against 447 hand-labelled (test, function) pairs of two
-real libraries it agreed on every pair (bench/function_map_labels.py, docs/benchmarks.md).
+`--cov-context=test`), in bubblewrap without network (never unsandboxed unless asked), and names each function
+whose body ran during a test's setup or call. It is exact for what ran: against 447 (test, function) pairs of two
+real libraries, labelled by reading the code, it agreed on every pair (bench/function_map_labels.py,
+docs/benchmarks.md; recall there is within the pool of pairs the labels were drawn from).
 
 `static_map` reads the code only, for repositories whose tests cannot run here (missing dependencies, no Python):
     direct      what the test's body calls or references, resolved through its module's imports (aliases,
@@ -515,10 +516,11 @@ data_file = {data}
 
 
 def traced_map(root: Path, files: dict[str, str], test_paths: Iterable[str], timeout: float = 900.0,
-               per_test_s: int = 20) -> dict[str, set[str]]:
+               per_test_s: int = 20, allow_unsandboxed: bool = False) -> dict[str, set[str]]:
     """Test node id -> the library functions whose body ran during it (its setup and call), measured by running
     pytest on `test_paths` of the repository at `root` under coverage.py with one context per test (pytest-cov's
-    `--cov-context=test`); in bubblewrap without network when it is there. Parametrized cases fold into their
+    `--cov-context=test`), in bubblewrap without network (refused without it unless `allow_unsandboxed`).
+    Parametrized cases fold into their
     test function's id; a test that runs longer than `per_test_s` is stopped (pytest-timeout) and keeps what ran."""
     root = root.resolve()
     repo = PythonRepo(files)
@@ -534,10 +536,14 @@ def traced_map(root: Path, files: dict[str, str], test_paths: Iterable[str], tim
         env = {**os.environ, "COVERAGE_FILE": str(data), "PYTHONPATH": os.pathsep.join(source_roots),
                "PYTHONDONTWRITEBYTECODE": "1"}
         command = [sys.executable, "-m", "pytest", "-q", "-p", "pytest_cov", "-p", "no:cacheprovider",
+                   "-p", "no:legacypath",  # as the sandbox's runner: a test that needs tmpdir is not mapped
                    f"--cov={root}", "--cov-context=test", "--cov-report=", f"--cov-config={rc}",
                    f"--timeout={per_test_s}", "-c", str(ini), "--rootdir", str(root),
                    "--continue-on-collection-errors", *paths]
         bwrap = shutil.which("bwrap")
+        if not bwrap and not allow_unsandboxed:
+            raise CetError("bubblewrap (bwrap) is not installed: a repository's tests are not run unsandboxed "
+                           "unless asked (allow_unsandboxed)")
         if bwrap:
             command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                        "--ro-bind", str(root), str(root), "--bind", work, work, "--unshare-net", "--die-with-parent",

@@ -19,7 +19,7 @@ from typing import Any
 from cet.knowledge.code_chunking import split_definitions
 from cet.knowledge.function_map import read_python_files
 from cet.knowledge.records import Hit
-from cet.knowledge.stores.keyword_index import ANALYZER, TITLE_BOOST, _analyzer, query_terms
+from cet.knowledge.stores.keyword_index import ANALYZER, add_text_fields, analyzer, text_query
 from cet.knowledge.test_mapping import is_test_file
 
 SOURCE = "repository"
@@ -46,10 +46,9 @@ class RepositoryIndex:
                             for d in split_definitions(text, "python") if d.text.strip()]
         builder = tantivy.SchemaBuilder()
         builder.add_unsigned_field("number", stored=True, indexed=True)
-        builder.add_text_field("title", tokenizer_name=ANALYZER, index_option="freq")
-        builder.add_text_field("text", tokenizer_name=ANALYZER, index_option="freq")
+        add_text_fields(builder)
         self.index = tantivy.Index(builder.build())  # in memory
-        self.index.register_tokenizer(ANALYZER, _analyzer())
+        self.index.register_tokenizer(ANALYZER, analyzer())
         writer = self.index.writer(heap_size=15_000_000, num_threads=1)
         for number, definition in enumerate(self.definitions):
             document = tantivy.Document(title=f"{definition.path} {definition.qualname}", text=definition.text)
@@ -61,11 +60,9 @@ class RepositoryIndex:
 
     def search(self, text: str, k: int = 5, leave_out: tuple[str, int, int] | None = None) -> list[Hit]:
         """The k best definitions for `text`; `leave_out` (path, first line, last line): none that overlaps it."""
-        terms = query_terms(text.split())
-        if not terms or k <= 0:
+        query = text_query(self.index, text.split())
+        if query is None or k <= 0:
             return []
-        query = self.index.parse_query(" ".join(f'"{t}"' for t in terms), ["title", "text"],
-                                       field_boosts={"title": TITLE_BOOST})
         searcher = self.index.searcher()
         out: list[Hit] = []
         for score, address in searcher.search(query, limit=k + 8).hits:

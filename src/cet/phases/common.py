@@ -20,6 +20,7 @@ from cet.knowledge.records import Hit
 from cet.llm.base import Message
 
 TRAIN_SPLITS = frozenset({"train"})
+HELD_OUT_SETS = ("exercism", "leetcode", "humaneval", "repository")  # whose evaluation splits retrieval never shows
 EVAL_SPLITS = frozenset({"test", "eval"})
 
 
@@ -174,8 +175,8 @@ def held_out(cfg: CetConfig, extra: Iterable[CodingTask] = ()) -> HeldOut:
 def _build_held_out(cfg: CetConfig, extra: list[CodingTask]) -> tuple[frozenset[str], HeldOutIndex | None,
                                                                        frozenset[str]]:
     """(slugs, index, held-out task ids) of the evaluation tasks under `cfg.exec.tasks_dir` plus `extra`."""
-    try:
-        tasks = load_tasks(cfg, EVAL_SPLITS) + extra
+    try:  # the repository benchmark (<tasks_dir>/repository.jsonl, `cet tasks repo`) is held out too
+        tasks = load_tasks(cfg, EVAL_SPLITS, HELD_OUT_SETS) + extra
     except CetError:
         tasks = extra
     try:

@@ -25,12 +25,12 @@ from pathlib import Path
 from cet.errors import CetError
 from cet.execution.executor import Executor
 from cet.execution.importers import SkippedTask
-from cet.execution.repository import Snapshot, definition_span, fetch_sdist, stub, unpack
+from cet.execution.repository import DEFAULT_INDEX, Snapshot, definition_span, fetch_sdist, run_path, stub, unpack
 from cet.execution.tasks import SPLITS, CodingTask, RepositoryRef, TaskMetadata, write_tasks
 from cet.knowledge.function_map import FunctionMap, PythonRepo, map_repository, read_python_files
 
 SOURCE = "repository"
-BUILDER_VERSION = 2  # part of a finished repository's settings: a change to how tasks are written rebuilds them
+BUILDER_VERSION = 3  # part of a finished repository's settings: a change to how tasks are written rebuilds them
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ class RepositoryTaskOptions:
     max_lines: int = 60  # body lines, the docstring not counted
     max_tests: int = 20  # tests per task (a deterministic choice among those mapped)
     max_tasks: int | None = None  # per repository, in a deterministic order
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise CetError(f"unknown split {self.split!r}: choose {', '.join(SPLITS)}")
 
 
 def task_id(snapshot: Snapshot, qualname: str) -> str:
@@ -63,7 +67,7 @@ def candidates(snapshot: Snapshot, fmap: FunctionMap, options: RepositoryTaskOpt
         lines = (node.end_lineno or node.lineno) - body[0].lineno + 1 if body else 0  # the docstring not counted
         reason = ("no-docstring" if not docstring else "too-short" if len(body) < options.min_statements
                   else "too-long" if lines > options.max_lines else "untested" if function.qualname not in tested
-                  else None)
+                  else "defined-twice" if _defined_twice(files[function.path], function.qualname) else None)
         if reason:
             yield SkippedTask(SOURCE, tid, reason)
             continue
@@ -71,6 +75,19 @@ def candidates(snapshot: Snapshot, fmap: FunctionMap, options: RepositoryTaskOpt
         start, end, _ = definition_span(source, function.qualname)
         tests = _choose(tested[function.qualname], options.max_tests)
         yield _task(snapshot, function.qualname, function.path, source, start, end, tests, repo, options), ""
+
+
+def _defined_twice(source: str, qualname: str) -> bool:
+    """Whether the name is defined more than once in its scope (overloads, property setters): which one a task
+    means would be ambiguous."""
+    parts = qualname.partition(":")[2].split(".")
+    scope: list[ast.stmt] = ast.parse(source).body
+    for part in parts[:-1]:
+        owner = next((n for n in reversed(scope) if isinstance(n, ast.ClassDef) and n.name == part), None)
+        if owner is None:
+            return False
+        scope = owner.body
+    return sum(1 for n in scope if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == parts[-1]) > 1
 
 
 def _choose(tests: list[str], limit: int) -> list[str]:
@@ -127,25 +144,26 @@ def _test_sources(repo: PythonRepo, tests: list[str]) -> str:
 
 
 def confirm(task: CodingTask, no_body: str, executor: Executor) -> CodingTask | SkippedTask:
-    """The task with its verdict confirmed by the sandbox, or why it has none: the reference must pass (skipped
-    tests are dropped), and a body that does nothing must fail."""
-    reference = executor.run(task, task.reference_solution or "")
-    passed = [c.name for c in reference.tests.cases if c.outcome == "passed"]
-    skipped = [c for c in reference.tests.cases if c.outcome == "skipped"]
-    failing = [c for c in reference.tests.cases if c.outcome not in ("passed", "skipped")]
-    if failing or not passed:
-        detail = failing[0].message if failing else reference.detail
-        return SkippedTask(SOURCE, task.id, "reference-fails", (detail or "")[:300])
-    kept_ids = sorted({name.split("[", 1)[0] for name in passed})
+    """The task with its verdict confirmed by the sandbox, or why it has none. The tests kept are those whose every
+    case passed with the original (a test with a skipped or failing case is dropped whole); then the original must
+    pass the confirmed task as written, and a body that does nothing must fail it."""
     assert task.repository is not None
+    reference = executor.run(task, task.reference_solution or "")
+    by_test: dict[str, list[str]] = {}
+    for case in reference.tests.cases:
+        by_test.setdefault(case.name.split("[", 1)[0], []).append(case.outcome)
+    whole = {test for test, outcomes in by_test.items() if all(o == "passed" for o in outcomes)}
+    kept = [t for t in task.repository.test_ids if run_path(t) in whole]
+    if not kept:
+        failing = [c for c in reference.tests.cases if c.outcome not in ("passed", "skipped")]
+        detail = failing[0].message if failing else (reference.detail or "no chosen test passed whole")
+        return SkippedTask(SOURCE, task.id, "reference-fails", (detail or "")[:300])
+    names = sorted(c.name for c in reference.tests.cases if c.name.split("[", 1)[0] in {run_path(t) for t in kept})
     confirmed = task.model_copy(update={
-        "test_names": sorted(passed),
-        "repository": task.repository.model_copy(update={"test_ids": [t for t in task.repository.test_ids
-                                                                      if t in kept_ids]})})
-    if skipped and not confirmed.repository.test_ids:  # type: ignore[union-attr]
-        return SkippedTask(SOURCE, task.id, "reference-fails", "every chosen test was skipped")
-    empty = executor.run(confirmed, no_body)
-    if empty.passed:
+        "test_names": names, "repository": task.repository.model_copy(update={"test_ids": kept})})
+    if not executor.run(confirmed, confirmed.reference_solution or "").passed:  # as the task will be judged
+        return SkippedTask(SOURCE, task.id, "reference-fails", "the original does not pass the confirmed tests")
+    if executor.run(confirmed, no_body).passed:
         return SkippedTask(SOURCE, task.id, "tests-blind", "its tests pass with a body that does nothing")
     return confirmed
 
@@ -154,8 +172,6 @@ def build_repository_tasks(snapshot: Snapshot, fmap: FunctionMap, executor: Exec
                            options: RepositoryTaskOptions = RepositoryTaskOptions(),
                            on_candidate: Callable[[], None] | None = None) -> Iterator[CodingTask | SkippedTask]:
     """The confirmed tasks of one repository (up to `options.max_tasks`) and a SkippedTask per rejected function."""
-    if options.split not in SPLITS:
-        raise CetError(f"unknown split {options.split!r}: choose {', '.join(SPLITS)}")
     if fmap.method != "traced":
         raise CetError(f"repository tasks need the traced test map (the tests must run here): {fmap.problem}")
     made = 0
@@ -193,8 +209,8 @@ class RepositoryReport:
 
 
 def make_repository_tasks(specs: list[str], out: Path, repos_dir: Path, executor: Executor,
-                          options: RepositoryTaskOptions, on_progress: Callable[[str], None] | None = None
-                          ) -> list[RepositoryReport]:
+                          options: RepositoryTaskOptions, on_progress: Callable[[str], None] | None = None,
+                          index_url: str = DEFAULT_INDEX) -> list[RepositoryReport]:
     """Fetch, unpack, map and build the tasks of each repository spec (NAME, NAME==VERSION or an sdist archive),
     writing all confirmed tasks to `out`. Each repository's tasks are kept in `<out>.parts/` as it finishes, so an
     interrupted run resumes with the next repository; a repository that fails is reported, and the rest go on."""
@@ -205,7 +221,7 @@ def make_repository_tasks(specs: list[str], out: Path, repos_dir: Path, executor
         report = RepositoryReport(spec)
         reports.append(report)
         try:
-            archive = fetch_sdist(spec, repos_dir / "archives")
+            archive = fetch_sdist(spec, repos_dir / "archives", index_url)
             snapshot = unpack(archive, repos_dir)
         except CetError as e:
             report.error = str(e)
@@ -247,7 +263,8 @@ def make_repository_tasks(specs: list[str], out: Path, repos_dir: Path, executor
         temporary.write_text(json.dumps({"settings": settings, "report": saved_report, "tasks": tasks}),
                              encoding="utf-8")
         temporary.replace(part)
-    write_tasks(_saved_tasks(parts, reports), out)
+    if any(r.tasks for r in reports) or not out.exists():  # nothing built never replaces a tasks file
+        write_tasks(_saved_tasks(parts, reports), out)
     return reports
 
 

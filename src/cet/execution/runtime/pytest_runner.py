@@ -86,6 +86,9 @@ def run_tests(work_dir: str, test_file: str) -> dict:
             archive.extractall(work_dir)
         with open(REPOSITORY_TESTS, encoding="utf-8") as f:
             targets = [line.strip() for line in f if line.strip()]
+        if not targets:  # pytest with no target would collect everything under the work folder
+            return {"exit_code": 4, "cases": [], "collect_errors": ["no test to run"], "duration_s": 0.0,
+                    "pid": os.getpid(), "rusage": _rusage()}
         with open("cet_pytest.ini", "w", encoding="utf-8") as f:  # not the repository's own settings
             f.write("[pytest]\n")
         plugin, settings = ResultsPlugin(full_ids=True), ["-c", "cet_pytest.ini"]

@@ -330,7 +330,7 @@ def _test_usages(
             yield analyze_test(relpath, text, language, index)
 
 
-MAX_MAPPED_PYTHON_BYTES = 64_000_000  # past this much Python, definitions keep the per-file map only
+MAX_MAPPED_PYTHON_BYTES = 8_000_000  # past this much Python (its ASTs held at once: ~20x), the per-file map only
 MAX_TESTS_LISTED = 20  # test node ids named in a definition's metadata
 
 

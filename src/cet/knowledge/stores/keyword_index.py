@@ -40,14 +40,27 @@ def _schema() -> Any:
 
     builder = tantivy.SchemaBuilder()
     builder.add_unsigned_field("rowid", stored=True, indexed=True)
-    builder.add_text_field("title", tokenizer_name=ANALYZER, index_option="freq")
-    builder.add_text_field("text", tokenizer_name=ANALYZER, index_option="freq")
+    add_text_fields(builder)
     for name in ("source", "language", "kind"):
         builder.add_text_field(name, tokenizer_name="raw", index_option="basic")
     return builder.build()
 
 
-def _analyzer() -> Any:
+def add_text_fields(builder: Any) -> None:
+    """The two searched fields, analysed alike: title (boosted) and text."""
+    builder.add_text_field("title", tokenizer_name=ANALYZER, index_option="freq")
+    builder.add_text_field("text", tokenizer_name=ANALYZER, index_option="freq")
+
+
+def text_query(index: Any, words: Sequence[str]) -> Any | None:
+    """BM25 over title and text for the words (each a phrase of one term), title boosted; None for no term."""
+    terms = query_terms(words)
+    if not terms:
+        return None
+    return index.parse_query(" ".join(f'"{t}"' for t in terms), ["title", "text"], field_boosts={"title": TITLE_BOOST})
+
+
+def analyzer() -> Any:
     import tantivy
 
     return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(40))
@@ -88,7 +101,7 @@ class KeywordIndex:
 
         index = tantivy.Index(self.schema, path=str(path), reuse=True) if path is not None else \
             tantivy.Index(self.schema)
-        index.register_tokenizer(ANALYZER, _analyzer())
+        index.register_tokenizer(ANALYZER, analyzer())
         return index
 
     def sync(self, conn: sqlite3.Connection, generation: int) -> None:
@@ -182,11 +195,9 @@ class KeywordIndex:
         """The top k chunk rowids for an OR query of `words`, within `filters`."""
         import tantivy
 
-        terms = query_terms(words)
-        if not terms or k <= 0:
+        query = text_query(self.index, words)
+        if query is None or k <= 0:
             return []
-        query = self.index.parse_query(" ".join(f'"{t}"' for t in terms), ["title", "text"],
-                                       field_boosts={"title": TITLE_BOOST})
         musts = [(tantivy.Occur.Must, tantivy.Query.const_score_query(  # a filter: adds nothing to the score
                       tantivy.Query.term_set_query(self.schema, field, list(values)), 0.0))
                  for field, values in (("source", filters.source), ("language", filters.language),
