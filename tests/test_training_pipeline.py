@@ -201,10 +201,17 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     assert metrics["phase1_grounded_answer_accuracy"]["questions"] == 2
     assert Path(ablation["run_dir"], "plots", "ablation_difference.png").is_file()
     assert "| phase1-3 |" in Path(ablation["report"]).read_text()
+    saved = {p.name: p.stat().st_mtime_ns for p in Path(ablation["run_dir"], "arms").iterdir()}
+    assert {f"{a}.json" for a in ablation["arms"]} <= set(saved)
     again = run_cet("eval", "ablation", "--resume", ablation["run_dir"], "--tasks", "2", "--arms", arms,
                     "--phase3-tasks", "1", "--phase3-dev-tasks", "1", "--phase3-samples", "1", "--json", env=env)
-    assert again.returncode == 0, again.stderr[-2000:]  # finished arms and the trained arm are reused
+    assert again.returncode == 0, again.stderr[-2000:]  # finished arms, their contexts and the trained arm reused
     assert json.loads(again.stdout)["pass_rates"] == ablation["pass_rates"]
+    assert {p.name: p.stat().st_mtime_ns for p in Path(ablation["run_dir"], "arms").iterdir()} == saved
+    for bad, why in ((["--arms", "phase9"], "unknown arm"), (["--resume", result["run_dir"]], "not an ablation run"),
+                     (["--arms", "all"], "no arm can run")):
+        refused = run_cet("eval", "ablation", "--tasks", "2", *bad, env=env)
+        assert refused.returncode != 0 and why in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_bad_input_is_one_clear_error(workspace, run_cet, tmp_path: Path):
