@@ -1,11 +1,12 @@
-"""The function-level code-to-test map against hand-labelled pairs of real repositories, with the per-file map it
+"""The function-level code-to-test map against labelled pairs of real repositories, with the per-file map it
 replaces as the baseline measured in the same run.
 
-Labels: bench/data/function_map_labels/<sdist>.json, one file per repository: (function, test, label) pairs drawn
-at random (40 functions, seed 13; candidate tests from the traced map, the static map and tests naming the function;
-at most 10 per function), labelled blind by reading the code only (the labeller never saw which map proposed a pair):
-does running the test execute a line of the function's body? The repositories are fetched as source distributions
-from the package index (`pip download`, cached under exec.repos_dir) and never copied into the project.
+Labels: bench/data/function_map_labels/<sdist>.json, one file per repository: (function, test, label) pairs drawn by
+bench/function_map_sample.py (40 functions at random, seed 13; candidate tests from the traced map, the static map
+and tests naming the function; at most 10 per function), labelled blind by LLM agents reading the code only (not
+people; the labeller never saw which map proposed a pair): does running the test execute a line of the function's
+body? Recall here is recall within that candidate pool. The repositories are fetched as source distributions from
+the package index (cached under exec.repos_dir) and never copied into the project.
 
 For each repository and map (traced, static, per-file) it prints precision and recall on the labelled pairs with
 95% Wilson intervals, the maps' run times, and the traced/static agreement over every test; the per-file baseline
@@ -61,10 +62,10 @@ def score(pairs: list[dict[str, Any]], found: dict[str, set[str]]) -> dict[str, 
             "true_positive": tp, "false_positive": fp, "false_negative": fn}
 
 
-def measure(label_file: Path, repos_dir: Path) -> dict[str, Any]:
+def measure(label_file: Path, repos_dir: Path, index_url: str) -> dict[str, Any]:
     data = json.loads(label_file.read_text(encoding="utf-8"))
     name, _, version = data["repository"].rpartition("-")
-    snapshot = unpack(fetch_sdist(f"{name}=={version}", repos_dir / "archives"), repos_dir)
+    snapshot = unpack(fetch_sdist(f"{name}=={version}", repos_dir / "archives", index_url), repos_dir)
     files, _ = read_python_files(snapshot.root)
     started = time.perf_counter()
     traced = traced_map(snapshot.root, files, test_files(files))
@@ -86,8 +87,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    repos_dir = Path(CetConfig().exec.repos_dir)
-    results = {"repositories": [measure(f, repos_dir) for f in sorted(LABELS.glob("*.json"))]}
+    cfg = CetConfig()
+    results = {"repositories": [measure(f, Path(cfg.exec.repos_dir), cfg.exec.package_index)
+                                for f in sorted(LABELS.glob("*.json"))]}
     pooled: dict[str, dict[str, int]] = {}
     for repo in results["repositories"]:
         for method in ("traced", "static", "per_file"):
