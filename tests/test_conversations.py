@@ -56,3 +56,21 @@ def test_conversations_use_training_tasks_only_and_phase2_reads_only_verified_co
                record("z", "c", solution="def f(): pass\n")]
     found = verified_solutions(records, {t.id: t for t in tasks[:1]})
     assert [(t.id, code.startswith("def add")) for t, code in found] == [("a", True)]
+
+
+def test_phase2_reads_a_real_failing_first_attempt_as_a_bug_report() -> None:
+    from cet.config import CetConfig
+    from cet.phases.phase2 import conversation_bug_pairs
+
+    add = CodingTask(id="exercism/add", language="python", statement="Add two numbers.", entry_point="add",
+                     tests="from solution import add\n\n\ndef test_one():\n    assert add(1, 2) == 3\n",
+                     test_names=["test_one"], metadata=TaskMetadata(source="exercism", split="train"))
+    failing = {"code": "def add(a, b):\n    return a - b\n", "verdict": {"passed": False},
+               "report": "1 of 1 tests fail (failed).\ntest_one: AssertionError: assert -1 == 3"}
+    records = [{"task_id": "exercism/add", "first_attempt": failing},
+               {"task_id": "exercism/add", "first_attempt": failing},  # the same attempt twice: one pair
+               {"task_id": "exercism/add", "first_attempt": {**failing, "verdict": {"passed": True}}},
+               {"task_id": "humaneval/0", "first_attempt": failing}]  # not a training task given
+    (bug,) = conversation_bug_pairs(records, {"exercism/add": add}, None, CetConfig())
+    assert bug["kind"] == "bug" and bug["origin"] == "conversation" and bug["code"].strip() == failing["code"].strip()
+    assert "assert -1 == 3" in bug["error"] and "## Failure" in bug["target"]

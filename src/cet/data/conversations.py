@@ -17,9 +17,9 @@ of the asks) after near-duplicate asks are removed (word 5-gram Jaccard >= `near
 The output is JSON Lines that `datasets.load_dataset("json", ...)` reads: `messages` in the chat format, with
 provenance (task, source, licence, models, seed, the sandbox's verdicts). How the phases use it (docs/data.md):
 Phase 2 reads verified conversations as solutions (`cet train phase2 --conversations FILE`: partial-code and
-bug-report pairs); `cet train sft` reads the `prompt` and `completion` pairs each record also carries (the
-clarified request and the verified code). The real failing first attempts are kept (`first_attempt`) but no phase
-reads them yet.
+bug-report pairs) and their real failing first attempts with the sandbox's report as bug reports
+(`phase2.conversation_bug_pairs`); `cet train sft` reads the `prompt` and `completion` pairs each record also
+carries (the clarified request and the verified code).
 """
 
 from __future__ import annotations

@@ -98,6 +98,7 @@ def run_phase2(cfg: CetConfig, opts: Phase2Options, run: RunDir, retriever: Any,
         on_step("phase 2: bug reports (mutants run in the sandbox)")
         with sandbox_executor(cfg) as executor:
             pairs += bug_pairs(solutions, retriever, cfg, executor, opts.bugs_per_solution, rng, held_out)
+        pairs += conversation_bug_pairs(conversations, tasks, retriever, cfg, held_out)
         partial = pairs_path.with_name(PAIRS + ".partial")  # all or nothing: a resumed run reuses complete files only
         partial.unlink(missing_ok=True)
         for pair in pairs:
@@ -209,21 +210,44 @@ def bug_pairs(solutions: Sequence[tuple[CodingTask, str]], retriever: Any, cfg: 
     pairs = []
     for task, code in solutions:
         found = 0
-        view = task_view(task, cfg.exec.visible_tests, statement=f"The tests of this code fail. {task.statement}")
         for mutant in mutants(code, rng, limit=per_solution * 3):
             if found >= per_solution:
                 break
             result = executor.run(task, mutant.code)
             if result.passed:
                 continue  # an equivalent mutant: no bug to report
-            report = failure_report(result)
-            hits = retrieve(retriever, f"{report}\n{mutant.code}", cfg.cet.top_k, held_out)
-            inp = cet_input(view, hits, code=mutant.code, error=report, budget=cfg.cet.input_tokens)
-            target = debugging_context(inp, mutant.line)
-            # the CET reads the report cut to its budget (in the prompt); the pair keeps the whole report
-            pairs.append({**pair("bug", task, inp, target, operator=mutant.operator, exit_reason=result.exit_reason),
-                          "error": report})
+            pairs.append(bug_pair(task, mutant.code, failure_report(result), retriever, cfg, held_out, mutant.line,
+                                  operator=mutant.operator, exit_reason=result.exit_reason))
             found += 1
+    return pairs
+
+
+def bug_pair(task: CodingTask, code: str, report: str, retriever: Any, cfg: CetConfig, held_out: Any,
+             line: int | None = None, **extra: Any) -> dict[str, Any]:
+    """One bug-report pair: the failing code and its report as the input, the debugging context as the target
+    (`line`, where a fault was planted, only chooses which line is quoted)."""
+    view = task_view(task, cfg.exec.visible_tests, statement=f"The tests of this code fail. {task.statement}")
+    hits = retrieve(retriever, f"{report}\n{code}", cfg.cet.top_k, held_out)
+    inp = cet_input(view, hits, code=code, error=report, budget=cfg.cet.input_tokens)
+    # the CET reads the report cut to its budget (in the prompt); the pair keeps the whole report
+    return {**pair("bug", task, inp, debugging_context(inp, line), **extra), "error": report}
+
+
+def conversation_bug_pairs(conversations: Sequence[dict[str, Any]], tasks: dict[str, CodingTask], retriever: Any,
+                           cfg: CetConfig, held_out: Any = frozenset()) -> list[dict[str, Any]]:
+    """The real failing first attempts of synthetic conversations (`cet data conversations`), each with the
+    sandbox's report: bug reports as a developer brings them, beside the planted ones. Training tasks only."""
+    pairs, seen = [], set()
+    for record in conversations:
+        attempt = record.get("first_attempt") or {}
+        task = tasks.get(record.get("task_id", ""))
+        code, report = attempt.get("code"), attempt.get("report")
+        if task is None or not code or not report or (attempt.get("verdict") or {}).get("passed"):
+            continue
+        if (task.id, code) in seen:
+            continue
+        seen.add((task.id, code))
+        pairs.append(bug_pair(task, code, report, retriever, cfg, held_out, origin="conversation"))
     return pairs
 
 
