@@ -74,3 +74,73 @@ def test_phase2_reads_a_real_failing_first_attempt_as_a_bug_report() -> None:
     (bug,) = conversation_bug_pairs(records, {"exercism/add": add}, None, CetConfig())
     assert bug["kind"] == "bug" and bug["origin"] == "conversation" and bug["code"].strip() == failing["code"].strip()
     assert "assert -1 == 3" in bug["error"] and "## Failure" in bug["target"]
+
+
+def _tasks_dir(where, tasks: list[CodingTask]) -> None:
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "exercism.jsonl").write_text("".join(t.model_dump_json() + "\n" for t in tasks))
+
+
+def _arith(name: str, op: str, split: str = "train") -> CodingTask:
+    import operator
+
+    apply = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv}[op]
+    cases = [(1, 2), (0, 1), (5, 3), (2, 2)]
+    tests = f"from solution import {name}\n\n" + "".join(
+        f"\ndef test_{i}():\n    assert {name}({a}, {b}) == {apply(a, b)}\n" for i, (a, b) in enumerate(cases))
+    return CodingTask(id=f"exercism/{name}", language="python", statement=f"Return a {op} b.", entry_point=name,
+                      tests=tests, test_names=[f"test_{i}" for i in range(len(cases))],
+                      metadata=TaskMetadata(source="exercism", split=split))
+
+
+def test_phase3_mines_the_conversations_failing_first_attempts_into_the_playbook(tmp_path) -> None:
+    from cet.config import CetConfig
+    from cet.data.playbook import Playbook
+    from cet.phases.phase3 import conversation_failures
+    from cet.phases.playbook_mining import failure_delta
+
+    tasks = [_arith("add", "+"), _arith("sub", "-"), _arith("mul", "*"), _arith("div", "//", split="test")]
+    _tasks_dir(tmp_path / "tasks", tasks)
+    cfg = CetConfig.model_validate({"exec": {"tasks_dir": str(tmp_path / "tasks"), "visible_tests": 1}})
+
+    def conv(name: str, code: str) -> dict:
+        return {"task_id": f"exercism/{name}", "first_attempt": {"code": code},
+                "provenance": {"models": {"generator": ["qwen2.5-coder-0.5b-instruct"]}}}
+
+    records = [conv("add", "def add(a, b):\n    print(a + b)\n"), conv("sub", "def sub(a, b):\n    print(a - b)\n"),
+               conv("sub", "def sub(a, b):\n    print(a - b)\n"),  # the same attempt twice: run once
+               conv("add", "def add(a, b):\n    return a + b\n"),  # a first attempt that passed: a rollout too
+               conv("mul", "def mul(a, b):\n    print(a * b)\n"),  # a dev task: early stopping's, left out
+               conv("div", "def div(a, b):\n    print(a // b)\n")]  # an evaluation task: never read
+    seeds = conversation_failures(cfg, records, {"exercism/mul"}, ("exercism",))
+    assert sorted((r["task_id"], r["passed"], r["pattern"]) for r in seeds) == [
+        ("exercism/add", False, "printed"), ("exercism/add", True, "passed"), ("exercism/sub", False, "printed")]
+    assert all(r["round"] == 0 and r["candidate"] == "conversation" and not r["items"] for r in seeds)
+    assert all(r["generator"] == "qwen2.5-coder-0.5b-instruct" for r in seeds)
+    delta = failure_delta(seeds, Playbook())
+    assert [item["pattern"] for item in delta["add"]] == ["printed"]  # two failures of a catalogued pattern
+
+
+def test_phase1_asks_the_conversations_tasks_first_as_their_vague_asks() -> None:
+    import random
+
+    from cet.config import CetConfig
+    from cet.llm.team import Team
+    from cet.phases.phase1 import conversation_asks, conversation_plan, write_questions
+
+    pool = [_arith("add", "+"), _arith("sub", "-"), _arith("mul", "*")]
+    records = [record("hey, summing two things?", "exercism/sub"), record("a later ask", "exercism/sub"),
+               record("not in the pool", "exercism/div"), {"task_id": "exercism/mul", "messages": []}]
+    asks = conversation_asks(records, pool)
+    assert asks == {"exercism/sub": "hey, summing two things?"}
+    plan = conversation_plan(pool, asks, 2, random.Random(0))
+    assert plan[0].id == "exercism/sub" and len(plan) == 2 and len({t.id for t in plan}) == 2
+    assert [t.id for t in conversation_plan(pool, {}, 3, random.Random(0))] == \
+        [t.id for t in conversation_plan(pool, {}, 3, random.Random(0))]  # no conversations: the balanced draw
+    with Team(CetConfig()) as team:  # no rewording asked for: no model is opened
+        questions = write_questions(team, plan, 0, 0.0, random.Random(0), 1, asks)
+    by_id = {q.task.id: q for q in questions}
+    assert by_id["exercism/sub"].origin == "conversation" and by_id["exercism/sub"].id == "exercism/sub#conversation"
+    assert by_id["exercism/sub"].text.startswith("hey, summing two things?") and "## Interface" in \
+        by_id["exercism/sub"].text
+    assert all(q.origin == "dataset" for q in questions if q.task.id != "exercism/sub")

@@ -208,6 +208,19 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     assert again.returncode == 0, again.stderr[-2000:]  # finished arms, their contexts and the trained arm reused
     assert json.loads(again.stdout)["pass_rates"] == ablation["pass_rates"]
     assert {p.name: p.stat().st_mtime_ns for p in Path(ablation["run_dir"], "arms").iterdir()} == saved
+    # an arm stopped while its CET engineered: the contexts kept so far are reused, the rest engineered as before
+    arms_dir = Path(ablation["run_dir"], "arms")
+    whole = json.loads((arms_dir / "phase1.contexts.json").read_text())
+    (arms_dir / "phase1.contexts.partial.json").write_text(json.dumps({"key": whole["key"],
+                                                                       "contexts": whole["contexts"][:1]}))
+    (arms_dir / "phase1.contexts.json").unlink()
+    (arms_dir / "phase1.json").unlink()
+    resumed = run_cet("eval", "ablation", "--resume", ablation["run_dir"], "--tasks", "2", "--arms", arms,
+                      "--phase3-tasks", "1", "--phase3-dev-tasks", "1", "--phase3-samples", "1", "--json", env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((arms_dir / "phase1.contexts.json").read_text()) == whole
+    assert not list(arms_dir.glob("*.partial.json")) and not list(arms_dir.glob("*.tmp"))
+    assert json.loads(resumed.stdout)["pass_rates"] == ablation["pass_rates"]
     for bad, why in ((["--arms", "phase9"], "unknown arm"), (["--resume", result["run_dir"]], "not an ablation run"),
                      (["--arms", "all"], "no arm can run")):
         refused = run_cet("eval", "ablation", "--tasks", "2", *bad, env=env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -52,8 +53,11 @@ class RunDir:
             f.write(json.dumps({"step": step, "time": time.time(), **values}, default=str) + "\n")
 
     def write_json(self, name: str, data: Any) -> Path:
+        """Written whole or not at all (a temporary file renamed over it): a killed run never leaves half a file."""
         target = self.path / name
-        target.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8")
+        scratch = target.with_name(target.name + ".tmp")
+        scratch.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(scratch, target)
         return target
 
     def write_report(self, markdown: str) -> Path:

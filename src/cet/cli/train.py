@@ -50,6 +50,9 @@ def phase1_command(
     teachers: list[str] = typer.Option(
         None, "--teacher", help="A model that answers as the team (repeatable, tried in order: the next answers "
         "only the questions the ones before failed in the sandbox; default: llm.roles.generator)."),
+    conversations: Path = typer.Option(None, "--conversations", exists=True, dir_okay=False,
+                                       help="`cet data conversations` output: its tasks asked first, each as its "
+                                            "conversation's vague first message."),
     resume: Path = ResumeOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -58,7 +61,8 @@ def phase1_command(
 
     opts = Phase1Options(rounds=rounds, questions=questions, synthetic_share=synthetic,
                          start_from=str(start_from) if start_from else None,
-                         judges=tuple(judges) if judges else None, teacher=list(teachers) if teachers else None)
+                         judges=tuple(judges) if judges else None, teacher=list(teachers) if teachers else None,
+                         conversations=str(conversations) if conversations else None)
     _run_phase("phase1", resume, json_out, run_phase1, opts,
                lambda r: f"phase 1: {r['questions']} questions, trained on {r['trained_on']}; accepted by source "
                          f"{ {s: v['rate'] for s, v in r['acceptance']['by_source'].items()} }, by answerer "
@@ -97,6 +101,9 @@ def phase3_command(
                                          "cet.phase3.generators)."),
     learner: str = typer.Option(None, "--learner", help="rest (ReST-EM: SFT on the best context) or dpo."),
     start_from: Path = typer.Option(None, "--from", help="The CET to continue (default: data/cet/phase2)."),
+    conversations: Path = typer.Option(None, "--conversations", exists=True, dir_okay=False,
+                                       help="`cet data conversations` output: its failing first attempts, re-run in "
+                                            "the sandbox, seed the playbook's failure patterns."),
     resume: Path = ResumeOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -108,7 +115,8 @@ def phase3_command(
         raise CetError(f"unknown learner {learner!r}; choose rest or dpo")
     opts = options_for(budget, tasks=tasks, dev_tasks=dev_tasks, rounds=rounds, samples=samples, learner=learner,
                        generators=tuple(generators) if generators else None,
-                       start_from=str(start_from) if start_from else None)
+                       start_from=str(start_from) if start_from else None,
+                       conversations=str(conversations) if conversations else None)
     _run_phase("phase3", resume, json_out, run_phase3, opts, _phase3_line)
 
 

@@ -22,7 +22,8 @@ held-out requirements; Phase 2's own pairs by kind), Phase 3's pass@1 and mean r
 metrics from a simulation (`--simulation`).
 
 Resumable: each finished arm is saved in the run directory (arms/<arm>.json, keyed by the tasks, the checkpoint and
-the generator settings) and not run again; generations go through the response cache.
+the generator settings) and not run again; an arm's contexts are kept batch by batch (arms/<arm>.contexts.partial.json)
+while its CET engineers them; generations go through the response cache.
 """
 
 from __future__ import annotations
@@ -159,7 +160,10 @@ def train_skip_phase2(cfg: CetConfig, opts: AblationOptions, retriever: Any,
         return None, "no Phase 1 checkpoint to start Phase 3 from"
     phase3 = target_phase3_options(cfg, opts) or options_for(opts.phase3_budget)
     phase3 = replace(phase3, start_from=str(start), **opts.phase3_changes)
-    key = _digest(checkpoint_digest(start), vars(phase3) | {"start_from": None}, cfg.cet.model_dump(mode="json"),
+    options = vars(phase3) | {"start_from": None}
+    if options.get("conversations") is None:
+        options.pop("conversations", None)  # an option added later: left out when unused, so earlier keys hold
+    key = _digest(checkpoint_digest(start), options, cfg.cet.model_dump(mode="json"),
                   cfg.llm.roles.model_dump(mode="json"), cfg.exec.tasks_dir, cfg.run.seed)[:16]
     train_dir = Path(opts.train_dir) if opts.train_dir else Path(cfg.cet.checkpoints_dir).parent / "ablation"
     home = train_dir / f"skip_phase2-{key}"
@@ -285,10 +289,20 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
         if stored.is_file() and json.loads(stored.read_text())["key"] == key:
             contexts = [_engineered_from(d) for d in json.loads(stored.read_text())["contexts"]]
         else:
-            contexts = _contexts(cfg, arm, ckpt, views, inputs, bare, target_contexts)
+            partial = run.path / "arms" / f"{arm}.contexts.partial.json"
+            done = [_engineered_from(d) for d in json.loads(partial.read_text())["contexts"]] \
+                if partial.is_file() and json.loads(partial.read_text())["key"] == key else []
+
+            def keep(so_far: list[Engineered], arm: str = arm, key: str = key) -> None:
+                run.write_json(f"arms/{arm}.contexts.partial.json",
+                               {"key": key, "contexts": [_engineered_to(e) for e in so_far]})
+                on_step(f"ablation: {arm} contexts {len(so_far)}/{len(views)}")
+
+            contexts = _contexts(cfg, arm, ckpt, views, inputs, bare, target_contexts, done, keep)
             if contexts is not None and not arm.startswith("minus_"):  # engineered once, kept for a resume
                 run.write_json(f"arms/{arm}.contexts.json", {"key": key, "contexts": [_engineered_to(e)
                                                                                       for e in contexts]})
+                partial.unlink(missing_ok=True)
         if arm == TARGET:
             target_contexts = contexts
             if "sections" in opts.arms:
@@ -330,7 +344,11 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
 
 
 def _contexts(cfg: CetConfig, arm: str, ckpt: Path | None, views: Sequence[TaskView], inputs: Sequence[CETInput],
-              bare: Sequence[CETInput], target_contexts: Sequence[Engineered] | None) -> list[Engineered] | None:
+              bare: Sequence[CETInput], target_contexts: Sequence[Engineered] | None,
+              done: Sequence[Engineered] = (), keep: Callable[[list[Engineered]], None] | None = None
+              ) -> list[Engineered] | None:
+    """An arm's contexts: none (raw), the target's less a section, or engineered by the arm's CET (continuing after
+    `done`, each batch handed to `keep`)."""
     if arm == "raw":
         return None
     if arm.startswith("minus_"):
@@ -341,7 +359,7 @@ def _contexts(cfg: CetConfig, arm: str, ckpt: Path | None, views: Sequence[TaskV
     chosen = list(bare if arm == "no_retrieval" else inputs)
     if (ckpt / "playbook.json").is_file():  # a Phase 3 CET reads the playbook it was trained with
         chosen = with_playbook(views, chosen, Playbook.load(ckpt / "playbook.json"))
-    return engineer_with(cfg, ckpt, chosen)
+    return engineer_with(cfg, ckpt, chosen, done, keep)
 
 
 def phase_metrics(cfg: CetConfig, opts: AblationOptions, outcomes: dict[str, list[bool]],

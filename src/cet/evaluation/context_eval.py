@@ -326,15 +326,28 @@ def engineered_contexts(cfg: CetConfig, opts: ContextEvalOptions, views: Sequenc
     return contexts, {c: why for c, why in skipped.items() if c in opts.conditions}
 
 
-def engineer_with(cfg: CetConfig, checkpoint: Path, inputs: Sequence[CETInput]) -> list[Engineered]:
-    """The contexts the CET at `checkpoint` engineers for `inputs` (its engine released afterwards)."""
+def engineer_with(cfg: CetConfig, checkpoint: Path, inputs: Sequence[CETInput], done: Sequence[Engineered] = (),
+                  on_batch: Callable[[list[Engineered]], None] | None = None, batch: int = 32) -> list[Engineered]:
+    """The contexts the CET at `checkpoint` engineers for `inputs` (its engine released afterwards). `done`: the
+    contexts of the first inputs, engineered earlier (a resume); `on_batch` gets every context so far after each
+    `batch` inputs (a multiple of the transformers batch size), so an interrupted run keeps them. Each input's reply
+    is its own with one llama.cpp slot, so engineering in batches gives the contexts of engineering all at once."""
+    out = list(done)
+    if len(out) >= len(inputs):
+        return out[:len(inputs)]
     cet = CETModel.load(checkpoint, cfg)
     try:
-        replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in inputs])
+        for start in range(len(out), len(inputs), batch):
+            part = inputs[start:start + batch]
+            replies = cet.engineer([{"input": inp, "choices": section_choices(inp)} for inp in part])
+            out += [Engineered(r.parsed, r.raw, r.error, r.seconds,
+                               untraceable(r.parsed.context, inp) if r.parsed else [])
+                    for r, inp in zip(replies, part, strict=True)]
+            if on_batch is not None:
+                on_batch(out)
     finally:
         cet.close_engine()
-    return [Engineered(r.parsed, r.raw, r.error, r.seconds, untraceable(r.parsed.context, inp) if r.parsed else [])
-            for r, inp in zip(replies, inputs, strict=True)]
+    return out
 
 
 def playbook_context(inp: CETInput) -> Engineered:

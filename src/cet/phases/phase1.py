@@ -87,6 +87,8 @@ class Phase1Options:
     # the models that answer as the team, in order: the next one answers only the questions every one before it
     # failed in the sandbox (e.g. the 0.5B, then the 1.5B); default: llm.roles.generator, in its order
     teacher: list[str] | None = None
+    # `cet data conversations` output: its tasks are asked first, each as its conversation's vague first message
+    conversations: str | None = None
 
 
 @dataclass
@@ -111,7 +113,8 @@ def run_phase1(cfg: CetConfig, opts: Phase1Options, run: RunDir, retriever: Any,
     if not tasks:
         raise CetError(f"no training task can be a Phase 1 question (left out: {left_out})")
     rng = random.Random(cfg.run.seed)
-    plan = sample_balanced(tasks, opts.rounds * opts.questions, rng)
+    asks = conversation_asks(read_jsonl(Path(opts.conversations)), tasks) if opts.conversations else {}
+    plan = conversation_plan(tasks, asks, opts.rounds * opts.questions, rng)
     conversations_path = run.path / CONVERSATIONS
     skipped: list[str] = []
     done = {r["question_id"]: r for r in read_jsonl(conversations_path, skipped)}
@@ -133,7 +136,7 @@ def run_phase1(cfg: CetConfig, opts: Phase1Options, run: RunDir, retriever: Any,
                 continue  # finished before an interruption: its checkpoint is already loaded
             on_step(f"phase 1 round {number + 1}/{opts.rounds}: questions")
             questions = write_questions(team, batch, number, opts.synthetic_share,
-                                        random.Random(f"{cfg.run.seed}:round:{number}"), cfg.exec.visible_tests)
+                                        random.Random(f"{cfg.run.seed}:round:{number}"), cfg.exec.visible_tests, asks)
             team.unload()  # the question writer is done for this round: its memory is the teachers' now
             pending = [q for q in questions if q.id not in done]
             for record in converse(cet, team, jury, retriever, pending, cfg, on_step, held_out, teachers):
@@ -197,22 +200,48 @@ def question_pool(tasks: Iterable[CodingTask], visible: int, easy_only: bool = T
 
 
 def write_questions(team: Team, batch: Sequence[CodingTask], number: int, synthetic_share: float,
-                    rng: random.Random, visible: int = 3) -> list[Question]:
+                    rng: random.Random, visible: int = 3, asks: dict[str, str] | None = None) -> list[Question]:
     """The round's questions: the task statements, and for a share of them the question writer's rewording
-    (a developer's question about the same exercise); each with the interface and the visible tests, and judged
-    by the hidden ones."""
-    synthetic = {t.id for t in rng.sample(list(batch), round(len(batch) * synthetic_share))}
+    (a developer's question about the same exercise); a task with a synthetic conversation is asked as that
+    conversation's first message (`asks`). Each with the interface and the visible tests, judged by the hidden
+    ones."""
+    asks = asks or {}
+    synthetic = {t.id for t in rng.sample(list(batch), round(len(batch) * synthetic_share))} - set(asks)
     requests = [Request(as_messages(rewrite_prompt(t)), team.params(max_tokens=96), tag=t.id)
                 for t in batch if t.id in synthetic]
     rewritten = {r.request.tag: r.text for r in team.map("question_writer", requests) if r.ok and r.text}
     questions = []
     for task in batch:
         split = split_tests(task, visible)
-        origin = "synthetic" if task.id in rewritten else "dataset"
-        text = question_text(task, split, rewritten[task.id].strip() if task.id in rewritten else None)
+        origin = "conversation" if task.id in asks else "synthetic" if task.id in rewritten else "dataset"
+        asked = asks.get(task.id) or rewritten.get(task.id)
+        text = question_text(task, split, asked.strip() if asked else None)
         questions.append(Question(f"{task.id}#{origin}", number, task, text, origin, split.hidden,
                                   list(split.visible_cases)))
     return questions
+
+
+def conversation_asks(conversations: Iterable[dict[str, Any]], pool: Sequence[CodingTask]) -> dict[str, str]:
+    """Task id -> the vague first message of its synthetic conversation, for the pool's tasks (the first record of
+    a task wins; a record without a user message is skipped)."""
+    ids = {t.id for t in pool}
+    asks: dict[str, str] = {}
+    for record in conversations:
+        task_id = record.get("task_id")
+        first = next((m.get("content") for m in record.get("messages") or [] if m.get("role") == "user"), None)
+        if task_id in ids and task_id not in asks and isinstance(first, str) and first.strip():
+            asks[task_id] = first.strip()
+    return asks
+
+
+def conversation_plan(pool: Sequence[CodingTask], asks: dict[str, str], n: int, rng: random.Random
+                      ) -> list[CodingTask]:
+    """`n` questions: the tasks with a conversation first (shuffled), then a balanced draw from the rest."""
+    first = [t for t in pool if t.id in asks]
+    rng.shuffle(first)
+    rest = [t for t in pool if t.id not in asks]
+    return (first + sample_balanced(rest, max(0, n - len(first)), rng))[:n] if first else \
+        sample_balanced(pool, n, rng)
 
 
 def question_text(task: CodingTask, split: TestSplit, asked: str | None = None) -> str:

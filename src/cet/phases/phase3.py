@@ -52,6 +52,7 @@ from cet.phases.common import (
     read_jsonl,
     retrieve,
     sample_balanced,
+    sandbox_executor,
 )
 from cet.phases.playbook_mining import effect_delta, failure_delta, item_table, pattern_table
 from cet.phases.repair import REPAIRS, repair_failures
@@ -64,6 +65,7 @@ from cet.phases.rollouts import (
     items_in,
     playbook_candidates,
     roll_out,
+    rollout_record,
 )
 from cet.runs import RunDir
 
@@ -89,6 +91,7 @@ class Phase3Options:
     start_from: str | None = None  # default: data/cet/phase2, else phase1, else the base
     epochs: float | None = None  # default cet.train.epochs
     sets: tuple[str, ...] = ("exercism", "leetcode")
+    conversations: str | None = None  # `cet data conversations` output: its failing first attempts seed the playbook
 
 
 def options_for(budget: str, **changes: Any) -> Phase3Options:
@@ -128,6 +131,15 @@ def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
     train, dev = setups(cfg, opts, retriever)
     playbook = Playbook.load(run.path / PLAYBOOK_DIR) if (run.path / PLAYBOOK_DIR).is_dir() else \
         starting_playbook(cfg, opts)
+    if opts.conversations:  # before any rollout, so the dev score of the start already reads the seeded playbook
+        marks = state.setdefault("steps", {}).setdefault("r0", {})
+        seeds: list[dict[str, Any]] = []
+        if "conversations" not in marks:
+            playbook.save(run.path / PLAYBOOK_DIR)  # the starting version, so every version is on disk
+            seeds = conversation_failures(cfg, read_jsonl(Path(opts.conversations)), {s_.view.task.id for s_ in dev},
+                                          opts.sets)
+            state["conversation_rollouts"] = {"records": len(seeds), "failed": sum(not x["passed"] for x in seeds)}
+        playbook = updated(run, state, marks, "conversations", playbook, failure_delta, seeds)
     rounds: list[dict[str, Any]] = list(state.get("rounds", []))
     best = state.get("best")
     cet = CETModel.load(run.path / f"round-{best['round']}" / "checkpoint", cfg, trainable=True) \
@@ -274,6 +286,35 @@ def setups(cfg: CetConfig, opts: Phase3Options, retriever: Any) -> tuple[list[Ta
         raise CetError(f"Phase 3 needs at least 2 training tasks whose tests split; found {len(found)}")
     dev = min(opts.dev_tasks, len(found) // 2)
     return found[dev:dev + opts.tasks], found[:dev]
+
+
+def conversation_failures(cfg: CetConfig, conversations: Sequence[dict[str, Any]], dev_ids: set[str],
+                          sets: Sequence[str]) -> list[dict[str, Any]]:
+    """The first attempts of synthetic conversations (`cet data conversations`) as round-0 rollout records for the
+    failure mining: each re-run in the sandbox on its training task's hidden tests, as a rollout is. The dev tasks'
+    conversations are left out (early stopping judges on tasks no training signal came from). They carry no
+    playbook item, so they are evidence of failure patterns only, never of an item's effect."""
+    tasks = {t.id: t for t in load_tasks(cfg, TRAIN_SPLITS, sets)}
+    todo, seen = [], set()
+    for record in conversations:
+        code = (record.get("first_attempt") or {}).get("code")
+        task = tasks.get(record.get("task_id", ""))
+        if task is None or task.id in dev_ids or not code or (task.id, code) in seen:
+            continue
+        seen.add((task.id, code))
+        try:
+            view = task_view(task, cfg.exec.visible_tests)
+        except CetError:
+            continue  # no hidden part to judge by
+        generator = ((record.get("provenance") or {}).get("models") or {}).get("generator") or ["conversation"]
+        todo.append((view, code, generator[0]))
+    records = []
+    with sandbox_executor(cfg) as executor:
+        for view, code, generator in todo:
+            work = Work(view, cet_input(view, [], budget=cfg.cet.input_tokens), [])
+            records.append(rollout_record(work, Candidate("conversation"), generator, None, code,
+                                          executor.run(view.hidden, code), 0))
+    return records
 
 
 def start_model(cfg: CetConfig, opts: Phase3Options) -> CETModel:

@@ -190,7 +190,7 @@ def roll_part(team: Team, executor: Any, part: Sequence[tuple[Work, Candidate, s
         result = next(runs) if code else None
         if not reply.ok:
             continue  # the request itself failed (model, budget, interrupt): no verdict, retried on the next run
-        record = rollout_record(w, c, g, reply, code, result, round_)
+        record = rollout_record(w, c, g, reply.error, code, result, round_)
         record["cached"] = reply.completion.cached if reply.completion is not None else None
         records.append(record)
     return records
@@ -230,7 +230,7 @@ def _ray_part(cfg_data: dict[str, Any], part: list[tuple[Work, Candidate, str]],
         return roll_part(team, executor, part, round_, max_tokens)
 
 
-def rollout_record(work: Work, candidate: Candidate, generator: str, reply: Any, code: str | None,
+def rollout_record(work: Work, candidate: Candidate, generator: str, generator_error: str | None, code: str | None,
                    result: ExecutionResult | None, round_: int) -> dict[str, Any]:
     task, view = work.view.task, work.view
     passed = bool(result and result.passed)
@@ -238,7 +238,7 @@ def rollout_record(work: Work, candidate: Candidate, generator: str, reply: Any,
         "round": round_, "task_id": task.id, "source": task.metadata.source, "split": task.metadata.split,
         "candidate": candidate.name, "key": candidate.key, "context": candidate.text, "items": list(candidate.items),
         "features": sorted(work.features), "context_tokens": approx_tokens(candidate.text), "generator": generator,
-        "generator_error": reply.error, "code": code, "passed": passed,
+        "generator_error": generator_error, "code": code, "passed": passed,
         "reward": round(result.reward or 0.0, 4) if result else 0.0,
         "terms": dict(result.reward_terms) if result else {},
         "tests": f"{result.tests.passed}/{result.tests.total}" if result else None,
