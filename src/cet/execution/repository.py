@@ -221,21 +221,30 @@ def run_path(relative: str) -> str:
     return relative.removeprefix("src/")
 
 
-def definition_span(source: str, qualname: str) -> tuple[int, int, ast.FunctionDef | ast.AsyncFunctionDef]:
-    """The lines (first decorator .. last line, 1-based) and node of `qualname`'s definition in `source`."""
-    parts = qualname.partition(":")[2].split(".")
-    scope: list[ast.stmt] = ast.parse(source).body
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        kinds = (ast.FunctionDef, ast.AsyncFunctionDef) if last else (ast.ClassDef,)
-        node = next((n for n in reversed(scope) if isinstance(n, kinds) and n.name == part), None)  # as Python binds
-        if node is None:
-            raise CetError(f"{qualname} is not defined where its task says")
-        if last:
-            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            return start, node.end_lineno or node.lineno, node
-        scope = node.body
-    raise CetError(f"{qualname} is not a function")
+def definition_scope(tree: ast.Module, qualname: str) -> list[ast.stmt] | None:
+    """The statements `qualname`'s definition sits among (the module's, or its classes' as Python binds them: the
+    last class of a name), or None when a class on the way is not there."""
+    scope: list[ast.stmt] = tree.body
+    for part in qualname.partition(":")[2].split(".")[:-1]:
+        owner = next((n for n in reversed(scope) if isinstance(n, ast.ClassDef) and n.name == part), None)
+        if owner is None:
+            return None
+        scope = owner.body
+    return scope
+
+
+def definition_span(source: str, qualname: str, tree: ast.Module | None = None
+                    ) -> tuple[int, int, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The lines (first decorator .. last line, 1-based) and node of `qualname`'s definition in `source` (`tree`:
+    `source` already parsed)."""
+    scope = definition_scope(tree or ast.parse(source), qualname)
+    name = qualname.partition(":")[2].split(".")[-1]
+    node = next((n for n in reversed(scope or []) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+                 and n.name == name), None)  # as Python binds
+    if node is None:
+        raise CetError(f"{qualname} is not defined where its task says")
+    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    return start, node.end_lineno or node.lineno, node
 
 
 def splice(source: str, ref: RepositoryRef, solution: str) -> str:

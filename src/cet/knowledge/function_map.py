@@ -77,6 +77,8 @@ class PythonRepo:
         self.methods: dict[str, dict[str, str]] = defaultdict(dict)  # "mod:Class" -> method -> qualname
         self.fixtures: dict[str, dict[str, str]] = defaultdict(dict)  # directory -> fixture name -> qualname
         self.skipped: dict[str, str] = {}
+        self.files = files
+        self.trees: dict[str, ast.Module] = {}  # path -> its parsed tree, for whoever reads the repository next
         for path, source in sorted(files.items()):
             if not path.endswith(".py"):
                 continue
@@ -90,6 +92,7 @@ class PythonRepo:
             for alias in names:
                 self.modules.setdefault(alias, module)
             self.by_path[path] = module
+            self.trees[path] = tree
             self._collect(module, tree, is_test_file(path))
 
     # ----------------------------------------------------------------------------------------------- parsing
@@ -430,6 +433,7 @@ class FunctionMap:
     functions: int  # library functions and methods the repository defines
     skipped: dict[str, str] = field(default_factory=dict)  # file -> why it was not read
     problem: str | None = None  # why tracing was not used, when it was asked for and fell back
+    repo: PythonRepo | None = field(default=None, repr=False, compare=False)  # the parsed repository it was made from
 
     def by_function(self) -> dict[str, list[str]]:
         """qualname -> the sorted node ids of the tests that exercise it."""
@@ -490,20 +494,20 @@ def map_repository(root: Path, method: str = "auto", per_test_s: int = 20, timeo
     problem = None
     if method in ("auto", "traced"):
         try:
-            traced = traced_map(root, files, test_files(files), timeout=timeout, per_test_s=per_test_s)
+            traced = traced_map(root, files, test_files(files), timeout=timeout, per_test_s=per_test_s, repo=repo)
             if traced:
-                return FunctionMap(traced, "traced", functions, skipped)
+                return FunctionMap(traced, "traced", functions, skipped, repo=repo)
             problem = "the traced run recorded no test (none ran, or every one failed to import)"
         except CetError as e:
             problem = str(e)
         if method == "traced":
             raise CetError(problem)
-    return FunctionMap({k: v for k, v in static_map(files).items()}, "static", functions, skipped, problem)
+    return FunctionMap(static_map(files, repo), "static", functions, skipped, problem, repo)
 
 
-def static_map(files: dict[str, str]) -> dict[str, set[str]]:
-    """Test node id -> the library functions it reaches (statically)."""
-    repo = PythonRepo(files)
+def static_map(files: dict[str, str], repo: PythonRepo | None = None) -> dict[str, set[str]]:
+    """Test node id -> the library functions it reaches (statically); `repo`: `files` already parsed."""
+    repo = repo or PythonRepo(files)
     return {node_id: repo.reach(function) for node_id, function in repo.tests()}
 
 
@@ -516,15 +520,16 @@ data_file = {data}
 
 
 def traced_map(root: Path, files: dict[str, str], test_paths: Iterable[str], timeout: float = 900.0,
-               per_test_s: int = 20, allow_unsandboxed: bool = False) -> dict[str, set[str]]:
+               per_test_s: int = 20, allow_unsandboxed: bool = False, repo: PythonRepo | None = None
+               ) -> dict[str, set[str]]:
     """Test node id -> the library functions whose body ran during it (its setup and call), measured by running
     pytest on `test_paths` of the repository at `root` under coverage.py with one context per test (pytest-cov's
     `--cov-context=test`), in bubblewrap without network (refused without it unless `allow_unsandboxed`).
     Parametrized cases fold into their
     test function's id; a test that runs longer than `per_test_s` is stopped (pytest-timeout) and keeps what ran."""
     root = root.resolve()
-    repo = PythonRepo(files)
-    owner = _line_owners(repo, files)
+    repo = repo or PythonRepo(files)
+    owner = _line_owners(repo)
     with tempfile.TemporaryDirectory(prefix="cet-trace-") as work:
         data = Path(work) / "coverage.sqlite"
         rc = Path(work) / "coveragerc"
@@ -576,7 +581,7 @@ def traced_map(root: Path, files: dict[str, str], test_paths: Iterable[str], tim
     return dict(out)
 
 
-def _line_owners(repo: PythonRepo, files: dict[str, str]) -> dict[str, dict[int, str]]:
+def _line_owners(repo: PythonRepo) -> dict[str, dict[int, str]]:
     """path -> line -> the library function whose body holds it (the innermost definition; lines of a nested
     function or class belong to nobody the map names, and neither does a definition's own header)."""
     owners: dict[str, dict[int, str]] = {}
@@ -585,7 +590,7 @@ def _line_owners(repo: PythonRepo, files: dict[str, str]) -> dict[str, dict[int,
         if is_test_file(path):
             continue
         lines: dict[int, str | None] = {}
-        definitions = sorted((n for n in ast.walk(ast.parse(files[path]))
+        definitions = sorted((n for n in ast.walk(repo.trees[path])
                               if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)),
                              key=lambda n: n.lineno)
         for node in definitions:  # outer first: an inner definition takes its own lines over

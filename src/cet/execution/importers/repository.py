@@ -25,7 +25,16 @@ from pathlib import Path
 from cet.errors import CetError
 from cet.execution.executor import Executor
 from cet.execution.importers import SkippedTask
-from cet.execution.repository import DEFAULT_INDEX, Snapshot, definition_span, fetch_sdist, run_path, stub, unpack
+from cet.execution.repository import (
+    DEFAULT_INDEX,
+    Snapshot,
+    definition_scope,
+    definition_span,
+    fetch_sdist,
+    run_path,
+    stub,
+    unpack,
+)
 from cet.execution.tasks import SPLITS, CodingTask, RepositoryRef, TaskMetadata, write_tasks
 from cet.knowledge.function_map import FunctionMap, PythonRepo, map_repository, read_python_files
 
@@ -53,8 +62,8 @@ def task_id(snapshot: Snapshot, qualname: str) -> str:
 def candidates(snapshot: Snapshot, fmap: FunctionMap, options: RepositoryTaskOptions
                ) -> Iterator[tuple[CodingTask, str] | SkippedTask]:
     """Each candidate function as (task whose verdict is not yet checked, its stub), or why it is not one."""
-    files, _ = read_python_files(snapshot.root)
-    repo = PythonRepo(files)
+    repo = fmap.repo or PythonRepo(read_python_files(snapshot.root)[0])  # the map's own parse, when it has one
+    files = repo.files
     tested = fmap.by_function()
     chosen = sorted(repo.functions.values(), key=lambda f: hashlib.sha256(f.qualname.encode()).hexdigest())
     for function in chosen:
@@ -67,27 +76,22 @@ def candidates(snapshot: Snapshot, fmap: FunctionMap, options: RepositoryTaskOpt
         lines = (node.end_lineno or node.lineno) - body[0].lineno + 1 if body else 0  # the docstring not counted
         reason = ("no-docstring" if not docstring else "too-short" if len(body) < options.min_statements
                   else "too-long" if lines > options.max_lines else "untested" if function.qualname not in tested
-                  else "defined-twice" if _defined_twice(files[function.path], function.qualname) else None)
+                  else "defined-twice" if _defined_twice(repo.trees[function.path], function.qualname) else None)
         if reason:
             yield SkippedTask(SOURCE, tid, reason)
             continue
         source = files[function.path]
-        start, end, _ = definition_span(source, function.qualname)
+        start, end, _ = definition_span(source, function.qualname, repo.trees[function.path])
         tests = _choose(tested[function.qualname], options.max_tests)
         yield _task(snapshot, function.qualname, function.path, source, start, end, tests, repo, options), ""
 
 
-def _defined_twice(source: str, qualname: str) -> bool:
+def _defined_twice(tree: ast.Module, qualname: str) -> bool:
     """Whether the name is defined more than once in its scope (overloads, property setters): which one a task
     means would be ambiguous."""
-    parts = qualname.partition(":")[2].split(".")
-    scope: list[ast.stmt] = ast.parse(source).body
-    for part in parts[:-1]:
-        owner = next((n for n in reversed(scope) if isinstance(n, ast.ClassDef) and n.name == part), None)
-        if owner is None:
-            return False
-        scope = owner.body
-    return sum(1 for n in scope if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == parts[-1]) > 1
+    name = qualname.partition(":")[2].split(".")[-1]
+    scope = definition_scope(tree, qualname) or []
+    return sum(1 for n in scope if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name) > 1
 
 
 def _choose(tests: list[str], limit: int) -> list[str]:
