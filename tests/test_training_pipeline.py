@@ -234,3 +234,10 @@ def test_bad_input_is_one_clear_error(workspace, run_cet, tmp_path: Path):
     assert "Traceback" not in missing.stderr
     bad = run_cet("train", "phase1", "--resume", str(tmp_path), env=env)
     assert bad.returncode != 0 and "not a run directory" in bad.stderr and "Traceback" not in bad.stderr
+    before = set(Path(env["CET_RUN__RUNS_DIR"]).glob("*eval-context"))
+    unknown = run_cet("eval", "context", "--conditions", "raw,cet_phase9", env=env)
+    assert unknown.returncode != 0 and "unknown condition(s) cet_phase9" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    assert set(Path(env["CET_RUN__RUNS_DIR"]).glob("*eval-context")) == before  # refused: no run directory left
+    conversations = run_cet("train", "phase3", "--conversations", str(tmp_path / "none.jsonl"), env=env)
+    assert conversations.returncode != 0 and "Traceback" not in conversations.stderr

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from cet.cli.common import JsonOption, console, emit_json, get_config, open_run, spinner, user_errors
+from cet.cli.common import JsonOption, console, emit_json, open_run, spinner, user_errors
 from cet.errors import CetError
 
 # the evaluation's conditions (kept here so `--help` needs no model import; a test checks they match)
@@ -39,10 +39,7 @@ def context_eval_command(
     from cet.evaluation.context_eval import ContextEvalOptions, run_context_eval
     from cet.evaluation.context_report import render_context_eval
     from cet.knowledge.pipeline import open_retriever
-    from cet.runs import RunDir
 
-    cfg = get_config()
-    run = RunDir(cfg, "eval-context")
     chosen = tuple(c.strip() for c in conditions.split(",") if c.strip())
     unknown = [c for c in chosen if c not in CONDITION_NAMES]
     if unknown or not chosen:
@@ -50,6 +47,7 @@ def context_eval_command(
                        f"{', '.join(CONDITION_NAMES)}")
     if tasks_file is not None and not tasks_file.is_file():
         raise CetError(f"tasks file not found: {tasks_file}")
+    cfg, run = open_run("eval-context")  # after the checks: a refused command leaves no run directory
     opts = ContextEvalOptions(tasks=tasks, tasks_file=str(tasks_file) if tasks_file else None, limit=limit,
                               conditions=chosen, phase1=str(phase1) if phase1 else None,
                               phase2=str(phase2) if phase2 else None, phase3=str(phase3) if phase3 else None,
