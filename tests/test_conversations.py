@@ -113,6 +113,7 @@ def test_phase3_mines_the_conversations_failing_first_attempts_into_the_playbook
                conv("mul", "def mul(a, b):\n    print(a * b)\n"),  # a dev task: early stopping's, left out
                conv("div", "def div(a, b):\n    print(a // b)\n")]  # an evaluation task: never read
     seeds = conversation_failures(cfg, records, {"exercism/mul"}, ("exercism",))
+    assert conversation_failures(cfg, records[4:], {"exercism/mul"}, ("exercism",)) == []  # nothing to run
     assert sorted((r["task_id"], r["passed"], r["pattern"]) for r in seeds) == [
         ("exercism/add", False, "printed"), ("exercism/add", True, "passed"), ("exercism/sub", False, "printed")]
     assert all(r["round"] == 0 and r["candidate"] == "conversation" and not r["items"] for r in seeds)
@@ -135,8 +136,10 @@ def test_phase1_asks_the_conversations_tasks_first_as_their_vague_asks() -> None
     assert asks == {"exercism/sub": "hey, summing two things?"}
     plan = conversation_plan(pool, asks, 2, random.Random(0))
     assert plan[0].id == "exercism/sub" and len(plan) == 2 and len({t.id for t in plan}) == 2
-    assert [t.id for t in conversation_plan(pool, {}, 3, random.Random(0))] == \
-        [t.id for t in conversation_plan(pool, {}, 3, random.Random(0))]  # no conversations: the balanced draw
+    from cet.phases.common import sample_balanced
+
+    assert [t.id for t in conversation_plan(pool, {}, 2, random.Random(7))] == \
+        [t.id for t in sample_balanced(pool, 2, random.Random(7))]  # no conversations: the draw as before
     with Team(CetConfig()) as team:  # no rewording asked for: no model is opened
         questions = write_questions(team, plan, 0, 0.0, random.Random(0), 1, asks)
     by_id = {q.task.id: q for q in questions}
@@ -144,3 +147,47 @@ def test_phase1_asks_the_conversations_tasks_first_as_their_vague_asks() -> None
     assert by_id["exercism/sub"].text.startswith("hey, summing two things?") and "## Interface" in \
         by_id["exercism/sub"].text
     assert all(q.origin == "dataset" for q in questions if q.task.id != "exercism/sub")
+
+
+def test_the_conversations_file_is_checked_and_the_playbook_seeded_once(tmp_path) -> None:
+    import json
+
+    from cet.config import CetConfig
+    from cet.data.playbook import Playbook
+    from cet.phases.common import read_conversations
+    from cet.phases.phase3 import CONVERSATION_ROLLOUTS, PLAYBOOK_DIR, seeded_playbook
+    from cet.runs import RunDir
+
+    with pytest.raises(CetError, match="not found"):
+        read_conversations(tmp_path / "missing.jsonl")
+    phase1_shape = tmp_path / "phase1.jsonl"  # Phase 1's own conversations: another shape
+    phase1_shape.write_text(json.dumps({"question_id": "q", "answers": []}) + "\n")
+    with pytest.raises(CetError, match="no synthetic conversation"):
+        read_conversations(phase1_shape)
+    attempt = {"code": "def add(a, b):\n    print(a + b)\n"}
+    lines = [json.dumps({"task_id": "exercism/add", "messages": [{"role": "user", "content": "add?"}],
+                         "first_attempt": attempt}),
+             "{cut off", json.dumps(["not", "a", "record"]),
+             json.dumps({"task_id": "exercism/sub", "messages": [{"role": "user", "content": "sub?"}],
+                         "first_attempt": {"code": "def sub(a, b):\n    print(a - b)\n"}}),
+             json.dumps({"task_id": "exercism/add", "messages": "not a list", "first_attempt": attempt})]
+    path = tmp_path / "conversations.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    records, skipped = read_conversations(path)
+    assert [r["task_id"] for r in records] == ["exercism/add", "exercism/sub"] and skipped == 3
+
+    _tasks_dir(tmp_path / "tasks", [_arith("add", "+"), _arith("sub", "-")])
+    cfg = CetConfig.model_validate({"exec": {"tasks_dir": str(tmp_path / "tasks"), "visible_tests": 1},
+                                    "run": {"runs_dir": str(tmp_path / "runs")}})
+    run = RunDir(cfg, "phase3")
+    state: dict = {}
+    seeded = seeded_playbook(cfg, str(path), run, state, Playbook(), set(), ("exercism",))
+    assert [i.pattern for i in seeded.items.values()] == ["printed"] and state["steps"]["r0"]["conversations"] == 1
+    assert state["conversation_rollouts"] == {"conversations": 2, "skipped_records": 3, "rollouts": 2, "failed": 2}
+    assert len((run.path / CONVERSATION_ROLLOUTS).read_text().splitlines()) == 2
+    later = seeded.apply({"evidence": {next(iter(seeded.items)): {"failures": 1}}})  # a later round's version
+    assert later.version == seeded.version + 1
+    later.save(run.path / PLAYBOOK_DIR)
+    (run.path / CONVERSATION_ROLLOUTS).unlink()
+    again = seeded_playbook(cfg, str(path), run, state, later, set(), ("exercism",))
+    assert again is later and not (run.path / CONVERSATION_ROLLOUTS).exists()  # marked done: nothing mined again

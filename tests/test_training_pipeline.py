@@ -211,14 +211,15 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     # an arm stopped while its CET engineered: the contexts kept so far are reused, the rest engineered as before
     arms_dir = Path(ablation["run_dir"], "arms")
     whole = json.loads((arms_dir / "phase1.contexts.json").read_text())
-    (arms_dir / "phase1.contexts.partial.json").write_text(json.dumps({"key": whole["key"],
-                                                                       "contexts": whole["contexts"][:1]}))
+    kept = {**whole["contexts"][0], "raw": "kept from before the stop"}  # a mark: reused, not engineered again
+    (arms_dir / "phase1.contexts.partial.json").write_text(json.dumps({"key": whole["key"], "contexts": [kept]}))
     (arms_dir / "phase1.contexts.json").unlink()
     (arms_dir / "phase1.json").unlink()
     resumed = run_cet("eval", "ablation", "--resume", ablation["run_dir"], "--tasks", "2", "--arms", arms,
                       "--phase3-tasks", "1", "--phase3-dev-tasks", "1", "--phase3-samples", "1", "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert json.loads((arms_dir / "phase1.contexts.json").read_text()) == whole
+    assert json.loads((arms_dir / "phase1.contexts.json").read_text()) == {**whole,
+                                                                          "contexts": [kept, *whole["contexts"][1:]]}
     assert not list(arms_dir.glob("*.partial.json")) and not list(arms_dir.glob("*.tmp"))
     assert json.loads(resumed.stdout)["pass_rates"] == ablation["pass_rates"]
     for bad, why in ((["--arms", "phase9"], "unknown arm"), (["--resume", result["run_dir"]], "not an ablation run"),
@@ -240,4 +241,5 @@ def test_bad_input_is_one_clear_error(workspace, run_cet, tmp_path: Path):
     assert "Traceback" not in unknown.stderr
     assert set(Path(env["CET_RUN__RUNS_DIR"]).glob("*eval-context")) == before  # refused: no run directory left
     conversations = run_cet("train", "phase3", "--conversations", str(tmp_path / "none.jsonl"), env=env)
-    assert conversations.returncode != 0 and "Traceback" not in conversations.stderr
+    assert conversations.returncode != 0 and "--conversations" in conversations.stderr
+    assert "Traceback" not in conversations.stderr

@@ -62,7 +62,7 @@ def phase1_command(
     opts = Phase1Options(rounds=rounds, questions=questions, synthetic_share=synthetic,
                          start_from=str(start_from) if start_from else None,
                          judges=tuple(judges) if judges else None, teacher=list(teachers) if teachers else None,
-                         conversations=str(conversations) if conversations else None)
+                         conversations=str(conversations.resolve()) if conversations else None)
     _run_phase("phase1", resume, json_out, run_phase1, opts,
                lambda r: f"phase 1: {r['questions']} questions, trained on {r['trained_on']}; accepted by source "
                          f"{ {s: v['rate'] for s, v in r['acceptance']['by_source'].items()} }, by answerer "
@@ -116,7 +116,7 @@ def phase3_command(
     opts = options_for(budget, tasks=tasks, dev_tasks=dev_tasks, rounds=rounds, samples=samples, learner=learner,
                        generators=tuple(generators) if generators else None,
                        start_from=str(start_from) if start_from else None,
-                       conversations=str(conversations) if conversations else None)
+                       conversations=str(conversations.resolve()) if conversations else None)
     _run_phase("phase3", resume, json_out, run_phase3, opts, _phase3_line)
 
 

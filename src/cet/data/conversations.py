@@ -18,8 +18,10 @@ The output is JSON Lines that `datasets.load_dataset("json", ...)` reads: `messa
 provenance (task, source, licence, models, seed, the sandbox's verdicts). How the phases use it (docs/data.md):
 Phase 2 reads verified conversations as solutions (`cet train phase2 --conversations FILE`: partial-code and
 bug-report pairs) and their real failing first attempts with the sandbox's report as bug reports
-(`phase2.conversation_bug_pairs`); `cet train sft` reads the `prompt` and `completion` pairs each record also
-carries (the clarified request and the verified code).
+(`phase2.conversation_bug_pairs`); Phase 1 asks their tasks first, as their vague asks (`cet train phase1
+--conversations FILE`); Phase 3 mines their first attempts, re-run in the sandbox, into the playbook's failure
+patterns (`cet train phase3 --conversations FILE`); `cet train sft` reads the `prompt` and `completion` pairs each
+record also carries (the clarified request and the verified code).
 """
 
 from __future__ import annotations

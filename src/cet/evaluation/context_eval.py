@@ -331,7 +331,8 @@ def engineer_with(cfg: CetConfig, checkpoint: Path, inputs: Sequence[CETInput], 
     """The contexts the CET at `checkpoint` engineers for `inputs` (its engine released afterwards). `done`: the
     contexts of the first inputs, engineered earlier (a resume); `on_batch` gets every context so far after each
     `batch` inputs (a multiple of the transformers batch size), so an interrupted run keeps them. Each input's reply
-    is its own with one llama.cpp slot, so engineering in batches gives the contexts of engineering all at once."""
+    is its own with one llama.cpp slot, so engineering in batches gives the contexts of engineering all at once; with
+    several slots a reply depends on what shares its batch, batched or not (cet.model.cet)."""
     out = list(done)
     if len(out) >= len(inputs):
         return out[:len(inputs)]

@@ -274,6 +274,30 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         f.flush()
 
 
+def read_conversations(path: str | Path) -> tuple[list[dict[str, Any]], int]:
+    """The synthetic conversations of a `cet data conversations` file (records with a task id and chat messages),
+    and how many records were skipped (a line that does not parse, or a record of another shape). A missing file,
+    or one with no conversation in it, is one clear error."""
+    where = Path(path)
+    if not where.is_file():
+        raise CetError(f"conversations file not found: {where}")
+    skipped: list[str] = []
+    records = read_jsonl(where, skipped)
+    good = [r for r in records if _is_conversation(r)]
+    if not good:
+        raise CetError(f"{where} holds no synthetic conversation (records with task_id and messages, as `cet data "
+                       "conversations` writes)")
+    return good, len(skipped) + len(records) - len(good)
+
+
+def _is_conversation(record: Any) -> bool:
+    return (isinstance(record, dict) and isinstance(record.get("task_id"), str)
+            and isinstance(record.get("messages"), list)
+            and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in record["messages"])
+            and isinstance(record.get("first_attempt") or {}, dict)
+            and isinstance(record.get("provenance") or {}, dict))
+
+
 def read_jsonl(path: Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
     """Records of a JSONL file; lines that do not parse (a line cut off by an interruption) are skipped and
     counted in `skipped`."""

@@ -1,7 +1,9 @@
 """Phase 1: subject expertise, grounded in the knowledge base.
 
     for each round:
-        sample coding questions (easy training tasks; some reworded by the team's question writer); a question
+        sample coding questions (easy training tasks; some reworded by the team's question writer; with
+        --conversations, the tasks of synthetic conversations first, each asked as its conversation's vague
+        first message); a question
         shows what a learner sees: the statement, the interface and the task's first tests (the visible tests)
         retrieve the top-k chunks for each
         the CET answers from them; the team's teachers answer the same question from the same chunks, in order:
@@ -52,6 +54,7 @@ from cet.phases.common import (
     closing_engine,
     held_out_slugs,
     load_tasks,
+    read_conversations,
     read_jsonl,
     retrieve,
     sample_balanced,
@@ -97,7 +100,7 @@ class Question:
     round: int
     task: CodingTask
     text: str
-    origin: str  # "dataset" | "synthetic"
+    origin: str  # "dataset" | "synthetic" (the question writer's) | "conversation" (a synthetic conversation's ask)
     hidden: CodingTask | None = None  # the task with only the tests the question does not show: verdicts run on it
     visible: list[str] = field(default_factory=list)  # the test cases the question shows
 
@@ -113,7 +116,7 @@ def run_phase1(cfg: CetConfig, opts: Phase1Options, run: RunDir, retriever: Any,
     if not tasks:
         raise CetError(f"no training task can be a Phase 1 question (left out: {left_out})")
     rng = random.Random(cfg.run.seed)
-    asks = conversation_asks(read_jsonl(Path(opts.conversations)), tasks) if opts.conversations else {}
+    asks = conversation_asks(read_conversations(opts.conversations)[0], tasks) if opts.conversations else {}
     plan = conversation_plan(tasks, asks, opts.rounds * opts.questions, rng)
     conversations_path = run.path / CONVERSATIONS
     skipped: list[str] = []
@@ -206,6 +209,8 @@ def write_questions(team: Team, batch: Sequence[CodingTask], number: int, synthe
     conversation's first message (`asks`). Each with the interface and the visible tests, judged by the hidden
     ones."""
     asks = asks or {}
+    # a task with a conversation is asked as its conversation's message, not reworded as well (so with
+    # conversations, fewer than `synthetic_share` of the round may be the writer's)
     synthetic = {t.id for t in rng.sample(list(batch), round(len(batch) * synthetic_share))} - set(asks)
     requests = [Request(as_messages(rewrite_prompt(t)), team.params(max_tokens=96), tag=t.id)
                 for t in batch if t.id in synthetic]
@@ -222,8 +227,8 @@ def write_questions(team: Team, batch: Sequence[CodingTask], number: int, synthe
 
 
 def conversation_asks(conversations: Iterable[dict[str, Any]], pool: Sequence[CodingTask]) -> dict[str, str]:
-    """Task id -> the vague first message of its synthetic conversation, for the pool's tasks (the first record of
-    a task wins; a record without a user message is skipped)."""
+    """Task id -> the vague first message of its synthetic conversation (`read_conversations`' records), for the
+    pool's tasks (the first record of a task wins; a record without a user message is skipped)."""
     ids = {t.id for t in pool}
     asks: dict[str, str] = {}
     for record in conversations:

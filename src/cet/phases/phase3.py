@@ -13,6 +13,8 @@
         dev         the trained CET's greedy contexts on the dev tasks, rolled out: the round is kept only if its
                     dev score beats the best so far; else training stops (early stopping) and the best stays
     checkpoint   data/cet/phase3 (+ its playbook.json), and the run directory's copy
+    (before all)  with --conversations: the synthetic conversations' first attempts, re-run on their training
+                 tasks' hidden tests (conversation-rollouts.jsonl), mined into the playbook once (failures only)
     repair       the raw task's failed attempts on the rollout tasks: bug report -> the final CET's debugging
                  context -> one more attempt, at most cet.phase3.repair_rounds rounds (phases/repair.py); fix rates
                  by failure class
@@ -49,6 +51,7 @@ from cet.phases.common import (
     assert_trainable,
     held_out_slugs,
     load_tasks,
+    read_conversations,
     read_jsonl,
     retrieve,
     sample_balanced,
@@ -70,6 +73,7 @@ from cet.phases.rollouts import (
 from cet.runs import RunDir
 
 DEV_ROLLOUTS = "dev-rollouts.jsonl"
+CONVERSATION_ROLLOUTS = "conversation-rollouts.jsonl"  # the conversations' first attempts, re-run (seed the playbook)
 STATE = "phase3-state.json"
 PLAYBOOK_DIR = "playbook"
 BUDGETS: dict[str, dict[str, int]] = {
@@ -132,14 +136,8 @@ def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
     playbook = Playbook.load(run.path / PLAYBOOK_DIR) if (run.path / PLAYBOOK_DIR).is_dir() else \
         starting_playbook(cfg, opts)
     if opts.conversations:  # before any rollout, so the dev score of the start already reads the seeded playbook
-        marks = state.setdefault("steps", {}).setdefault("r0", {})
-        seeds: list[dict[str, Any]] = []
-        if "conversations" not in marks:
-            playbook.save(run.path / PLAYBOOK_DIR)  # the starting version, so every version is on disk
-            seeds = conversation_failures(cfg, read_jsonl(Path(opts.conversations)), {s_.view.task.id for s_ in dev},
-                                          opts.sets)
-            state["conversation_rollouts"] = {"records": len(seeds), "failed": sum(not x["passed"] for x in seeds)}
-        playbook = updated(run, state, marks, "conversations", playbook, failure_delta, seeds)
+        playbook = seeded_playbook(cfg, opts.conversations, run, state, playbook, {s_.view.task.id for s_ in dev},
+                                   opts.sets)
     rounds: list[dict[str, Any]] = list(state.get("rounds", []))
     best = state.get("best")
     cet = CETModel.load(run.path / f"round-{best['round']}" / "checkpoint", cfg, trainable=True) \
@@ -222,6 +220,7 @@ def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
         "train_tasks": [s_.view.task.id for s_ in train], "dev_tasks": [s_.view.task.id for s_ in dev],
         "rounds": rounds, "best_round": best["round"], "dev_best": best, "early_stop": state.get("stopped"),
         "rollout_stats": stats, "rollouts": len(records),
+        "conversation_rollouts": state.get("conversation_rollouts"),
         "by_candidate": candidate_summary(records, generators),
         "failure_patterns": pattern_table(records),
         # the playbook the saved CET reads (the best round's), and the latest the mining reached
@@ -288,6 +287,24 @@ def setups(cfg: CetConfig, opts: Phase3Options, retriever: Any) -> tuple[list[Ta
     return found[dev:dev + opts.tasks], found[:dev]
 
 
+def seeded_playbook(cfg: CetConfig, conversations: str, run: RunDir, state: dict[str, Any], playbook: Playbook,
+                    dev_ids: set[str], sets: Sequence[str]) -> Playbook:
+    """`playbook` with the failure patterns of the conversations' first attempts mined in, once: the re-run attempts
+    go to conversation-rollouts.jsonl and the step is marked done in the state, so a resumed run (which loaded its
+    latest playbook) gets that playbook back untouched."""
+    if "conversations" in state.get("steps", {}).get("r0", {}):
+        return playbook
+    marks = state.setdefault("steps", {}).setdefault("r0", {})
+    playbook.save(run.path / PLAYBOOK_DIR)  # the starting version, so every version is on disk
+    records, skipped = read_conversations(conversations)
+    seeds = conversation_failures(cfg, records, dev_ids, sets)
+    (run.path / CONVERSATION_ROLLOUTS).write_text("".join(json.dumps(x, default=str) + "\n" for x in seeds),
+                                                  encoding="utf-8")
+    state["conversation_rollouts"] = {"conversations": len(records), "skipped_records": skipped,
+                                      "rollouts": len(seeds), "failed": sum(not x["passed"] for x in seeds)}
+    return updated(run, state, marks, "conversations", playbook, failure_delta, seeds)
+
+
 def conversation_failures(cfg: CetConfig, conversations: Sequence[dict[str, Any]], dev_ids: set[str],
                           sets: Sequence[str]) -> list[dict[str, Any]]:
     """The first attempts of synthetic conversations (`cet data conversations`) as round-0 rollout records for the
@@ -299,22 +316,29 @@ def conversation_failures(cfg: CetConfig, conversations: Sequence[dict[str, Any]
     for record in conversations:
         code = (record.get("first_attempt") or {}).get("code")
         task = tasks.get(record.get("task_id", ""))
-        if task is None or task.id in dev_ids or not code or (task.id, code) in seen:
+        fresh = task is not None and task.id not in dev_ids and (task.id, code) not in seen
+        if not fresh or not isinstance(code, str) or not code.strip():
             continue
         seen.add((task.id, code))
         try:
             view = task_view(task, cfg.exec.visible_tests)
         except CetError:
             continue  # no hidden part to judge by
-        generator = ((record.get("provenance") or {}).get("models") or {}).get("generator") or ["conversation"]
-        todo.append((view, code, generator[0]))
-    records = []
+        models = ((record.get("provenance") or {}).get("models") or {})
+        generators = models.get("generator") if isinstance(models, dict) else None
+        generator = generators[0] if isinstance(generators, list) and generators and isinstance(generators[0], str) \
+            else "conversation"
+        todo.append((view, code, generator))
+    if not todo:
+        return []
+    # no engineered context (its key is raw's): these records are kept apart in conversation-rollouts.jsonl and never
+    # meet the rollouts whose keys the candidates' comparisons read
+    candidate = Candidate("conversation")
     with sandbox_executor(cfg) as executor:
-        for view, code, generator in todo:
-            work = Work(view, cet_input(view, [], budget=cfg.cet.input_tokens), [])
-            records.append(rollout_record(work, Candidate("conversation"), generator, None, code,
-                                          executor.run(view.hidden, code), 0))
-    return records
+        results = executor.run_many((view.hidden, code) for view, code, _ in todo)
+        return [rollout_record(Work(view, cet_input(view, [], budget=cfg.cet.input_tokens), []), candidate,
+                               generator, None, code, result, 0)
+                for (view, code, generator), result in zip(todo, results, strict=True)]
 
 
 def start_model(cfg: CetConfig, opts: Phase3Options) -> CETModel:
