@@ -203,9 +203,10 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     assert "| phase1-3 |" in Path(ablation["report"]).read_text()
     saved = {p.name: p.stat().st_mtime_ns for p in Path(ablation["run_dir"], "arms").iterdir()}
     assert {f"{a}.json" for a in ablation["arms"]} <= set(saved)
-    again = run_cet("eval", "ablation", "--resume", ablation["run_dir"], "--tasks", "2", "--arms", arms,
-                    "--phase3-tasks", "1", "--phase3-dev-tasks", "1", "--phase3-samples", "1", "--json", env=env)
+    # a resume carries on with the options the run started with (here --tasks 1 and no Phase 3 options are ignored)
+    again = run_cet("eval", "ablation", "--resume", ablation["run_dir"], "--tasks", "1", "--json", env=env)
     assert again.returncode == 0, again.stderr[-2000:]  # finished arms, their contexts and the trained arm reused
+    assert json.loads(again.stdout)["tasks"] == ablation["tasks"]
     assert json.loads(again.stdout)["pass_rates"] == ablation["pass_rates"]
     assert {p.name: p.stat().st_mtime_ns for p in Path(ablation["run_dir"], "arms").iterdir()} == saved
     # an arm stopped while its CET engineered: the contexts kept so far are reused, the rest engineered as before
@@ -223,6 +224,7 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     assert not list(arms_dir.glob("*.partial.json")) and not list(arms_dir.glob("*.tmp"))
     assert json.loads(resumed.stdout)["pass_rates"] == ablation["pass_rates"]
     for bad, why in ((["--arms", "phase9"], "unknown arm"), (["--resume", result["run_dir"]], "not an ablation run"),
+                     (["--phase2", str(root)], "not a CET checkpoint"),
                      (["--arms", "all"], "no arm can run")):
         refused = run_cet("eval", "ablation", "--tasks", "2", *bad, env=env)
         assert refused.returncode != 0 and why in refused.stderr and "Traceback" not in refused.stderr

@@ -3,6 +3,7 @@ paired statistics, intrinsic metrics)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,10 @@ def ablation_command(
     limit: int = typer.Option(None, "--limit", min=1, help="At most this many tasks of each set (after drawing)."),
     arms: str = typer.Option(None, "--arms", help="Comma-separated arms (default: all): raw, phase1, phase1-2, "
                              "phase1-3, all, skip_phase2, skip_phase3, no_retrieval, sections."),
+    phase1: Path = typer.Option(None, "--phase1", help="The Phase 1 CET checkpoint (default: data/cet/phase1)."),
+    phase2: Path = typer.Option(None, "--phase2", help="The Phase 1-2 CET checkpoint (default: data/cet/phase2)."),
+    phase3: Path = typer.Option(None, "--phase3", help="The target, the Phase 1-3 CET checkpoint with its playbook "
+                                "(default: data/cet/phase3)."),
     phase4: Path = typer.Option(None, "--phase4", help="The 'all' arm: a Phase 4 (retrained) CET checkpoint."),
     skip_phase3: Path = typer.Option(None, "--skip-phase3", help="Phase 4's retraining of the Phase 2 CET."),
     phase3_budget: str = typer.Option("demo", "--phase3-budget", help="skip_phase2's Phase 3 budget (demo|large)."),
@@ -81,8 +86,16 @@ def ablation_command(
 ) -> None:
     """Ablations on the same held-out tasks and generator: no CET, Phase 1 only, 1-2, 1-3, all, Phase 2 or 3
     skipped, retrieval off and each context section removed; paired comparisons, a plot, phase-specific metrics."""
-    from cet.evaluation.ablation import OTHER_ARMS, PHASE_ARMS, AblationOptions, render_ablation, run_ablation
+    from cet.evaluation.ablation import (
+        OTHER_ARMS,
+        PHASE_ARMS,
+        AblationOptions,
+        render_ablation,
+        run_ablation,
+        stored_options,
+    )
     from cet.knowledge.pipeline import open_retriever
+    from cet.model.cet import MANIFEST
 
     chosen = tuple(a.strip() for a in arms.split(",") if a.strip()) if arms else (*PHASE_ARMS, *OTHER_ARMS)
     unknown = [a for a in chosen if a not in (*PHASE_ARMS, *OTHER_ARMS)]
@@ -92,17 +105,23 @@ def ablation_command(
     for given in (tasks_file, repo_tasks):
         if given is not None and not given.is_file():
             raise CetError(f"tasks file not found: {given}")
+    for given in (phase1, phase2, phase3, phase4, skip_phase3):
+        if given is not None and not (given / MANIFEST).is_file():
+            raise CetError(f"{given} is not a CET checkpoint (no {MANIFEST})")
     if resume and not (resume / "ablation_options.json").is_file():
         raise CetError(f"{resume} is not an ablation run (no ablation_options.json) to resume")
     cfg, run = open_run("eval-ablation", resume)
     opts = AblationOptions(tasks=tasks, tasks_file=str(tasks_file) if tasks_file else None,
                            repo_tasks=str(repo_tasks) if repo_tasks else None, limit=limit, arms=chosen,
-                           phase4=str(phase4) if phase4 else None,
+                           phase1=str(phase1) if phase1 else None, phase2=str(phase2) if phase2 else None,
+                           phase3=str(phase3) if phase3 else None, phase4=str(phase4) if phase4 else None,
                            skip_phase3=str(skip_phase3) if skip_phase3 else None, phase3_budget=phase3_budget,
                            phase3_changes={k: v for k, v in (("tasks", phase3_tasks), ("dev_tasks", phase3_dev_tasks),
                                                              ("samples", phase3_samples)) if v is not None},
                            simulation=str(simulation) if simulation else None)
-    if not resume:  # the options the run was started with stay on record
+    if resume:  # the run carries on with the options it was started with; only --arms may add or drop arms
+        opts = replace(stored_options(resume / "ablation_options.json"), **({"arms": chosen} if arms else {}))
+    else:  # the options the run was started with stay on record
         run.write_json("ablation_options.json", vars(opts))
     with spinner(json_out) as progress:
         task = progress.add_task("ablation", total=None)

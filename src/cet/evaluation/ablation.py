@@ -88,6 +88,14 @@ class AblationOptions:
     train_dir: str | None = None  # trained arms, shared by ablation runs (default: beside cet.checkpoints_dir)
 
 
+def stored_options(path: Path) -> AblationOptions:
+    """The options an ablation run was started with (its ablation_options.json)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    known = {f.name for f in fields(AblationOptions)}
+    values = {k: tuple(v) if k == "arms" else v for k, v in data.items() if k in known}
+    return AblationOptions(**values)
+
+
 def _eval_options(opts: AblationOptions) -> ContextEvalOptions:
     return ContextEvalOptions(tasks=opts.tasks, tasks_file=opts.tasks_file, limit=opts.limit, phase1=opts.phase1,
                               phase2=opts.phase2, phase3=opts.phase3, noise=False, max_tokens=opts.max_tokens)
@@ -393,8 +401,10 @@ def _last_metrics(checkpoint: Path | None, step: str) -> dict[str, Any]:
     if checkpoint is None:
         return {}
     manifest = json.loads((checkpoint / MANIFEST).read_text())
-    metrics = Path(manifest.get("run_dir") or "") / "metrics.jsonl"
-    if not manifest.get("run_dir") or not metrics.is_file():
+    # a round's checkpoint (<run>/checkpoints/round-N) names no run directory: it sits inside one
+    run_dir = manifest.get("run_dir") or (checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None)
+    metrics = Path(run_dir or "") / "metrics.jsonl"
+    if not run_dir or not metrics.is_file():
         return {}
     found: dict[str, Any] = {}
     for line in metrics.read_text().splitlines():
@@ -432,7 +442,7 @@ def plots(result: dict[str, Any], where: Path) -> list[str]:
     return [str(p) for p in made]
 
 
-__all__ = ["AblationOptions", "OTHER_ARMS", "PHASE_ARMS", "TARGET", "run_ablation"]
+__all__ = ["AblationOptions", "OTHER_ARMS", "PHASE_ARMS", "TARGET", "run_ablation", "stored_options"]
 
 
 def render_ablation(result: dict[str, Any]) -> list[str]:
