@@ -3,6 +3,8 @@ views of a task list and the failure analysis of result rows."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from tests.sandbox_helpers import bwrap_or_skip, exec_config, make_task
 
@@ -351,3 +353,37 @@ def test_an_ablation_keeps_each_context_exactly_for_a_resume_and_removes_one_sec
     assert less.parsed.context.examples == [] and less.parsed.context.constraints == ["ints only"]
     assert engineered.parsed.context.examples == ["add(1, 2) == 3"]  # the original is untouched
     assert without_section(failed, "goal") is failed
+
+
+def test_an_ablation_reuses_contexts_only_for_the_same_model_on_the_same_inputs(tmp_path) -> None:
+    import json
+
+    from cet.config import CetConfig
+    from cet.evaluation.ablation import _same_contexts, engine_key, model_digest
+
+    def checkpoint(name: str, weights: bytes, modules: list[str], phase: str) -> Path:
+        where = tmp_path / name
+        where.mkdir()
+        (where / "adapter_model.safetensors").write_bytes(weights)
+        (where / "adapter_config.json").write_text(json.dumps({"r": 16, "target_modules": modules}))
+        (where / "cet.json").write_text(json.dumps({"base": "smollm2-135m-instruct", "phase": phase}))
+        (where / "README.md").write_text(f"the {phase} CET")
+        return where
+
+    phase2 = checkpoint("p2", b"weights", ["q_proj", "v_proj"], "phase2")
+    phase3 = checkpoint("p3", b"weights", ["v_proj", "q_proj"], "phase3")  # kept its start: the same weights
+    (phase3 / "playbook.json").write_text("{}")
+    other = checkpoint("other", b"trained further", ["q_proj", "v_proj"], "phase3")
+    assert model_digest(phase2) == model_digest(phase3) != model_digest(other)
+    cfg = CetConfig()
+    inputs = [CETInput(task="Add two numbers.")]
+    key = engine_key(cfg, phase2, inputs)
+    assert key == engine_key(cfg, phase3, inputs) != engine_key(cfg, phase2, [CETInput(task="Add three numbers.")])
+    assert key != engine_key(cfg.model_copy(update={"cet": cfg.cet.model_copy(update={"max_new_tokens": 9})}),
+                             phase2, inputs)
+    arms = tmp_path / "arms"
+    arms.mkdir()
+    (arms / "phase1-3.contexts.json").write_text(json.dumps({"key": "k", "engine": key, "arm": "phase1-3",
+                                                             "contexts": ["made once"]}))
+    assert _same_contexts(arms, key) == {"arm": "phase1-3", "contexts": ["made once"]}
+    assert _same_contexts(arms, engine_key(cfg, other, inputs)) is None

@@ -23,7 +23,9 @@ metrics from a simulation (`--simulation`).
 
 Resumable: each finished arm is saved in the run directory (arms/<arm>.json, keyed by the tasks, the checkpoint and
 the generator settings) and not run again; an arm's contexts are kept batch by batch (arms/<arm>.contexts.partial.json)
-while its CET engineers them; generations go through the response cache.
+while its CET engineers them; an arm whose CET is the same model reading the same inputs as a finished arm's (a
+Phase 3 run whose early stopping kept its start) reuses those contexts (`engine_key`); generations go through the
+response cache.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from cet.config import CetConfig
-from cet.data.gold_context import untraceable
+from cet.data.gold_context import section_choices, untraceable
 from cet.data.playbook import Playbook
 from cet.data.task_input import TaskView, cet_input
 from cet.errors import CetError
@@ -59,7 +61,7 @@ from cet.evaluation.significance import compare_conditions, pass_rates
 from cet.execution.tasks import iter_tasks
 from cet.model.cet import MANIFEST
 from cet.model.context import EngineeredContext, ParsedContext, render_prompt
-from cet.model.prompts import CETInput
+from cet.model.prompts import CETInput, input_messages
 from cet.phases.common import held_out, retrieve, retriever_for
 from cet.runs import RunDir
 
@@ -294,8 +296,15 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
             continue
         on_step(f"ablation: {arm}")
         stored = run.path / "arms" / f"{arm}.contexts.json"
+        engine = engine_key(cfg, ckpt, _arm_inputs(arm, ckpt, views, inputs, bare)) \
+            if ckpt is not None and arm not in ("raw", "sections") and not arm.startswith("minus_") else None
+        same = _same_contexts(run.path / "arms", engine) if engine else None
         if stored.is_file() and json.loads(stored.read_text())["key"] == key:
             contexts = [_engineered_from(d) for d in json.loads(stored.read_text())["contexts"]]
+        elif same is not None:  # the same model on the same inputs: the contexts another arm engineered
+            contexts = [_engineered_from(d) for d in same["contexts"]]
+            run.write_json(f"arms/{arm}.contexts.json", {"key": key, "engine": engine, "reused_from": same["arm"],
+                                                         "contexts": same["contexts"]})
         else:
             partial = run.path / "arms" / f"{arm}.contexts.partial.json"
             done = [_engineered_from(d) for d in json.loads(partial.read_text())["contexts"]] \
@@ -308,8 +317,8 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
 
             contexts = _contexts(cfg, arm, ckpt, views, inputs, bare, target_contexts, done, keep)
             if contexts is not None and not arm.startswith("minus_"):  # engineered once, kept for a resume
-                run.write_json(f"arms/{arm}.contexts.json", {"key": key, "contexts": [_engineered_to(e)
-                                                                                      for e in contexts]})
+                run.write_json(f"arms/{arm}.contexts.json", {"key": key, "engine": engine, "arm": arm, "contexts": [
+                    _engineered_to(e) for e in contexts]})
                 partial.unlink(missing_ok=True)
         if arm == TARGET:
             target_contexts = contexts
@@ -364,10 +373,53 @@ def _contexts(cfg: CetConfig, arm: str, ckpt: Path | None, views: Sequence[TaskV
         return [without_section(e, arm.removeprefix("minus_"), inp) for e, inp in zip(target_contexts, inputs,
                                                                                      strict=True)]
     assert ckpt is not None
+    return engineer_with(cfg, ckpt, _arm_inputs(arm, ckpt, views, inputs, bare), done, keep)
+
+
+def _arm_inputs(arm: str, ckpt: Path, views: Sequence[TaskView], inputs: Sequence[CETInput],
+                bare: Sequence[CETInput]) -> list[CETInput]:
+    """What an arm's CET reads: the inputs (without retrieved chunks for no_retrieval), with the playbook a Phase 3
+    CET was trained with."""
     chosen = list(bare if arm == "no_retrieval" else inputs)
-    if (ckpt / "playbook.json").is_file():  # a Phase 3 CET reads the playbook it was trained with
+    if (ckpt / "playbook.json").is_file():
         chosen = with_playbook(views, chosen, Playbook.load(ckpt / "playbook.json"))
-    return engineer_with(cfg, ckpt, chosen, done, keep)
+    return chosen
+
+
+def model_digest(where: Path) -> str:
+    """What a CET checkpoint computes, apart from its bookkeeping: the adapter's weights, its settings (lists in
+    any order), its base, chat template and tokenizer. Two checkpoints of the same weights (a Phase 3 run whose early
+    stopping kept its start) have the same digest."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in where.iterdir() if p.is_file()):
+        if path.name in ("README.md", "playbook.json") or path.name.startswith("playbook-"):
+            continue
+        digest.update(path.name.encode())
+        if path.name == MANIFEST:
+            digest.update(json.dumps(json.loads(path.read_text())["base"]).encode())
+        elif path.name == "adapter_config.json":
+            settings = {k: sorted(v) if isinstance(v, list) and all(isinstance(x, str) for x in v) else v
+                        for k, v in json.loads(path.read_text()).items()}
+            digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+        else:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def engine_key(cfg: CetConfig, ckpt: Path, chosen: Sequence[CETInput]) -> str:
+    """The identity of an arm's contexts before they are made: the model, exactly what it reads, the CET's
+    decoding settings and the seed (greedy with one llama.cpp slot, so the same key gives the same contexts)."""
+    return _digest(model_digest(ckpt), [[input_messages(i), section_choices(i)] for i in chosen],
+                   cfg.cet.model_dump(mode="json"), cfg.llm.n_parallel, cfg.run.seed)
+
+
+def _same_contexts(arms_dir: Path, engine: str) -> dict[str, Any] | None:
+    """A finished arm's contexts made by the same model from the same inputs (`engine_key`), if any."""
+    for path in sorted(arms_dir.glob("*.contexts.json")):
+        data = json.loads(path.read_text())
+        if data.get("engine") == engine and "reused_from" not in data:
+            return {"arm": data.get("arm") or path.name.removesuffix(".contexts.json"), "contexts": data["contexts"]}
+    return None
 
 
 def phase_metrics(cfg: CetConfig, opts: AblationOptions, outcomes: dict[str, list[bool]],
