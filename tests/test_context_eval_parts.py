@@ -387,3 +387,17 @@ def test_an_ablation_reuses_contexts_only_for_the_same_model_on_the_same_inputs(
                                                              "contexts": ["made once"]}))
     assert _same_contexts(arms, key) == {"arm": "phase1-3", "contexts": ["made once"]}
     assert _same_contexts(arms, engine_key(cfg, other, inputs)) is None
+
+
+def test_a_resumed_ablation_keeps_its_options_but_may_add_arms_and_phase4_checkpoints() -> None:
+    from cet.errors import CetError
+    from cet.evaluation.ablation import AblationOptions, resumed_options
+
+    stored = AblationOptions(tasks=150, arms=("raw", "phase1-3"), phase3="ckpt/p3")
+    given = AblationOptions(tasks=1, arms=("raw", "phase1-3", "all"), phase3="elsewhere", phase4="ckpt/p4")
+    merged = resumed_options(stored, given, arms_given=True)
+    assert (merged.tasks, merged.phase3, merged.arms, merged.phase4) == (150, "ckpt/p3", given.arms, "ckpt/p4")
+    assert resumed_options(stored, given, arms_given=False).arms == stored.arms
+    with pytest.raises(CetError, match="started with --phase4 ckpt/p4"):
+        resumed_options(merged, AblationOptions(phase4="other/p4"), arms_given=False)
+    assert resumed_options(merged, AblationOptions(phase4="ckpt/p4"), arms_given=False) == merged

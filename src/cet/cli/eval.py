@@ -3,7 +3,6 @@ paired statistics, intrinsic metrics)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +90,7 @@ def ablation_command(
         PHASE_ARMS,
         AblationOptions,
         render_ablation,
+        resumed_options,
         run_ablation,
         stored_options,
     )
@@ -119,10 +119,9 @@ def ablation_command(
                            phase3_changes={k: v for k, v in (("tasks", phase3_tasks), ("dev_tasks", phase3_dev_tasks),
                                                              ("samples", phase3_samples)) if v is not None},
                            simulation=str(simulation) if simulation else None)
-    if resume:  # the run carries on with the options it was started with; only --arms may add or drop arms
-        opts = replace(stored_options(resume / "ablation_options.json"), **({"arms": chosen} if arms else {}))
-    else:  # the options the run was started with stay on record
-        run.write_json("ablation_options.json", vars(opts))
+    if resume:  # the run carries on with the options it was started with (see resumed_options)
+        opts = resumed_options(stored_options(resume / "ablation_options.json"), opts, bool(arms))
+    run.write_json("ablation_options.json", vars(opts))  # what the run is now
     with spinner(json_out) as progress:
         task = progress.add_task("ablation", total=None)
         result = run_ablation(cfg, opts, run, open_retriever(cfg),

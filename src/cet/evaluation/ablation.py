@@ -98,6 +98,25 @@ def stored_options(path: Path) -> AblationOptions:
     return AblationOptions(**values)
 
 
+ADDABLE = ("phase4", "skip_phase3", "simulation")  # arms' inputs a resumed run may be given when it started without
+
+
+def resumed_options(stored: AblationOptions, given: AblationOptions, arms_given: bool) -> AblationOptions:
+    """The options a resumed run carries on with: those it was started with, except `--arms` (when given: arms may be
+    added or dropped) and the inputs of the arms that need a Phase 4 CET or a simulation, which may be added when the
+    run started without them. Changing one it was started with is refused: its finished arms would mix two studies."""
+    changes: dict[str, Any] = {"arms": given.arms} if arms_given else {}
+    for name in ADDABLE:
+        before, now = getattr(stored, name), getattr(given, name)
+        if now is None or now == before:
+            continue
+        if before is not None:
+            raise CetError(f"this ablation run was started with --{name.replace('_', '-')} {before}; start a new run "
+                           "to use another")
+        changes[name] = now
+    return replace(stored, **changes)
+
+
 def _eval_options(opts: AblationOptions) -> ContextEvalOptions:
     return ContextEvalOptions(tasks=opts.tasks, tasks_file=opts.tasks_file, limit=opts.limit, phase1=opts.phase1,
                               phase2=opts.phase2, phase3=opts.phase3, noise=False, max_tokens=opts.max_tokens)
@@ -494,7 +513,8 @@ def plots(result: dict[str, Any], where: Path) -> list[str]:
     return [str(p) for p in made]
 
 
-__all__ = ["AblationOptions", "OTHER_ARMS", "PHASE_ARMS", "TARGET", "run_ablation", "stored_options"]
+__all__ = ["AblationOptions", "OTHER_ARMS", "PHASE_ARMS", "TARGET", "resumed_options", "run_ablation",
+           "stored_options"]
 
 
 def render_ablation(result: dict[str, Any]) -> list[str]:
