@@ -4,6 +4,7 @@ and the adapters exported to llama.cpp generating what transformers generates.""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ from transformers import TrainerCallback
 
 from cet.config import load_config
 from cet.errors import CetError
+from cet.evaluation.ablation import model_digest
 from cet.model.base import STAMP, convert_gguf, resolve_base
-from cet.model.cet import MANIFEST, CETModel
+from cet.model.cet import CONFIG_FILE, MANIFEST, CETModel
 from cet.model.training import data_version, plain_step_throughput, sft_example, train_sft
+from cet.phases.phase2 import Phase2Options
 
 
 def tiny_cfg(base: Path, tmp_path: Path, **train):
@@ -72,6 +75,12 @@ def test_checkpoint_reloads_exactly(tiny_base: Path, tmp_path: Path):
     manifest = json.loads((saved / MANIFEST).read_text())
     assert manifest["phase"] == "phase1" and manifest["data_version"] == "v-123" and manifest["base"] == str(tiny_base)
     assert manifest["lora"]["r"] == cfg.cet.lora.r and not (tmp_path / "ck.partial").exists()
+    # the settings it was trained under travel with it: the whole typed config, and the phase's options
+    assert load_config(saved / CONFIG_FILE) == cfg and manifest["options"] is None
+    again = cet.save(tmp_path / "ck2", "phase2", "v-124", Phase2Options(epochs=7))
+    options = json.loads((again / MANIFEST).read_text())["options"]
+    assert options == json.loads(json.dumps(asdict(Phase2Options(epochs=7)))) and options["epochs"] == 7
+    assert model_digest(again) == model_digest(saved)  # the same weights: bookkeeping is not what it computes
     reloaded = CETModel.load(saved, cfg)
     assert torch.equal(logits(reloaded), after)
     assert reloaded.generate([[{"role": "user", "content": "hi"}]], max_new_tokens=5) == \

@@ -355,6 +355,23 @@ def test_an_ablation_keeps_each_context_exactly_for_a_resume_and_removes_one_sec
     assert without_section(failed, "goal") is failed
 
 
+def test_the_ablation_baselines_see_what_the_cet_reads_and_nothing_else(acronym: tuple[TaskView, CETInput]) -> None:
+    from cet.config import CetConfig
+    from cet.evaluation.ablation import NO_CET, AblationOptions, _arm_prompts, _contexts, checkpoint_of
+
+    view, inp = acronym
+    raw, rag = (_arm_prompts(arm, [view], [inp], [HITS], None)[0] for arm in ("raw", "naive_rag"))
+    assert raw == condition_prompt("raw", view, inp, HITS, None) and raw in rag and rag != raw
+    assert "Retrieved knowledge" in rag and naive_rag_text(HITS) in rag  # the chunks the CET's input holds
+    assert _contexts(CetConfig(), "naive_rag", None, [view], [inp], [inp], None) is None
+    [made] = _contexts(CetConfig(), "template", None, [view], [inp], [inp], None)
+    assert made.raw == template_context(inp).raw and not made.failed  # the template's text, as eval context's
+    assert made.parsed.context == rule_based_context(inp)
+    [prompt] = _arm_prompts("template", [view], [inp], [HITS], [made])
+    assert prompt == render_prompt(view.raw_text(), made.parsed.context, language="python") and prompt != raw
+    assert all(checkpoint_of(CetConfig(), AblationOptions(), arm) is None for arm in NO_CET)  # none has a CET
+
+
 def test_an_ablation_reuses_contexts_only_for_the_same_model_on_the_same_inputs(tmp_path) -> None:
     import json
 

@@ -184,14 +184,16 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     assert "noise_reduction" not in json.loads(quiet.stdout)["intrinsic"]["cet_phase3"]
 
     # the ablation study: the same held-out tasks and generator for every arm; Phase 3 from Phase 1 trained here
-    arms = "raw,phase1,phase1-2,phase1-3,all,skip_phase2,no_retrieval,sections"
+    arms = "raw,phase1,phase1-2,phase1-3,all,skip_phase2,naive_rag,template,no_retrieval,sections"
     abl = run_cet("eval", "ablation", "--tasks", "2", "--arms", arms, "--phase3-tasks", "1", "--phase3-dev-tasks",
                   "1", "--phase3-samples", "1", "--json", env=env)
     assert abl.returncode == 0, abl.stderr[-2000:]
     ablation = json.loads(abl.stdout)
     assert set(ablation["tasks"]) == {"exercism/add-held-out", "humaneval/reverse"}  # held out only
     assert ablation["target"] == "phase1-3" and "all" in ablation["skipped_arms"]  # no Phase 4 CET was given
-    assert {"raw", "phase1", "phase1-2", "phase1-3", "skip_phase2", "no_retrieval"} <= set(ablation["arms"])
+    assert {"raw", "phase1", "phase1-2", "phase1-3", "skip_phase2", "naive_rag", "template",
+            "no_retrieval"} <= set(ablation["arms"])
+    assert ablation["checkpoints"].keys().isdisjoint({"raw", "naive_rag", "template"})  # the baselines: no CET
     assert set(ablation["comparisons"]) == set(ablation["arms"]) - {"phase1-3"}
     assert all(c["family_size"] == len(ablation["comparisons"]) for c in ablation["comparisons"].values())
     trained = Path(ablation["checkpoints"]["skip_phase2"])

@@ -68,7 +68,7 @@ def ablation_command(
                                     "repositories, added to the tasks."),
     limit: int = typer.Option(None, "--limit", min=1, help="At most this many tasks of each set (after drawing)."),
     arms: str = typer.Option(None, "--arms", help="Comma-separated arms (default: all): raw, phase1, phase1-2, "
-                             "phase1-3, all, skip_phase2, skip_phase3, no_retrieval, sections."),
+                             "phase1-3, all, skip_phase2, skip_phase3, naive_rag, template, no_retrieval, sections."),
     phase1: Path = typer.Option(None, "--phase1", help="The Phase 1 CET checkpoint (default: data/cet/phase1)."),
     phase2: Path = typer.Option(None, "--phase2", help="The Phase 1-2 CET checkpoint (default: data/cet/phase2)."),
     phase3: Path = typer.Option(None, "--phase3", help="The target, the Phase 1-3 CET checkpoint with its playbook "
@@ -84,7 +84,8 @@ def ablation_command(
     json_out: bool = JsonOption,
 ) -> None:
     """Ablations on the same held-out tasks and generator: no CET, Phase 1 only, 1-2, 1-3, all, Phase 2 or 3
-    skipped, retrieval off and each context section removed; paired comparisons, a plot, phase-specific metrics."""
+    skipped, the naive-RAG and template baselines, retrieval off and each context section removed; paired
+    comparisons, a plot, phase-specific metrics."""
     from cet.evaluation.ablation import (
         OTHER_ARMS,
         PHASE_ARMS,

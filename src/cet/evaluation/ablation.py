@@ -8,6 +8,8 @@ and the same generator.
             skip_phase2   Phase 3 trained straight from the Phase 1 CET with the target's own Phase 3 options
                           (trained here, reused when it exists for the same data and config)
             skip_phase3   Phases 1, 2 and 4: Phase 4's retraining of the Phase 2 CET (`--skip-phase3`)
+            naive_rag     no CET: the retrieved chunks pasted above the task (the same chunks the CET reads)
+            template      no CET: a hand-written template over the CET's input (data/baselines.rule_based_context)
             no_retrieval  the target CET with no retrieved chunks in its input
             minus_<s>     the target CET's contexts with section <s> removed (one arm per section its contexts use)
     tasks   the default held-out pool (or a tasks file) plus, with `--repo-tasks`, repository tasks of held-out
@@ -52,6 +54,7 @@ from cet.evaluation.context_eval import (
     generate_and_run,
     intrinsic,
     select_tasks,
+    template_context,
     views_of,
     with_playbook,
 )
@@ -59,14 +62,15 @@ from cet.evaluation.context_quality import aggregate
 from cet.evaluation.plots import grouped_bars, interval_dots
 from cet.evaluation.significance import compare_conditions, pass_rates
 from cet.execution.tasks import iter_tasks
-from cet.model.cet import MANIFEST
+from cet.model.cet import CONFIG_FILE, MANIFEST
 from cet.model.context import EngineeredContext, ParsedContext, render_prompt
 from cet.model.prompts import CETInput, input_messages
 from cet.phases.common import held_out, retrieve, retriever_for
 from cet.runs import RunDir
 
 PHASE_ARMS = ("raw", "phase1", "phase1-2", "phase1-3", "all", "skip_phase2", "skip_phase3")
-OTHER_ARMS = ("no_retrieval", "sections")
+OTHER_ARMS = ("naive_rag", "template", "no_retrieval", "sections")
+NO_CET = ("raw", "naive_rag", "template")  # the baselines: no checkpoint, the same inputs and retrieval
 TARGET = "phase1-3"
 SECTIONS = ("goal", "interface", "examples", "constraints", "knowledge", "pitfalls")
 
@@ -238,8 +242,8 @@ def without_section(engineered: Engineered, section: str, inp: CETInput | None =
 
 def _arm_prompts(arm: str, views: Sequence[TaskView], inputs: Sequence[CETInput], hits: Sequence[Any],
                  contexts: Sequence[Engineered] | None) -> list[str]:
-    if arm == "raw":
-        return [condition_prompt("raw", v, inputs[i], hits[i], None) for i, v in enumerate(views)]
+    if arm in ("raw", "naive_rag"):
+        return [condition_prompt(arm, v, inputs[i], hits[i], None) for i, v in enumerate(views)]
     assert contexts is not None
     out = []
     for view, engineered in zip(views, contexts, strict=True):
@@ -279,7 +283,7 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
     skipped: dict[str, str] = {}
     checkpoints: dict[str, Path | None] = {}
     for arm in opts.arms:
-        if arm == "raw":
+        if arm in NO_CET:
             continue
         if arm == "skip_phase2":
             checkpoints[arm], why = train_skip_phase2(cfg, opts, retriever, on_step)
@@ -308,26 +312,24 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
         ckpt = checkpoints.get(arm)
         keyed = checkpoints.get("sections") if arm.startswith("minus_") else ckpt  # a section arm: the target's
         key = _digest(task_key, arm, checkpoint_digest(keyed) if keyed else None)
-        saved = run.path / "arms" / f"{arm}.json"
-        if saved.is_file() and json.loads(saved.read_text())["key"] == key and arm != TARGET:
-            data = json.loads(saved.read_text())
-            outcomes[arm], rows[arm], quality[arm] = data["outcomes"], data["rows"], data["quality"]
+        saved = _keyed(run.path / "arms" / f"{arm}.json", key)
+        if saved is not None and arm != TARGET:
+            outcomes[arm], rows[arm], quality[arm] = saved["outcomes"], saved["rows"], saved["quality"]
             continue
         on_step(f"ablation: {arm}")
-        stored = run.path / "arms" / f"{arm}.contexts.json"
+        stored = _keyed(run.path / "arms" / f"{arm}.contexts.json", key)
         engine = engine_key(cfg, ckpt, _arm_inputs(arm, ckpt, views, inputs, bare)) \
             if ckpt is not None and arm not in ("raw", "sections") and not arm.startswith("minus_") else None
         same = _same_contexts(run.path / "arms", engine) if engine else None
-        if stored.is_file() and json.loads(stored.read_text())["key"] == key:
-            contexts = [_engineered_from(d) for d in json.loads(stored.read_text())["contexts"]]
+        if stored is not None:
+            contexts = [_engineered_from(d) for d in stored["contexts"]]
         elif same is not None:  # the same model on the same inputs: the contexts another arm engineered
             contexts = [_engineered_from(d) for d in same["contexts"]]
             run.write_json(f"arms/{arm}.contexts.json", {"key": key, "engine": engine, "reused_from": same["arm"],
                                                          "contexts": same["contexts"]})
         else:
             partial = run.path / "arms" / f"{arm}.contexts.partial.json"
-            done = [_engineered_from(d) for d in json.loads(partial.read_text())["contexts"]] \
-                if partial.is_file() and json.loads(partial.read_text())["key"] == key else []
+            done = [_engineered_from(d) for d in (_keyed(partial, key) or {"contexts": []})["contexts"]]
 
             def keep(so_far: list[Engineered], arm: str = arm, key: str = key) -> None:
                 run.write_json(f"arms/{arm}.contexts.partial.json",
@@ -343,9 +345,8 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
             target_contexts = contexts
             if "sections" in opts.arms:
                 pending += [s for s in section_arms(contexts) if s not in pending]
-            if saved.is_file() and json.loads(saved.read_text())["key"] == key:
-                data = json.loads(saved.read_text())
-                outcomes[arm], rows[arm], quality[arm] = data["outcomes"], data["rows"], data["quality"]
+            if saved is not None:
+                outcomes[arm], rows[arm], quality[arm] = saved["outcomes"], saved["rows"], saved["quality"]
                 continue
         prompts = {arm: _arm_prompts(arm, views, inputs, hits, contexts)}
         leaks = check_leaks(views, prompts, guard.index)
@@ -379,14 +380,25 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
     return result
 
 
+def _keyed(path: Path, key: str) -> dict[str, Any] | None:
+    """A file the run saved (an arm, its contexts, the contexts kept so far), when saved under `key`: the same tasks,
+    checkpoint and settings; None when it is not there or belongs to other ones."""
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return data if data.get("key") == key else None
+
+
 def _contexts(cfg: CetConfig, arm: str, ckpt: Path | None, views: Sequence[TaskView], inputs: Sequence[CETInput],
               bare: Sequence[CETInput], target_contexts: Sequence[Engineered] | None,
               done: Sequence[Engineered] = (), keep: Callable[[list[Engineered]], None] | None = None
               ) -> list[Engineered] | None:
-    """An arm's contexts: none (raw), the target's less a section, or engineered by the arm's CET (continuing after
-    `done`, each batch handed to `keep`)."""
-    if arm == "raw":
+    """An arm's contexts: none (raw, naive RAG), the template's, the target's less a section, or engineered by the
+    arm's CET (continuing after `done`, each batch handed to `keep`)."""
+    if arm in ("raw", "naive_rag"):
         return None
+    if arm == "template":
+        return [template_context(inp) for inp in inputs]
     if arm.startswith("minus_"):
         assert target_contexts is not None
         return [without_section(e, arm.removeprefix("minus_"), inp) for e, inp in zip(target_contexts, inputs,
@@ -406,12 +418,12 @@ def _arm_inputs(arm: str, ckpt: Path, views: Sequence[TaskView], inputs: Sequenc
 
 
 def model_digest(where: Path) -> str:
-    """What a CET checkpoint computes, apart from its bookkeeping: the adapter's weights, its settings (lists in
-    any order), its base, chat template and tokenizer. Two checkpoints of the same weights (a Phase 3 run whose early
-    stopping kept its start) have the same digest."""
+    """What a CET checkpoint computes, apart from its bookkeeping (the config and options it was trained under):
+    the adapter's weights, its settings (lists in any order), its base, chat template and tokenizer. Two
+    checkpoints of the same weights (a Phase 3 run whose early stopping kept its start) have the same digest."""
     digest = hashlib.sha256()
     for path in sorted(p for p in where.iterdir() if p.is_file()):
-        if path.name in ("README.md", "playbook.json") or path.name.startswith("playbook-"):
+        if path.name in ("README.md", "playbook.json", CONFIG_FILE) or path.name.startswith("playbook-"):
             continue
         digest.update(path.name.encode())
         if path.name == MANIFEST:
@@ -458,7 +470,7 @@ def phase_metrics(cfg: CetConfig, opts: AblationOptions, outcomes: dict[str, lis
             "held_out_requirements": {a: {m: v.get("mean") for m, v in aggregate(q).items()
                                           if m in ("structure_valid", "traceable", "hidden_fact_recall.overall",
                                                    "context_recall.overall")}
-                                      for a, q in quality.items() if a != "raw"},
+                                      for a, q in quality.items() if a not in ("raw", "naive_rag")},
             "note": "the held-out tasks are requirements; partial-code and bug-report contexts are scored in Phase 2's "
                     "own run"},
         "phase3_pass_at_1_and_reward": {a: {"pass_at_1": sum(o) / len(o) if o else None,

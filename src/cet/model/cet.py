@@ -30,6 +30,7 @@ from cet.model.context import SCHEMA_VERSION, ParsedContext, parse_context
 from cet.model.prompts import context_messages, input_messages
 
 MANIFEST = "cet.json"
+CONFIG_FILE = "config.yaml"  # the typed config the checkpoint was trained under (cet.config.dump_config)
 
 
 @dataclass
@@ -124,17 +125,25 @@ class CETModel:
         raise CetError(f"no trained CET checkpoint in {cfg.cet.checkpoints_dir} (phase2/ or phase1/): train one with "
                        "`cet train phase1`, give one with --checkpoint, or use the untrained base model with --base")
 
-    def save(self, path: str | Path, phase: str, data_version: str | None, **extra: Any) -> Path:
-        """Adapters, tokenizer and manifest, written beside and then renamed over `path` (never half-written)."""
+    def save(self, path: str | Path, phase: str, data_version: str | None, options: Any = None,
+             **extra: Any) -> Path:
+        """Adapters, tokenizer, manifest and the settings that made them, written beside and then renamed over `path`
+        (never half-written): the whole typed config as config.yaml, and the phase's options (a dataclass) in the
+        manifest, so a checkpoint says how it was trained without its run directory."""
         import shutil
+        from dataclasses import asdict
+
+        from cet.config import dump_config
 
         path = Path(path)
         partial = path.with_name(path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         self.model.save_pretrained(str(partial))
         self.tokenizer.save_pretrained(str(partial))
-        self.info = {**self.info, "phase": phase, "data_version": data_version, "saved": time.time(), **extra}
+        self.info = {**self.info, "phase": phase, "data_version": data_version, "saved": time.time(),
+                     "options": asdict(options) if options is not None else None, **extra}
         (partial / MANIFEST).write_text(json.dumps(self.info, indent=2, default=str) + "\n", encoding="utf-8")
+        (partial / CONFIG_FILE).write_text(dump_config(self.cfg), encoding="utf-8")
         shutil.rmtree(path, ignore_errors=True)
         partial.rename(path)
         return path

@@ -152,13 +152,13 @@ def run_phase1(cfg: CetConfig, opts: Phase1Options, run: RunDir, retriever: Any,
             team.unload()
             report = train_sft(cet, examples, train_settings, run.path / f"round-{number}", cfg.run.seed,
                                quiet) if examples else None
-            cet.save(run.path / "checkpoints" / f"round-{number}", "phase1", data_version(examples),
+            cet.save(run.path / "checkpoints" / f"round-{number}", "phase1", data_version(examples), opts,
                      round=number, examples=len(examples))
             summary = round_summary(number, [done[q.id] for q in questions if q.id in done], report)
             run.log_metrics(f"phase1/round-{number}", summary)
             rounds.append(summary)
     final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase1", "phase1", data_version(training_examples(
-        done.values())), run_dir=str(run.path))
+        done.values())), opts, run_dir=str(run.path))
     records = list(done.values())
     return {"checkpoint": str(final), "conversations": str(conversations_path), "rounds": rounds,
             "questions": len(records), "trained_on": _count(r["trained_on"] for r in records),

@@ -112,8 +112,8 @@ def run_phase2(cfg: CetConfig, opts: Phase2Options, run: RunDir, retriever: Any,
     report = train_sft(cet, examples, settings, run.path, cfg.run.seed, quiet)
     throughput = trainer_vs_plain(cet, examples, cfg, report.tokens_per_s) if report.steps else None
     version = data_version(examples)
-    final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase2", "phase2", version, run_dir=str(run.path))
-    cet.save(run.path / "checkpoint", "phase2", version)
+    final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase2", "phase2", version, opts, run_dir=str(run.path))
+    cet.save(run.path / "checkpoint", "phase2", version, opts)
     result = {"checkpoint": str(final), "pairs": len(pairs), "by_kind": dict(Counter(p["kind"] for p in pairs)),
               "nothing_to_add": sum(1 for p in pairs if p.get("nothing_to_add")),
               "dropped_untraceable": untraced,

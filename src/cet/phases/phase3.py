@@ -188,7 +188,8 @@ def run_phase3(cfg: CetConfig, opts: Phase3Options, run: RunDir, retriever: Any,
         rounds.append({"round": r, "training": training, "dev": score, "improved": improved,
                        "playbook_version": playbook.version})
         # every round's CET is kept in its run directory (with the playbook it read); the best one is the product
-        kept = cet.save(run.path / f"round-{r}" / "checkpoint", "phase3", training.get("data_version"), round=r)
+        kept = cet.save(run.path / f"round-{r}" / "checkpoint", "phase3", training.get("data_version"), opts,
+                        round=r)
         playbook.save(kept)
         if improved:
             best = {"round": r, "playbook_version": playbook.version, **score}
@@ -510,10 +511,10 @@ def finish(cfg: CetConfig, opts: Phase3Options, best: dict[str, Any], playbook: 
     cet = CETModel.load(run.path / f"round-{best['round']}" / "checkpoint", cfg) if best["round"] else \
         start_model(cfg, opts)
     version = cet.info.get("data_version")
-    final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase3", "phase3", version, run_dir=str(run.path),
+    final = cet.save(Path(cfg.cet.checkpoints_dir) / "phase3", "phase3", version, opts, run_dir=str(run.path),
                      round=best["round"], playbook_version=playbook.version)
     playbook.save(final)
-    kept = cet.save(run.path / "checkpoint", "phase3", version, round=best["round"])
+    kept = cet.save(run.path / "checkpoint", "phase3", version, opts, round=best["round"])
     playbook.save(kept)
     cet.close_engine()
     return final

@@ -163,7 +163,7 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
     if "skipped" in training:
         cet.close_engine()
         return {**summary, "retrained": False, "why": training["skipped"]}
-    checkpoint = cet.save(run.path / "checkpoint", "phase4", training.get("data_version"), run_dir=str(run.path),
+    checkpoint = cet.save(run.path / "checkpoint", "phase4", training.get("data_version"), opts, run_dir=str(run.path),
                           parent=champion["id"] if champion and start == champion["path"] else start,
                           feedback_rows=counts["rows"])
     playbook.save(checkpoint)
