@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from transformers import TrainerCallback
 
 from cet.config import load_config
@@ -76,11 +77,18 @@ def test_checkpoint_reloads_exactly(tiny_base: Path, tmp_path: Path):
     assert manifest["phase"] == "phase1" and manifest["data_version"] == "v-123" and manifest["base"] == str(tiny_base)
     assert manifest["lora"]["r"] == cfg.cet.lora.r and not (tmp_path / "ck.partial").exists()
     # the settings it was trained under travel with it: the whole typed config, and the phase's options
-    assert load_config(saved / CONFIG_FILE) == cfg and manifest["options"] is None
+    assert yaml.safe_load((saved / CONFIG_FILE).read_text()) == cfg.model_dump(mode="json")
+    assert manifest["options"] is None
+    cet.cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"seed": 99}),  # trained under other settings
+                                     "kb": cfg.kb.model_copy(update={"db": "postgresql://cet:s3cret@db:5432/kb"})})
     again = cet.save(tmp_path / "ck2", "phase2", "v-124", Phase2Options(epochs=7))
     options = json.loads((again / MANIFEST).read_text())["options"]
     assert options == json.loads(json.dumps(asdict(Phase2Options(epochs=7)))) and options["epochs"] == 7
+    written = yaml.safe_load((again / CONFIG_FILE).read_text())
+    assert written["run"]["seed"] == 99 and written["kb"]["db"] == "postgresql://cet:***@db:5432/kb"
+    assert "s3cret" not in (again / CONFIG_FILE).read_text()  # a checkpoint travels: never a database password
     assert model_digest(again) == model_digest(saved)  # the same weights: bookkeeping is not what it computes
+    cet.cfg = cfg
     reloaded = CETModel.load(saved, cfg)
     assert torch.equal(logits(reloaded), after)
     assert reloaded.generate([[{"role": "user", "content": "hi"}]], max_new_tokens=5) == \

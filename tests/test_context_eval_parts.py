@@ -357,19 +357,37 @@ def test_an_ablation_keeps_each_context_exactly_for_a_resume_and_removes_one_sec
 
 def test_the_ablation_baselines_see_what_the_cet_reads_and_nothing_else(acronym: tuple[TaskView, CETInput]) -> None:
     from cet.config import CetConfig
-    from cet.evaluation.ablation import NO_CET, AblationOptions, _arm_prompts, _contexts, checkpoint_of
+    from cet.evaluation.ablation import _arm_prompts, _contexts
 
     view, inp = acronym
     raw, rag = (_arm_prompts(arm, [view], [inp], [HITS], None)[0] for arm in ("raw", "naive_rag"))
     assert raw == condition_prompt("raw", view, inp, HITS, None) and raw in rag and rag != raw
-    assert "Retrieved knowledge" in rag and naive_rag_text(HITS) in rag  # the chunks the CET's input holds
+    assert rag == f"Retrieved knowledge:\n{naive_rag_text(HITS)}\n\n{raw}"  # the chunks the CET's input was cut from
+    assert {h.id for h in inp.hits} <= {h.id for h in HITS}
     assert _contexts(CetConfig(), "naive_rag", None, [view], [inp], [inp], None) is None
     [made] = _contexts(CetConfig(), "template", None, [view], [inp], [inp], None)
     assert made.raw == template_context(inp).raw and not made.failed  # the template's text, as eval context's
     assert made.parsed.context == rule_based_context(inp)
-    [prompt] = _arm_prompts("template", [view], [inp], [HITS], [made])
-    assert prompt == render_prompt(view.raw_text(), made.parsed.context, language="python") and prompt != raw
-    assert all(checkpoint_of(CetConfig(), AblationOptions(), arm) is None for arm in NO_CET)  # none has a CET
+    failed = Engineered(None, "garbage", "does not parse", 0.1, [])
+    assert _arm_prompts("template", [view, view], [inp, inp], [HITS, HITS], [made, failed]) == [
+        render_prompt(view.raw_text(), made.parsed.context, language="python"), ""]  # a failure: no prompt
+
+
+def test_skip_phase2_trains_with_the_targets_own_phase3_options_from_its_manifest(tmp_path) -> None:
+    import json
+    from dataclasses import asdict
+
+    from cet.config import CetConfig
+    from cet.evaluation.ablation import AblationOptions, target_phase3_options
+    from cet.phases.phase3 import Phase3Options
+
+    target = tmp_path / "p3"
+    target.mkdir()
+    trained = Phase3Options(tasks=40, dev_tasks=10, samples=1)
+    (target / "cet.json").write_text(json.dumps({"base": "b", "phase": "phase3", "options": asdict(trained)}))
+    assert target_phase3_options(CetConfig(), AblationOptions(phase3=str(target))) == trained
+    (target / "cet.json").write_text(json.dumps({"base": "b", "phase": "phase3"}))  # saved before options travelled
+    assert target_phase3_options(CetConfig(), AblationOptions(phase3=str(target))) is None  # and no run directory
 
 
 def test_an_ablation_reuses_contexts_only_for_the_same_model_on_the_same_inputs(tmp_path) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cet.execution.tasks import CodingTask, TaskMetadata, write_tasks
 from cet.model.context import NOTHING_TO_ADD
@@ -143,6 +144,13 @@ def test_phase1_phase2_and_the_context_evaluation(workspace, run_cet):
     assert out3["repairs"]["attempts"] == sum(1 for r in rollouts if r["candidate"] == "raw" and not r["passed"]
                                               and r["code"])  # every failed raw attempt went to repair
     assert json.loads(Path(out3["checkpoint"], "cet.json").read_text())["phase"] == "phase3"
+    # every phase's CET says how it was trained without its run directory: its options and the whole config
+    for out, phase, option in ((out1, "phase1", ("questions", 2)), (out2, "phase2", ("requirement_tasks", 2)),
+                               (out3, "phase3", ("dev_tasks", 1))):
+        manifest = json.loads(Path(out["checkpoint"], "cet.json").read_text())
+        assert manifest["phase"] == phase and manifest["options"][option[0]] == option[1]
+        assert yaml.safe_load(Path(out["checkpoint"], "config.yaml").read_text())["cet"]["checkpoints_dir"] == \
+            str(root / "cet")
     again = run_cet("train", "phase3", "--resume", out3["run_dir"], "--json", env=env)  # a finished run: no new work
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout)["rollouts"] == out3["rollouts"]

@@ -6,6 +6,7 @@ Environment overrides use ``__`` for nesting, e.g. ``CET_KB__TOP_K=8`` or ``CET_
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -347,5 +348,22 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def dump_config(cfg: CetConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+def dump_config(cfg: CetConfig, masked: bool = False) -> str:
+    """The config as YAML; `masked`: database URLs without their passwords (for what travels, e.g. a checkpoint)."""
+    data = cfg.model_dump(mode="json")
+    if masked:
+        data["kb"]["db"] = mask_url(data["kb"]["db"])
+        data["serve"]["feedback_db"] = mask_url(data["serve"]["feedback_db"])
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to print or log)."""
+    masked = re.sub(r"(password\s*=\s*)('[^']*'|[^&\s]*)", r"\1***", url)
+    scheme, sep, rest = masked.partition("://")
+    if not sep or "@" not in rest:
+        return masked
+    userinfo, _, hostpart = rest.rpartition("@")
+    if ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    return f"{scheme}://{userinfo}@{hostpart}"

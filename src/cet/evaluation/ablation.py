@@ -63,7 +63,7 @@ from cet.evaluation.plots import grouped_bars, interval_dots
 from cet.evaluation.significance import compare_conditions, pass_rates
 from cet.execution.tasks import iter_tasks
 from cet.model.cet import CONFIG_FILE, MANIFEST
-from cet.model.context import EngineeredContext, ParsedContext, render_prompt
+from cet.model.context import EngineeredContext, ParsedContext
 from cet.model.prompts import CETInput, input_messages
 from cet.phases.common import held_out, retrieve, retriever_for
 from cet.runs import RunDir
@@ -71,6 +71,7 @@ from cet.runs import RunDir
 PHASE_ARMS = ("raw", "phase1", "phase1-2", "phase1-3", "all", "skip_phase2", "skip_phase3")
 OTHER_ARMS = ("naive_rag", "template", "no_retrieval", "sections")
 NO_CET = ("raw", "naive_rag", "template")  # the baselines: no checkpoint, the same inputs and retrieval
+PROMPT_ONLY = ("raw", "naive_rag")  # no context at all: the prompt is the task (and, for naive RAG, the chunks)
 TARGET = "phase1-3"
 SECTIONS = ("goal", "interface", "examples", "constraints", "knowledge", "pitfalls")
 
@@ -165,18 +166,21 @@ def checkpoint_digest(where: Path | None) -> str | None:
 
 
 def target_phase3_options(cfg: CetConfig, opts: AblationOptions) -> Any:
-    """The Phase 3 options the target CET was trained with (its run's phase3-state.json), so the arm that skips
-    Phase 2 differs from it in that alone; None when they are not on record."""
+    """The Phase 3 options the target CET was trained with (its manifest's, or for a checkpoint saved before
+    manifests carried them, its run's phase3-state.json), so the arm that skips Phase 2 differs from it in that
+    alone; None when they are not on record."""
     from cet.phases.phase3 import Phase3Options
 
     target = checkpoint_of(cfg, opts, TARGET)
     if target is None:
         return None
-    run_dir = json.loads((target / MANIFEST).read_text()).get("run_dir")
-    state = Path(run_dir) / "phase3-state.json" if run_dir else None
-    if state is None or not state.is_file():
-        return None
-    options = json.loads(state.read_text()).get("options") or {}
+    manifest = json.loads((target / MANIFEST).read_text())
+    options = manifest.get("options") if manifest.get("phase") == "phase3" else None
+    if not options:
+        state = Path(manifest["run_dir"]) / "phase3-state.json" if manifest.get("run_dir") else None
+        if state is None or not state.is_file():
+            return None
+        options = json.loads(state.read_text()).get("options") or {}
     known = {f.name for f in fields(Phase3Options)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in known}
     return Phase3Options(**values)
@@ -242,16 +246,11 @@ def without_section(engineered: Engineered, section: str, inp: CETInput | None =
 
 def _arm_prompts(arm: str, views: Sequence[TaskView], inputs: Sequence[CETInput], hits: Sequence[Any],
                  contexts: Sequence[Engineered] | None) -> list[str]:
-    if arm in ("raw", "naive_rag"):
-        return [condition_prompt(arm, v, inputs[i], hits[i], None) for i, v in enumerate(views)]
-    assert contexts is not None
-    out = []
-    for view, engineered in zip(views, contexts, strict=True):
-        if engineered.failed:
-            out.append("")  # the CET's failure on this task: no prompt, a failure (never the raw task)
-        else:
-            out.append(render_prompt(view.raw_text(), engineered.parsed.context, language=view.task.language))
-    return out
+    """Each task's prompt, as `cet eval context` builds it: an engineered arm's failure on a task is no prompt (a
+    failure, never the raw task)."""
+    assert arm in PROMPT_ONLY or contexts is not None
+    return [condition_prompt(arm if arm in PROMPT_ONLY else "engineered", v, inputs[i], hits[i],
+                             None if contexts is None else contexts[i]) for i, v in enumerate(views)]
 
 
 def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: Any,
@@ -319,7 +318,7 @@ def run_ablation(cfg: CetConfig, opts: AblationOptions, run: RunDir, retriever: 
         on_step(f"ablation: {arm}")
         stored = _keyed(run.path / "arms" / f"{arm}.contexts.json", key)
         engine = engine_key(cfg, ckpt, _arm_inputs(arm, ckpt, views, inputs, bare)) \
-            if ckpt is not None and arm not in ("raw", "sections") and not arm.startswith("minus_") else None
+            if ckpt is not None and arm != "sections" and not arm.startswith("minus_") else None
         same = _same_contexts(run.path / "arms", engine) if engine else None
         if stored is not None:
             contexts = [_engineered_from(d) for d in stored["contexts"]]
@@ -395,7 +394,7 @@ def _contexts(cfg: CetConfig, arm: str, ckpt: Path | None, views: Sequence[TaskV
               ) -> list[Engineered] | None:
     """An arm's contexts: none (raw, naive RAG), the template's, the target's less a section, or engineered by the
     arm's CET (continuing after `done`, each batch handed to `keep`)."""
-    if arm in ("raw", "naive_rag"):
+    if arm in PROMPT_ONLY:
         return None
     if arm == "template":
         return [template_context(inp) for inp in inputs]
@@ -470,7 +469,7 @@ def phase_metrics(cfg: CetConfig, opts: AblationOptions, outcomes: dict[str, lis
             "held_out_requirements": {a: {m: v.get("mean") for m, v in aggregate(q).items()
                                           if m in ("structure_valid", "traceable", "hidden_fact_recall.overall",
                                                    "context_recall.overall")}
-                                      for a, q in quality.items() if a not in ("raw", "naive_rag")},
+                                      for a, q in quality.items() if a not in PROMPT_ONLY},
             "note": "the held-out tasks are requirements; partial-code and bug-report contexts are scored in Phase 2's "
                     "own run"},
         "phase3_pass_at_1_and_reward": {a: {"pass_at_1": sum(o) / len(o) if o else None,

@@ -128,8 +128,9 @@ class CETModel:
     def save(self, path: str | Path, phase: str, data_version: str | None, options: Any = None,
              **extra: Any) -> Path:
         """Adapters, tokenizer, manifest and the settings that made them, written beside and then renamed over `path`
-        (never half-written): the whole typed config as config.yaml, and the phase's options (a dataclass) in the
-        manifest, so a checkpoint says how it was trained without its run directory."""
+        (never half-written): the whole typed config as config.yaml (database URLs without their passwords), and the
+        phase's options (a dataclass) in the manifest, so a checkpoint says how it was trained without its run
+        directory."""
         import shutil
         from dataclasses import asdict
 
@@ -143,7 +144,7 @@ class CETModel:
         self.info = {**self.info, "phase": phase, "data_version": data_version, "saved": time.time(),
                      "options": asdict(options) if options is not None else None, **extra}
         (partial / MANIFEST).write_text(json.dumps(self.info, indent=2, default=str) + "\n", encoding="utf-8")
-        (partial / CONFIG_FILE).write_text(dump_config(self.cfg), encoding="utf-8")
+        (partial / CONFIG_FILE).write_text(dump_config(self.cfg, masked=True), encoding="utf-8")  # no DB password
         shutil.rmtree(path, ignore_errors=True)
         partial.rename(path)
         return path

@@ -217,7 +217,7 @@ class PostgresFeedbackStore(FeedbackStore):
     seq = "seq"
 
     def __init__(self, url: str) -> None:  # noqa: D107 - no SQLite file: the parent's set-up is not called
-        from cet.knowledge.stores.pgvector import mask_url
+        from cet.config import mask_url
 
         self._url = url
         self.where = mask_url(url)  # for messages and reports: never the password

@@ -112,8 +112,8 @@ def candidate_groups(rows: list[dict[str, Any]], leaks: Callable[[str], list[Any
 def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | None,
             on_step: Callable[[str], None] = lambda _: None, quiet: bool = True) -> dict[str, Any]:
     """Train a candidate CET from the feedback store; the summary (trained or not, and why)."""
+    from cet.config import mask_url
     from cet.data.playbook import Playbook
-    from cet.knowledge.stores.pgvector import mask_url
     from cet.model.cet import MANIFEST, CETModel
     from cet.phases.common import HeldOutRetriever, held_out, retrieve
     from cet.phases.phase3 import Phase3Options, learn
@@ -163,7 +163,9 @@ def retrain(cfg: CetConfig, opts: RetrainOptions, run: RunDir, retriever: Any | 
     if "skipped" in training:
         cet.close_engine()
         return {**summary, "retrained": False, "why": training["skipped"]}
-    checkpoint = cet.save(run.path / "checkpoint", "phase4", training.get("data_version"), opts, run_dir=str(run.path),
+    # the options as they travel with the checkpoint (and into the registry): the feedback store without a password
+    shown = replace(opts, feedback_db=mask_url(opts.feedback_db))
+    checkpoint = cet.save(run.path / "checkpoint", "phase4", training.get("data_version"), shown, run_dir=str(run.path),
                           parent=champion["id"] if champion and start == champion["path"] else start,
                           feedback_rows=counts["rows"])
     playbook.save(checkpoint)

@@ -32,6 +32,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
+from cet.config import mask_url
 from cet.errors import CetError, StoreUnavailable
 from cet.knowledge.records import Chunk, Document, Filters
 from cet.knowledge.stores.base import DocumentBatch
@@ -97,18 +98,6 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to print or log)."""
-    masked = re.sub(r"(password\s*=\s*)('[^']*'|[^&\s]*)", r"\1***", url)
-    scheme, sep, rest = masked.partition("://")
-    if not sep or "@" not in rest:
-        return masked
-    userinfo, _, hostpart = rest.rpartition("@")
-    if ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":***"
-    return f"{scheme}://{userinfo}@{hostpart}"
-
-
 def _password(url: str) -> str | None:
     try:
         return conninfo_to_dict(url).get("password") or None
