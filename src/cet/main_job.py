@@ -58,6 +58,8 @@ class Budget:
     phase3_tasks: int | None = None  # overrides of that budget (None: the budget's)
     phase3_dev_tasks: int | None = None
     phase3_samples: int | None = None
+    phase3_generators: tuple[str, ...] | None = None  # None: cet.phase3.generators
+    eval_noise: bool = True  # the evaluation's noisy copies of each task (the noise-reduction metric)
 
 
 BUDGETS = {
@@ -77,10 +79,14 @@ BUDGETS = {
     # Phase 3's demonstration (1 rollout task, 1 dev task, both generators, the repair with its control arm) took
     # 420 s in make run (24:04 wall, idle cores, fresh cache): Phase 1 asks 4 questions instead of 8 and the
     # evaluation takes 4 tasks (8 conditions) instead of 6 to keep the 30 minutes
+    # a slower 2-core machine (2026-12-07: the 0.5B at 15-18 tokens/s where it had made 29) took 41:25 wall with that
+    # (Phase 3 745 s with both generators, the evaluation 1,193 s at 22 s a generation): Phase 3 now rolls out with
+    # the 0.5B alone (the robust reward over two generators is the tests' and --budget large's) and the evaluation
+    # takes 3 tasks without their noisy copies
     "default": Budget(documents=250, reference_runs=None, phase1_rounds=1, phase1_questions=4, phase2_tasks=6,
-                      eval_tasks=4, judges=("smollm2-135m-instruct",), phase2_epochs=1.0,
+                      eval_tasks=3, judges=("smollm2-135m-instruct",), phase2_epochs=1.0,
                       teachers=("qwen2.5-coder-1.5b-instruct",), phase3_tasks=1, phase3_dev_tasks=1,
-                      phase3_samples=0),
+                      phase3_samples=0, phase3_generators=("qwen2.5-coder-0.5b-instruct",), eval_noise=False),
     # the full held-out evaluation (150 tasks x 6 conditions): hours on 2 cores, minutes on a GPU machine
     "large": Budget(documents=None, reference_runs=None, phase1_rounds=3, phase1_questions=16, phase2_tasks=60,
                     eval_tasks=150, teachers=("qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"),
@@ -316,10 +322,11 @@ def run_cet_pipeline(cfg: CetConfig, plan: Budget, run: RunDir, show_progress: b
                                 RunDir(cfg, "phase2", root=run.path), retriever, step, quiet=True)
         with stage(stages, "phase 3"):
             phase3 = run_phase3(cfg, options_for(plan.phase3, tasks=plan.phase3_tasks, dev_tasks=plan.phase3_dev_tasks,
-                                                 samples=plan.phase3_samples, epochs=plan.phase2_epochs),
+                                                 samples=plan.phase3_samples, epochs=plan.phase2_epochs,
+                                                 generators=plan.phase3_generators),
                                 RunDir(cfg, "phase3", root=run.path), retriever, step, quiet=True)
         with stage(stages, "context evaluation"):
-            evaluation = run_context_eval(cfg, ContextEvalOptions(tasks=plan.eval_tasks),
+            evaluation = run_context_eval(cfg, ContextEvalOptions(tasks=plan.eval_tasks, noise=plan.eval_noise),
                                           RunDir(cfg, "eval-context", root=run.path), retriever, step)
     series = {f"phase 1 round {r['round']}": r["training"]["losses"] for r in phase1["rounds"] if r["training"]}
     series["phase 2"] = phase2["training"]["losses"]
