@@ -12,7 +12,7 @@ import torch
 import yaml
 from transformers import TrainerCallback
 
-from cet.config import load_config
+from cet.config import dump_config, load_config
 from cet.errors import CetError
 from cet.evaluation.ablation import model_digest
 from cet.model.base import STAMP, convert_gguf, resolve_base
@@ -77,7 +77,8 @@ def test_checkpoint_reloads_exactly(tiny_base: Path, tmp_path: Path):
     assert manifest["phase"] == "phase1" and manifest["data_version"] == "v-123" and manifest["base"] == str(tiny_base)
     assert manifest["lora"]["r"] == cfg.cet.lora.r and not (tmp_path / "ck.partial").exists()
     # the settings it was trained under travel with it: the whole typed config, and the phase's options
-    assert yaml.safe_load((saved / CONFIG_FILE).read_text()) == cfg.model_dump(mode="json")
+    assert yaml.safe_load((saved / CONFIG_FILE).read_text()) == yaml.safe_load(dump_config(cfg, masked=True))
+    assert yaml.safe_load((saved / CONFIG_FILE).read_text())["cet"] == cfg.model_dump(mode="json")["cet"]
     assert manifest["options"] is None
     cet.cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"seed": 99}),  # trained under other settings
                                      "kb": cfg.kb.model_copy(update={"db": "postgresql://cet:s3cret@db:5432/kb"})})
@@ -86,6 +87,7 @@ def test_checkpoint_reloads_exactly(tiny_base: Path, tmp_path: Path):
     assert options == json.loads(json.dumps(asdict(Phase2Options(epochs=7)))) and options["epochs"] == 7
     written = yaml.safe_load((again / CONFIG_FILE).read_text())
     assert written["run"]["seed"] == 99 and written["kb"]["db"] == "postgresql://cet:***@db:5432/kb"
+    assert written["kb"]["embedding"] == cfg.model_dump(mode="json")["kb"]["embedding"]  # the rest as it was
     assert "s3cret" not in (again / CONFIG_FILE).read_text()  # a checkpoint travels: never a database password
     assert model_digest(again) == model_digest(saved)  # the same weights: bookkeeping is not what it computes
     cet.cfg = cfg

@@ -349,12 +349,18 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def dump_config(cfg: CetConfig, masked: bool = False) -> str:
-    """The config as YAML; `masked`: database URLs without their passwords (for what travels, e.g. a checkpoint)."""
+    """The config as YAML; `masked`: every URL in it (databases, endpoints) without its password, for what travels
+    (a checkpoint)."""
     data = cfg.model_dump(mode="json")
-    if masked:
-        data["kb"]["db"] = mask_url(data["kb"]["db"])
-        data["serve"]["feedback_db"] = mask_url(data["serve"]["feedback_db"])
-    return yaml.safe_dump(data, sort_keys=False)
+    return yaml.safe_dump(_masked(data) if masked else data, sort_keys=False)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return mask_url(value) if isinstance(value, str) and "://" in value else value
 
 
 def mask_url(url: str) -> str:

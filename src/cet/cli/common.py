@@ -42,7 +42,7 @@ def open_run(name: str, resume: Any = None) -> tuple[CetConfig, Any]:
 
     if resume:
         if not (resume / "config.yaml").is_file() or not (resume / "seed").is_file():
-            raise CetError(f"{resume} is not a run directory (no config.yaml and seed) to resume")
+            raise CetError(f"{resume} is not a run directory (it needs config.yaml and seed) to resume")
         cfg = load_config(resume / "config.yaml")
         return cfg, RunDir.reopen(resume, cfg)
     cfg = get_config()

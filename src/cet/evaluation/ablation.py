@@ -248,7 +248,7 @@ def _arm_prompts(arm: str, views: Sequence[TaskView], inputs: Sequence[CETInput]
                  contexts: Sequence[Engineered] | None) -> list[str]:
     """Each task's prompt, as `cet eval context` builds it: an engineered arm's failure on a task is no prompt (a
     failure, never the raw task)."""
-    assert arm in PROMPT_ONLY or contexts is not None
+    assert arm in PROMPT_ONLY or (contexts is not None and len(contexts) == len(views))
     return [condition_prompt(arm if arm in PROMPT_ONLY else "engineered", v, inputs[i], hits[i],
                              None if contexts is None else contexts[i]) for i, v in enumerate(views)]
 
