@@ -41,8 +41,8 @@ def open_run(name: str, resume: Any = None) -> tuple[CetConfig, Any]:
     from cet.runs import RunDir
 
     if resume:
-        if not (resume / "config.yaml").is_file() or not (resume / "seed").is_file():
-            raise CetError(f"{resume} is not a run directory (it needs config.yaml and seed) to resume")
+        if not (resume / "config.yaml").is_file():
+            raise CetError(f"{resume} is not a run directory (no config.yaml) to resume")
         cfg = load_config(resume / "config.yaml")
         return cfg, RunDir.reopen(resume, cfg)
     cfg = get_config()
