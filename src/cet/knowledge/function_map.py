@@ -550,7 +550,10 @@ def traced_map(root: Path, files: dict[str, str], test_paths: Iterable[str], tim
             raise CetError("bubblewrap (bwrap) is not installed: a repository's tests are not run unsandboxed "
                            "unless asked (allow_unsandboxed)")
         if bwrap:
-            command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            # a fresh /tmp hides what lies under it: the repository, the work dir and this interpreter's own
+            # environment (a checkout or virtual environment under /tmp) are bound back over it
+            python = [a for prefix in sorted({sys.prefix, sys.base_prefix}) for a in ("--ro-bind", prefix, prefix)]
+            command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", *python,
                        "--ro-bind", str(root), str(root), "--bind", work, work, "--unshare-net", "--die-with-parent",
                        *command]
         try:
